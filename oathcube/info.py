@@ -1,0 +1,97 @@
+"""``oathcube info``: what a cube holds, for people who would rather not open it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .cube.read import list_stations, open_cube, open_station
+from .cube.schema import CLASS6_NAMES
+
+__all__ = ["describe", "montage_images", "size_on_disk"]
+
+
+def size_on_disk(cube: str | Path) -> int | None:
+    """Bytes under a local cube folder (None for URLs)."""
+    path = Path(cube)
+    if "://" in str(cube) or not path.exists():
+        return None
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _variables(ds: xr.Dataset) -> list[str]:
+    lines = []
+    for name, var in ds.variables.items():
+        chunks = var.encoding.get("chunks") or var.encoding.get("preferred_chunks")
+        if isinstance(chunks, dict):
+            chunks = tuple(chunks.values())
+        lines.append(f"  {name:<24} {str(var.dims):<28} {str(var.dtype):<12} chunks {chunks}")
+    return lines
+
+
+def describe(cube: str) -> str:
+    """Return a multi-line summary of ``cube``."""
+    from .model import list_models
+
+    ds = open_cube(cube)
+    out = [f"cube {cube}"]
+    if ds.attrs.get("synthetic_archive"):
+        out.append("  built from a SYNTHETIC archive (oathcube synth), not the OATH data")
+    size = size_on_disk(cube)
+    if size is not None:
+        out.append(f"  size on disk: {_human(size)}")
+    if "class6" in ds:
+        table = pd.DataFrame({
+            "station": ds["station"].values.astype(str),
+            "class": np.array(CLASS6_NAMES)[ds["class6"].values.astype(int)],
+        })
+        out.append(f"\n{ds.sizes['image']} labelled images; per class:")
+        counts = table["class"].value_counts().reindex(CLASS6_NAMES, fill_value=0)
+        out += [f"  {k:<10} {v:>6}" for k, v in counts.items()]
+        out.append("\nimages per station and class:")
+        cross = pd.crosstab(table["station"], table["class"]).reindex(columns=CLASS6_NAMES,
+                                                                      fill_value=0)
+        out += ["  " + line for line in cross.to_string().splitlines()]
+        times = ds["time"].values
+        known = times[~np.isnat(times)]
+        if known.size:
+            out.append(f"\ntime range: {known.min()} .. {known.max()} UTC "
+                       f"({int(np.isnat(times).sum())} images without a time)")
+    out.append("\nvariables:")
+    out += _variables(ds)
+    models = list_models(cube)
+    if models:
+        out.append("\nmodels: " + ", ".join(models))
+    for code in list_stations(cube):
+        st = open_station(cube, code)
+        t = st["time"].values
+        extra = [v for v in st.data_vars if v != "pixels"]
+        out.append(f"\nstation {code}: {t.size} frames, {t.min()} .. {t.max()} UTC")
+        out += _variables(st)
+        if extra:
+            out.append("  computed: " + ", ".join(extra))
+    return "\n".join(out)
+
+
+def montage_images(cube: str, per_class: int = 6) -> dict[str, list[np.ndarray]]:
+    """Up to ``per_class`` example images of each class (the first of each in the cube)."""
+    ds = open_cube(cube)
+    labels = ds["class6"].values
+    examples: dict[str, list[np.ndarray]] = {}
+    for k, name in enumerate(CLASS6_NAMES):
+        picks = np.flatnonzero(labels == k)[:per_class]
+        examples[name] = [np.asarray(img) for img in ds["pixels"].isel(image=picks).values]
+    return examples
+
+

@@ -1,0 +1,423 @@
+"""Station archives in the cube: ingest raw frames, classify them, count classes in time.
+
+``stations/<code>`` groups hold one station each along a monotonic ``time``
+dimension: ``pixels(time, y, x)`` (8-bit, prepared as :mod:`oathcube.rawprep`
+records in the attributes), then ``features_<name>(time, feature)``, then
+``predicted_<model>(time)`` and ``score_<model>(time, class_<model>)``.  New
+files append along ``time`` without rewriting what is there
+(``Dataset.to_zarr(group=..., append_dim="time")``; DataTree cannot append).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+
+from .archive.frames import FrameBlock, iter_frame_blocks
+from .cube.read import _open_zarr, list_stations, open_station
+from .cube.schema import (
+    TIME_ENCODING,
+    images_per_chunk,
+    prediction_names,
+    provenance,
+    station_group,
+)
+from .cube.write import publish_metadata
+from .errors import CubeError, IngestError, ModelError
+from .features.compute import compute_features
+from .model import check_feature_settings, decision_scores, load_model
+from .rawprep import RawPreparation
+
+__all__ = ["ingest", "classify", "timeline", "station_times"]
+
+
+# ------------------------------------------------------------------------ ingest
+
+
+def _ensure_cube(cube: str) -> None:
+    try:
+        zarr.open_group(cube, mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        root = zarr.open_group(cube, mode="w", zarr_format=3)
+        root.attrs.update(provenance(title="THEMIS ASI station archives",
+                                     oathcube_status="complete"))
+
+
+def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: str) -> int:
+    """Append ``block``'s frames after the station's last frame; return frames written."""
+    group = station_group(block.station)
+    root = zarr.open_group(cube, mode="r+")
+    times = block.time
+    if group in root:
+        existing = station_times(cube, block.station)
+        last = existing[-1] if existing.size else None
+        node = root[group]
+        if node.attrs.get("preparation") not in (None, prep_attrs):
+            raise IngestError(
+                "frames prepared differently from the station's earlier frames",
+                path=block.source, expected=node.attrs.get("preparation"),
+            )
+        if node["pixels"].shape[1:] != pixels.shape[1:]:
+            raise IngestError(f"frames of shape {pixels.shape[1:]}", path=block.source,
+                              expected=f"{node['pixels'].shape[1:]} like the station's others")
+        if last is not None:
+            keep = times > last
+            already = np.isin(times[~keep], existing)
+            if (~keep).any() and not already.all():
+                raise IngestError(
+                    f"frames from {times[0]} overlap the station's archive (ends {last})",
+                    path=block.source,
+                    expected="files ingested in time order; use a new cube to add earlier data",
+                )
+            times, pixels = times[keep], pixels[keep]
+        if times.size == 0:
+            return 0
+    ds = xr.Dataset(
+        {"pixels": (("time", "y", "x"), pixels, {
+            "long_name": "prepared 8-bit frame", "units": "1",
+            "orientation": "as stored in the source file: row 0 = first row stored",
+        })},
+        coords={"time": ("time", times, {"long_name": "UTC exposure time",
+                                         "standard_name": "time"})},
+    )
+    if group in root:
+        ds.to_zarr(cube, group=group, append_dim="time", consolidated=False)
+    else:
+        size = images_per_chunk(pixels.shape[1:])
+        ds.time.encoding.update({**TIME_ENCODING, "chunks": (2**16,)})
+        ds.pixels.encoding["chunks"] = (size, *pixels.shape[1:])
+        ds.attrs.update(provenance(station=block.station, preparation=prep_attrs,
+                                   sources=[], skipped=[]))
+        ds.to_zarr(cube, group=group, mode="w-", zarr_format=3, consolidated=False)
+    node = zarr.open_group(cube, mode="r+")[group]
+    node.attrs["sources"] = [*node.attrs.get("sources", []), Path(block.source).name]
+    return int(times.size)
+
+
+def ingest(
+    sources: Sequence[str | Path],
+    cube: str | Path,
+    *,
+    preparation: RawPreparation | None = None,
+    skip_bad: bool = False,
+    station: str | None = None,
+    times_csv: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
+
+    Every source is read once to check it before anything is written, so a bad
+    file stops the ingest with nothing written (or, with ``skip_bad``, is left
+    out and listed in the station's ``skipped`` attribute).  Sources are then
+    appended in time order; frames already in the cube are skipped, so an
+    interrupted ingest can simply be rerun.
+
+    Parameters
+    ----------
+    sources
+        Files and folders (see :func:`oathcube.archive.frames.iter_frame_blocks`).
+    cube
+        The cube (created if missing).
+    preparation
+        How 16-bit frames become 8-bit images (default :class:`RawPreparation()`).
+    skip_bad
+        Leave out unreadable files instead of stopping.
+    station, times_csv
+        For image folders whose names carry no station or time.
+    progress
+        Show a per-file progress bar.
+
+    Returns
+    -------
+    dict
+        Frames appended per station.
+    """
+    cube = str(cube)
+    prep = preparation or RawPreparation()
+    prep_attrs = json.dumps(prep.attrs(), sort_keys=True)
+    reader = iter_frame_blocks(sources, skip_bad=skip_bad, station=station, times_csv=times_csv)
+    plan: list[tuple[np.datetime64, str, str]] = []
+    for block in tqdm(reader, desc="checking", unit="file", disable=not progress,
+                      file=sys.stderr):
+        plan.append((block.time[0], block.station, block.source))
+    skipped = reader.skipped_as_attrs()
+    if not plan:
+        raise IngestError("no frames found", path=", ".join(map(str, sources)),
+                          expected="CDF L1, PGM files or folders of PNG/JPEG frames")
+    _ensure_cube(cube)
+    written: dict[str, int] = {}
+    order = sorted(set((src, st) for _, st, src in plan),
+                   key=lambda s: min(t for t, st, src in plan if (src, st) == s))
+    bar = tqdm(total=len(order), desc="ingesting", unit="file", disable=not progress,
+               file=sys.stderr)
+    for src, code in order:
+        for block in iter_frame_blocks([src], station=station, times_csv=times_csv):
+            if block.station != code:
+                continue
+            pixels = prep.apply(block.frames) if block.raw else block.frames
+            written[code] = written.get(code, 0) + _append_block(cube, block, pixels, prep_attrs)
+        bar.update(1)
+    bar.close()
+    root = zarr.open_group(cube, mode="r+")
+    for code in written:
+        node = root[station_group(code)]
+        node.attrs["skipped"] = [*node.attrs.get("skipped", []), *skipped]
+    if skipped:
+        root.attrs["ingest_skipped"] = [*root.attrs.get("ingest_skipped", []), *skipped]
+    publish_metadata(cube)
+    return written
+
+
+def station_times(cube: str | Path, station: str) -> np.ndarray:
+    """Times (datetime64[ns]) of a station's frames, read from the store itself."""
+    ds = _open_zarr(str(cube), group=station_group(station), consolidated=False)
+    return ds["time"].values
+
+
+# ---------------------------------------------------------------------- classify
+
+
+def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int]:
+    lo = 0 if start is None else int(np.searchsorted(times, np.datetime64(pd.Timestamp(start)),
+                                                     side="left"))
+    hi = len(times) if end is None else int(
+        np.searchsorted(times, np.datetime64(pd.Timestamp(end)), side="right"))
+    if hi <= lo:
+        span = f"{times[0]} .. {times[-1]}" if len(times) else "no frames"
+        raise CubeError(f"no frames between {start} and {end}", path=where,
+                        expected=f"a range within {span}")
+    return lo, hi
+
+
+def _write_predictions(cube: str, group: str | None, model_name: str, model: xr.Dataset,
+                       rows: tuple[int, int]) -> int:
+    root = zarr.open_group(cube, mode="r+")
+    node = root[group] if group else root
+    features = model.attrs["features"]
+    check_feature_settings(model, dict(node[features].attrs), f"{cube}/{group or ''}")
+    pred_name, score_name, class_dim = prediction_names(model_name)
+    n = node[features].shape[0]
+    dim = node[features].metadata.dimension_names[0]
+    classes = model["classes"].values
+    size = node[features].chunks[0]
+    if pred_name not in node:
+        zarr.create_array(node.store, name=f"{node.path}/{pred_name}".lstrip("/"), shape=(n,),
+                          chunks=(size,), dtype="int8", fill_value=-1, dimension_names=[dim],
+                          attributes=provenance(long_name=f"class predicted by {model_name}",
+                                                flag_values=model["class_index"].values.tolist(),
+                                                flag_meanings=" ".join(classes),
+                                                missing="-1: not classified yet"))
+        zarr.create_array(node.store, name=f"{node.path}/{score_name}".lstrip("/"),
+                          shape=(n, len(classes)), chunks=(size, len(classes)),
+                          dtype="float32", fill_value=np.nan, dimension_names=[dim, class_dim],
+                          attributes={"long_name": f"decision scores of {model_name}"})
+        coord = zarr.create_array(node.store, name=f"{node.path}/{class_dim}".lstrip("/"),
+                                  shape=(len(classes),), dtype=str, dimension_names=[class_dim])
+        coord[:] = np.asarray(classes, dtype=object)
+    for name in (pred_name, score_name):
+        if node[name].shape[0] < n:
+            node[name].resize((n, *node[name].shape[1:]))
+    lo, hi = rows
+    for start in range(lo - lo % size, hi, size):
+        a, b = max(start, lo), min(start + size, hi)
+        X = np.asarray(node[features][a:b])
+        index, scores = decision_scores(model, X)
+        node[pred_name][a:b] = index
+        node[score_name][a:b] = scores
+    return hi - lo
+
+
+def classify(
+    cube: str | Path,
+    model: str,
+    *,
+    station: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    scheduler: str = "threads",
+    progress: bool = True,
+    **feature_options: Any,
+) -> dict[str, int]:
+    """Classify frames with a stored model: missing features first, then predictions.
+
+    Parameters
+    ----------
+    cube
+        The cube.
+    model
+        Name of a model in ``models/`` (see :func:`oathcube.train`).
+    station
+        One station code; by default every station group and the labelled images.
+    start, end
+        Optional time range (inclusive) within the station archives.
+    scheduler
+        Where features are computed (``threads``, ``processes``, ``tcp://...``).
+    **feature_options
+        For the extractor (e.g. ``checkpoint`` for inception_v4).
+
+    Returns
+    -------
+    dict
+        Frames classified per group (``""`` for the labelled images).
+    """
+    cube = str(cube)
+    stored = load_model(cube, model)
+    features = stored.attrs["features"]
+    extractor = features.removeprefix("features_")
+    settings = json.loads(stored.attrs.get("feature_settings", "{}"))
+    if settings.get("random_weights"):
+        feature_options.setdefault("random_weights", True)
+    stations = [station] if station else list_stations(cube)
+    if station and station not in list_stations(cube):
+        open_station(cube, station)  # raises the CubeError that lists the stations
+    root = zarr.open_group(cube, mode="r")
+    groups: list[str | None] = [station_group(s) for s in stations]
+    if station is None and "pixels" in root and start is None and end is None:
+        groups.insert(0, None)
+    if extractor == "published":
+        groups = [g for g in groups if g is None]
+        if not groups:
+            raise ModelError(f"model {model!r} uses the archive's published features, which "
+                             "exist only for the labelled images", path=cube,
+                             expected="a model trained on computable features (--features)")
+    done: dict[str, int] = {}
+    for group in groups:
+        if group is None:
+            rows = (0, root["pixels"].shape[0])
+        else:
+            code = group.split("/", 1)[1]
+            rows = _rows(station_times(cube, code), start, end, f"{cube}/{group}")
+        if extractor != "published":
+            compute_features(cube, extractor, group=group, scheduler=scheduler,
+                             progress=progress, rows=rows, **feature_options)
+        done[group or ""] = _write_predictions(cube, group, model, stored, rows)
+        if progress:
+            print(f"classified {done[group or '']} frames of {group or 'the labelled images'} "
+                  f"with {model}", file=sys.stderr)
+    publish_metadata(cube)
+    return done
+
+
+# ---------------------------------------------------------------------- timeline
+
+
+def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
+    have = sorted(v.removeprefix("predicted_") for v in ds.data_vars if v.startswith("predicted_"))
+    if model is None:
+        if len(have) != 1:
+            raise ModelError("say which model's predictions to use" if have
+                             else "no predictions yet", path=where,
+                             expected=f"--model one of {', '.join(have)}" if have
+                             else "`oathcube classify` first")
+        return have[0]
+    if model not in have:
+        raise ModelError(f"no predictions of model {model!r}", path=where,
+                         expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}")
+    return model
+
+
+def timeline(
+    cube: str | Path,
+    station: str,
+    freq: str = "10min",
+    *,
+    model: str | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> xr.Dataset:
+    """Class occurrence per time bin at one station.
+
+    Parameters
+    ----------
+    cube
+        The cube.
+    station
+        Station code (a ``stations/<code>`` group, or a station of the labelled images).
+    freq
+        Bin width, a pandas frequency (``10min``, ``1h``, ``1D``).
+    model
+        Whose predictions (default: the only model that classified this station).
+    start, end
+        Optional time range.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``count(time, class)``, ``fraction(time, class)`` (NaN in empty bins),
+        ``n_frames(time)``; ``time`` holds the bin starts.
+    """
+    cube = str(cube)
+    if station in list_stations(cube):
+        ds = open_station(cube, station)
+        where = f"{cube}/{station_group(station)}"
+    else:
+        from .cube.read import open_cube
+
+        labelled = open_cube(cube)
+        if "station" not in labelled.coords or station not in set(labelled.station.values):
+            raise CubeError(f"no frames of station {station!r}", path=cube,
+                            expected=f"one of {', '.join(list_stations(cube)) or '(none)'}")
+        ds = labelled.sel(station=station).drop_vars("station")
+        ds = ds.drop_indexes("time").swap_dims({"image": "time"}).sortby("time")
+        where = cube
+    name = _pick_model(ds, model, where)
+    pred_name, _, class_dim = prediction_names(name)
+    pred = ds[pred_name]
+    if start is not None or end is not None:
+        pred = pred.sel(time=slice(start, end))
+    pred = pred.load()
+    pred = pred.where(pred >= 0, drop=True)
+    if pred.size == 0:
+        raise CubeError("no classified frames in that range", path=where,
+                        expected=f"`oathcube classify --model {name}` first")
+    classes = [str(c) for c in ds[class_dim].values]
+    codes = [int(c) for c in load_model(cube, name)["class_index"].values]
+    one_hot = xr.concat([(pred == c).astype(np.int32) for c in codes], dim="class")
+    one_hot = one_hot.assign_coords({"class": classes}).transpose("time", "class")
+    count = one_hot.resample(time=freq).sum()
+    n_frames = count.sum("class")
+    out = xr.Dataset(
+        {
+            "count": count.astype(np.int32),
+            "fraction": (count / n_frames.where(n_frames > 0)).astype(np.float32),
+            "n_frames": n_frames.astype(np.int32),
+        },
+        attrs={"station": station, "model": name, "freq": freq, "cube": cube},
+    )
+    out["count"].attrs = {"long_name": "frames classified as each class"}
+    out["fraction"].attrs = {"long_name": "fraction of the bin's frames in each class"}
+    out["n_frames"].attrs = {"long_name": "frames in the bin"}
+    return out
+
+
+
+def sample_frames(
+    cube: str | Path, station: str, result: xr.Dataset, k: int = 8
+) -> list[tuple[np.datetime64, np.ndarray]]:
+    """Up to ``k`` frames spread evenly over a timeline's span, for the plot's strip."""
+    cube = str(cube)
+    if station in list_stations(cube):
+        ds = open_station(cube, station)
+    else:
+        from .cube.read import open_cube
+
+        ds = open_cube(cube).sel(station=station)
+        ds = ds.drop_indexes(["station", "time"]).swap_dims({"image": "time"}).sortby("time")
+    t0 = result["time"].values[0]
+    t1 = result["time"].values[-1] + pd.Timedelta(result.attrs["freq"]).to_timedelta64()
+    times = ds["time"].values
+    inside = np.flatnonzero((times >= t0) & (times < t1))
+    if inside.size == 0:
+        return []
+    picks = inside[np.unique(np.linspace(0, inside.size - 1, min(k, inside.size)).astype(int))]
+    pixels = ds["pixels"].isel(time=picks).values
+    return [(times[i], pixels[j]) for j, i in enumerate(picks)]
