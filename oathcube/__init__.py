@@ -7,7 +7,6 @@ archive -> cube -> features -> model -> predictions.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("oathcube")
@@ -29,34 +28,13 @@ __all__ = [
     "OathcubeError",
 ]
 
-# Imported lazily: `import oathcube` stays fast and never pulls in TensorFlow.
-_WHERE = {
-    "open_cube": "oathcube.cube.read",
-    "open_station": "oathcube.cube.read",
-    "build": "oathcube.build",
-    "compute_features": "oathcube.features.compute",
-    "evaluate": "oathcube.model",
-    "train": "oathcube.model",
-    "ingest": "oathcube.timeseries",
-    "classify": "oathcube.timeseries",
-    "timeline": "oathcube.timeseries",
-    "synth": "oathcube.synth",
-    "OathcubeError": "oathcube.errors",
-}
-
-if TYPE_CHECKING:
-    from .build import build
-    from .cube.read import open_cube, open_station
-    from .errors import OathcubeError
-    from .features.compute import compute_features
-    from .model import evaluate, train
-    from .synth import synth
-    from .timeseries import classify, ingest, timeline
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'oathcube' has no attribute {name!r}")
+# Eager on purpose: the modules `oathcube.build` and `oathcube.synth` share their
+# function's name, and only binding the functions here keeps `oathcube.build` a function.
+# None of these imports TensorFlow (only the inception_v4 extractor does, on demand).
+from .build import build  # noqa: E402
+from .cube.read import open_cube, open_station  # noqa: E402
+from .errors import OathcubeError  # noqa: E402
+from .features.compute import compute_features  # noqa: E402
+from .model import evaluate, train  # noqa: E402
+from .synth import synth  # noqa: E402
+from .timeseries import classify, ingest, timeline  # noqa: E402

@@ -209,7 +209,7 @@ def train(
     name = name or f"{var.removeprefix('features_')}_{target}"
     model = xr.Dataset(
         {
-            "coef": (("decision", "feature"), clf.coef_.astype(np.float64)),
+            "coef": (("decision", "feature"), np.atleast_2d(clf.coef_).astype(np.float64)),
             "intercept": ("decision", np.atleast_1d(clf.intercept_).astype(np.float64)),
             "classes": ("class", np.array([names[c] for c in clf.classes_], dtype=object)),
             "class_index": ("class", clf.classes_.astype(np.int8)),

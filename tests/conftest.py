@@ -1,0 +1,73 @@
+"""Shared fixtures: small synthetic archives and cubes, and the real OATH text files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from oathcube.archive.oath import parse_classifications
+from oathcube.synth import synth
+
+#: ../shared beside the repository root (CI clones the repository with it there).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL_OATH = SHARED / "data" / "oath"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The shared folder; tests that need it are skipped (loudly) when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} not found: the real reference data are not beside the repository")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def _synth_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synth(tmp_path_factory.mktemp("synth") / "oath", n=90, size=32, seed=3)
+
+
+@pytest.fixture
+def archive(tmp_path: Path, _synth_template: Path) -> Path:
+    """A fresh copy of a 90-image synthetic archive (32x32) that a test may break."""
+    return Path(shutil.copytree(_synth_template, tmp_path / "oath"))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Runs the typer app in-process."""
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def real_text_archive(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
+    """The real OATH v1.1 CSVs with 5,824 tiny stand-in PNGs and synthetic Logits.
+
+    As in the real archive, the h5 rows are in sorted-filename (picNum) order.
+    """
+    root = tmp_path_factory.mktemp("real") / "oath_v1.1"
+    (root / "classifications").mkdir(parents=True)
+    (root / "images" / "cropped_scaled").mkdir(parents=True)
+    (root / "features").mkdir()
+    for name in ("classifications.csv", "train_test_split.csv"):
+        shutil.copy(REAL_OATH / name, root / "classifications" / name)
+    shutil.copy(REAL_OATH / "files_origin.csv", root / "images" / "files_origin.csv")
+    table = parse_classifications((REAL_OATH / "classifications.csv").read_bytes(), "csv")
+    rng = np.random.default_rng(7)
+    for p in table["pic_num"]:
+        iio.imwrite(root / "images" / "cropped_scaled" / f"{p:05d}.png",
+                    rng.integers(0, 255, (8, 8), dtype=np.uint8))
+    means = rng.normal(size=(6, 1001)).astype(np.float32)
+    logits = (means[table["class6"]] + rng.normal(scale=6, size=(len(table), 1001)))
+    logits = logits.astype(np.float32)
+    names = np.array([f"images/cropped_scaled_rotated/{p:05d}_{r:03d}.png".encode()
+                      for p, r in zip(table["pic_num"], table["rot_angle"], strict=True)])
+    with h5py.File(root / "features" / "auroral_feat.h5", "w") as h5:
+        h5["Logits"] = logits
+        h5["filenames"] = names
+    return root
