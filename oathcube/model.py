@@ -22,7 +22,7 @@ import xarray as xr
 from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .cube.read import _open_zarr, open_cube
+from .cube.read import _open_zarr, live_group, open_cube
 from .cube.schema import CLASS2_NAMES, CLASS6_NAMES, MODEL_GROUP, model_group, provenance
 from .cube.write import publish_metadata
 from .errors import CubeError, ModelError
@@ -235,9 +235,7 @@ def train(
 
 def list_models(cube: str) -> list[str]:
     """Names of the models stored in the cube."""
-    import zarr
-
-    root = zarr.open_group(str(cube), mode="r")
+    root = live_group(str(cube), "r")
     if MODEL_GROUP not in root:
         return []
     return sorted(name for name, _ in root[MODEL_GROUP].groups())

@@ -65,7 +65,8 @@ def run_tasks(
             with ProgressBar(out=sys.stderr, dt=0.5):
                 return list(dask.compute(*tasks, **kwargs))
         return list(dask.compute(*tasks, **kwargs))
-    from distributed import Client, progress as dprogress
+    from distributed import Client
+    from distributed import progress as dprogress
 
     with Client(scheduler) as client:
         if progress:

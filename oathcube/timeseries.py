@@ -23,7 +23,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from .archive.frames import FrameBlock, iter_frame_blocks
-from .cube.read import _open_zarr, list_stations, open_station
+from .cube.read import _open_zarr, list_stations, live_group, open_station
 from .cube.schema import (
     TIME_ENCODING,
     images_per_chunk,
@@ -45,7 +45,7 @@ __all__ = ["ingest", "classify", "timeline", "station_times"]
 
 def _ensure_cube(cube: str) -> None:
     try:
-        zarr.open_group(cube, mode="r")
+        live_group(cube, "r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         root = zarr.open_group(cube, mode="w", zarr_format=3)
         root.attrs.update(provenance(title="THEMIS ASI station archives",
@@ -55,7 +55,7 @@ def _ensure_cube(cube: str) -> None:
 def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: str) -> int:
     """Append ``block``'s frames after the station's last frame; return frames written."""
     group = station_group(block.station)
-    root = zarr.open_group(cube, mode="r+")
+    root = live_group(cube, "r+")
     times = block.time
     if group in root:
         existing = station_times(cube, block.station)
@@ -98,7 +98,7 @@ def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: 
         ds.attrs.update(provenance(station=block.station, preparation=prep_attrs,
                                    sources=[], skipped=[]))
         ds.to_zarr(cube, group=group, mode="w-", zarr_format=3, consolidated=False)
-    node = zarr.open_group(cube, mode="r+")[group]
+    node = live_group(cube, "r+")[group]
     node.attrs["sources"] = [*node.attrs.get("sources", []), Path(block.source).name]
     return int(times.size)
 
@@ -167,7 +167,7 @@ def ingest(
             written[code] = written.get(code, 0) + _append_block(cube, block, pixels, prep_attrs)
         bar.update(1)
     bar.close()
-    root = zarr.open_group(cube, mode="r+")
+    root = live_group(cube, "r+")
     for code in written:
         node = root[station_group(code)]
         node.attrs["skipped"] = [*node.attrs.get("skipped", []), *skipped]
@@ -200,7 +200,7 @@ def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int
 
 def _write_predictions(cube: str, group: str | None, model_name: str, model: xr.Dataset,
                        rows: tuple[int, int]) -> int:
-    root = zarr.open_group(cube, mode="r+")
+    root = live_group(cube, "r+")
     node = root[group] if group else root
     features = model.attrs["features"]
     check_feature_settings(model, dict(node[features].attrs), f"{cube}/{group or ''}")
@@ -279,7 +279,7 @@ def classify(
     stations = [station] if station else list_stations(cube)
     if station and station not in list_stations(cube):
         open_station(cube, station)  # raises the CubeError that lists the stations
-    root = zarr.open_group(cube, mode="r")
+    root = live_group(cube, "r")
     groups: list[str | None] = [station_group(s) for s in stations]
     if station is None and "pixels" in root and start is None and end is None:
         groups.insert(0, None)

@@ -22,7 +22,14 @@ from xarray.core.indexing import IndexSelResult
 from ..errors import CubeError
 from .schema import STATION_GROUP
 
-__all__ = ["StationTimeIndex", "open_cube", "open_station", "cube_status", "list_stations"]
+__all__ = [
+    "StationTimeIndex",
+    "open_cube",
+    "open_station",
+    "cube_status",
+    "list_stations",
+    "live_group",
+]
 
 
 def _time_bounds(value: Any) -> tuple[np.datetime64, np.datetime64]:
@@ -135,6 +142,15 @@ class StationTimeIndex(xr.Index):
         return f"StationTimeIndex({self.names[0]}, {self.names[1]}; {self.station.size} items)"
 
 
+def live_group(cube: str | Path, mode: str = "r") -> zarr.Group:
+    """Open the cube's Zarr group from the store itself, never from consolidated metadata.
+
+    Consolidated metadata is what plain xarray users see (refreshed when a command
+    finishes); oathcube's own reads and writes must see arrays created since.
+    """
+    return zarr.open_group(str(cube), mode=mode, use_consolidated=False)
+
+
 def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*consolidated.*")
@@ -148,7 +164,7 @@ def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.
 def cube_status(cube: str | Path) -> str:
     """Return the cube's ``oathcube_status`` attribute ("complete" once published)."""
     try:
-        root = zarr.open_group(str(cube), mode="r")
+        root = live_group(cube)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise CubeError("no cube here", path=cube, expected="a cube written by oathcube build")
     return str(root.attrs.get("oathcube_status", "unknown"))
@@ -186,7 +202,7 @@ def open_cube(cube: str | Path, *, chunks: Any = None) -> xr.Dataset:
 
 def list_stations(cube: str | Path) -> list[str]:
     """Return the station codes that have a ``stations/<code>`` group."""
-    root = zarr.open_group(str(cube), mode="r")
+    root = live_group(cube)
     if STATION_GROUP not in root:
         return []
     return sorted(name for name, _ in root[STATION_GROUP].groups())

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..archive.oath import OathArchive
 from ..errors import CubeError
 from ..parallel import run_tasks
+from .read import live_group
 from .schema import (
     CLASS2_NAMES,
     CLASS6_NAMES,
@@ -51,7 +52,7 @@ def publish_metadata(cube: str | Path, **attrs: Any) -> None:
     Consolidation lets plain ``xr.open_zarr(cube)`` open without a warning; it is
     redone after every change so that it never hides a new variable.
     """
-    root = zarr.open_group(str(cube), mode="r+")
+    root = live_group(str(cube), "r+")
     if attrs:
         root.attrs.update(attrs)
     with warnings.catch_warnings():

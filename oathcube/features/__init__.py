@@ -11,6 +11,7 @@ be expensive (Inception-v4 loads 46 M weights).
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,7 +19,15 @@ import numpy as np
 
 from ..errors import FeatureError
 
-__all__ = ["FeatureExtractor", "REGISTRY", "get_extractor", "extractor_names", "variable_name"]
+__all__ = [
+    "FeatureExtractor",
+    "REGISTRY",
+    "accepts_option",
+    "extractor_class",
+    "extractor_names",
+    "get_extractor",
+    "variable_name",
+]
 
 
 @runtime_checkable
@@ -73,6 +82,21 @@ def variable_name(name: str) -> str:
     return f"features_{name}"
 
 
+def extractor_class(name: str) -> type:
+    """Return the class registered as ``name`` (imports its module)."""
+    if name not in REGISTRY:
+        raise FeatureError(
+            f"unknown feature extractor {name!r}", expected=f"one of {', '.join(extractor_names())}"
+        )
+    module_name, class_name = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether extractor ``name``'s constructor takes the keyword ``option``."""
+    return option in inspect.signature(extractor_class(name)).parameters
+
+
 def get_extractor(name: str, **options: Any) -> FeatureExtractor:
     """Return the extractor ``name`` built with ``options``, cached per process.
 
@@ -88,14 +112,8 @@ def get_extractor(name: str, **options: Any) -> FeatureExtractor:
     FeatureError
         If ``name`` is not registered.
     """
-    if name not in REGISTRY:
-        raise FeatureError(
-            f"unknown feature extractor {name!r}", expected=f"one of {', '.join(extractor_names())}"
-        )
     key = (name, tuple(sorted(options.items())))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            module_name, class_name = REGISTRY[name].split(":")
-            cls = getattr(importlib.import_module(module_name), class_name)
-            _CACHE[key] = cls(**options)
+            _CACHE[key] = extractor_class(name)(**options)
         return _CACHE[key]

@@ -19,10 +19,11 @@ import dask
 import numpy as np
 import zarr
 
+from ..cube.read import live_group
 from ..cube.schema import provenance
 from ..errors import CubeError, FeatureError
 from ..parallel import LOCAL_SCHEDULERS, cores, run_tasks
-from . import get_extractor, variable_name
+from . import accepts_option, get_extractor, variable_name
 
 __all__ = ["compute_features", "chunks_done"]
 
@@ -32,7 +33,7 @@ _RUNTIME_OPTIONS = {"batch_size", "threads"}
 
 def _open(store: str, group: str | None) -> zarr.Group:
     try:
-        root = zarr.open_group(store, mode="r+")
+        root = live_group(store, "r+")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise CubeError("no cube here", path=store, expected="a cube made by oathcube build")
     if group:
@@ -57,7 +58,7 @@ def _feature_chunk(
     store: str, group: str | None, var: str, name: str, options: dict[str, Any],
     start: int, stop: int,
 ) -> int:
-    node = zarr.open_group(store, mode="r+")
+    node = live_group(store, "r+")
     if group:
         node = node[group]
     pixels = np.asarray(node["pixels"][start:stop])
@@ -127,11 +128,12 @@ def compute_features(
     var = variable_name(name)
 
     workers = cores()
-    if scheduler == "processes" and "threads" not in options:
+    if (scheduler == "processes" and "threads" not in options
+            and accepts_option(name, "threads")):
         # Each worker process gets its share of the cores: never more threads than cores.
         options = {**options, "threads": max(1, cores() // workers)}
     extractor = get_extractor(name, **options)
-    attrs = provenance(extractor=name, **extractor.attrs())
+    attrs = provenance(**{"extractor": name, **extractor.attrs()})
     attrs["long_name"] = f"{name} features of pixels"
     value_attrs = {k: v for k, v in attrs.items() if k not in ("created",)}
 

@@ -1,0 +1,114 @@
+"""Features over a cube with dask: every scheduler gives the same array; runs resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import oathcube.features as registry
+from oathcube import build, compute_features, evaluate
+from oathcube.cli import app
+from oathcube.errors import FeatureError
+
+
+class CountingExtractor:
+    """A cheap, deterministic extractor that can be told to fail on its n-th call."""
+
+    name = "counting"
+    dim = "feature"
+    n_features = 3
+    calls = 0
+    fail_on: int | None = None
+
+    def __init__(self, **options: object) -> None:
+        pass
+
+    def feature_labels(self) -> list[str]:
+        return ["mean", "max", "angle"]
+
+    def attrs(self) -> dict[str, object]:
+        return {"recipe": "counting-1"}
+
+    def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray) -> np.ndarray:
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_on:
+            raise KeyboardInterrupt
+        flat = pixels.reshape(len(pixels), -1).astype(np.float32)
+        return np.stack([flat.mean(1), flat.max(1), rot_angle.astype(np.float32)], axis=1)
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> type[CountingExtractor]:
+    monkeypatch.setitem(registry.REGISTRY, "counting", f"{__name__}:CountingExtractor")
+    monkeypatch.setattr(registry, "_CACHE", {})
+    CountingExtractor.calls, CountingExtractor.fail_on = 0, None
+    return CountingExtractor
+
+
+@pytest.fixture
+def cube(archive: Path, tmp_path: Path) -> str:
+    return build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=16)
+
+
+def test_interrupted_run_resumes_to_the_same_array(cube: str, counting) -> None:
+    counting.fail_on = 3
+    with pytest.raises(KeyboardInterrupt):
+        compute_features(cube, "counting", scheduler="synchronous", progress=False)
+    partial = xr.open_zarr(cube, consolidated=False).features_counting.values
+    per_chunk = [np.isfinite(partial[i : i + 16]) for i in range(0, 90, 16)]
+    assert sorted(int(c.all()) for c in per_chunk) == [0, 0, 0, 0, 1, 1]  # two chunks kept
+    assert all(c.all() or not c.any() for c in per_chunk)  # and none half-written
+    counting.fail_on, counting.calls = None, 0
+    compute_features(cube, "counting", scheduler="synchronous", progress=False)
+    assert counting.calls == 4  # only the 4 missing chunks of 6 were computed
+    ds = xr.open_zarr(cube, consolidated=False)
+    pixels = ds.pixels.values.reshape(90, -1).astype(np.float32)
+    np.testing.assert_allclose(ds.features_counting.values[:, 0], pixels.mean(1), rtol=1e-6)
+    np.testing.assert_array_equal(ds.features_counting.values[:, 2], ds.rot_angle.values)
+    assert list(ds.feature.values) == ["mean", "max", "angle"]
+
+
+def test_other_settings_are_refused(cube: str, counting, monkeypatch) -> None:
+    compute_features(cube, "counting", scheduler="synchronous", progress=False)
+    monkeypatch.setattr(CountingExtractor, "attrs", lambda self: {"recipe": "counting-2"})
+    with pytest.raises(FeatureError, match="recipe"):
+        compute_features(cube, "counting", scheduler="synchronous", progress=False)
+    compute_features(cube, "counting", scheduler="synchronous", progress=False, overwrite=True)
+
+
+@pytest.mark.slow
+def test_handcrafted_equal_on_threads_processes_and_distributed(archive: Path,
+                                                                tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    results = {}
+    for scheduler in ("threads", "processes", "cluster"):
+        cube = build(archive, tmp_path / f"{scheduler}.zarr", progress=False, chunk_images=16)
+        if scheduler == "cluster":
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster:
+                compute_features(cube, "handcrafted", scheduler=cluster.scheduler_address,
+                                 progress=False)
+        else:
+            compute_features(cube, "handcrafted", scheduler=scheduler, progress=False)
+        results[scheduler] = xr.open_zarr(cube, consolidated=False).features_handcrafted.values
+    assert np.isfinite(results["threads"]).all()
+    np.testing.assert_array_equal(results["threads"], results["processes"])
+    np.testing.assert_array_equal(results["threads"], results["cluster"])
+
+
+@pytest.mark.slow
+def test_build_with_handcrafted_features_then_evaluate(archive: Path, tmp_path: Path,
+                                                       runner) -> None:
+    cube = tmp_path / "hc.zarr"
+    out = runner.invoke(app, ["build", str(archive), "-o", str(cube), "--features",
+                              "handcrafted"])
+    assert out.exit_code == 0, out.output
+    ds = xr.open_zarr(cube)
+    assert ds.features_handcrafted.dims == ("image", "feature")
+    result = evaluate(str(cube), features="handcrafted")
+    assert 0.0 < result.accuracy_mean <= 1.0
+    assert result.confusion_matrix.sum() == 90 - round(0.7 * 90)

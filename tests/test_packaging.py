@@ -1,0 +1,53 @@
+"""The repository's promises to users: the intake catalog and the conda environment."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+import warnings
+from pathlib import Path
+
+import intake
+import pytest
+import yaml
+
+from oathcube import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_pyproject_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_names = {_name(r) for r in project["dependencies"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    assert conda == pip_names
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, archive: Path) -> Path:
+    """catalog.yaml in a folder whose oathcube-demo/oath.zarr exists, as after the demo."""
+    shutil.copy(ROOT / "catalog.yaml", tmp_path / "catalog.yaml")
+    build(archive, tmp_path / "oathcube-demo" / "oath.zarr", progress=False)
+    return tmp_path / "catalog.yaml"
+
+
+def test_catalog_opens_the_demo_cube_and_a_user_cube(catalog: Path, archive: Path,
+                                                    tmp_path: Path) -> None:
+    other = build(archive, tmp_path / "other.zarr", progress=False, chunk_images=16)
+    with warnings.catch_warnings():
+        # intake 2.0.9 warns about shell expansion for every parameter default.
+        warnings.filterwarnings("ignore", message="Shell command not executed")
+        cat = intake.open_catalog(str(catalog))
+        assert {"demo_cube", "cube"} <= set(cat)
+        demo = cat.demo_cube.to_dask()
+        mine = cat._entries["cube"].get(path=str(other)).to_dask()
+    assert demo.sizes["image"] == 90 and demo.pixels.dtype == "uint8"
+    # The parameter must really reach the source: the other cube has other chunks.
+    assert mine.pixels.encoding["chunks"][0] == 16
+    assert demo.pixels.encoding["chunks"][0] != 16
