@@ -127,13 +127,11 @@ def features(
 ) -> None:
     """Compute features_<MODEL> into an existing cube, resuming where a run stopped."""
     from .cube.schema import station_group
-    from .cube.write import publish_metadata
     from .features.compute import compute_features
 
     options = _feature_options(model, checkpoint, layer, precision, batch_size, random_weights)
     var = compute_features(str(cube), model, group=station_group(station) if station else None,
                            scheduler=scheduler, overwrite=overwrite, **options)
-    publish_metadata(cube)
     typer.echo(f"{var} complete in {cube}")
 
 
@@ -219,7 +217,7 @@ def ingest(
     times_csv: Annotated[Path | None, typer.Option(help="CSV file,station,time for image "
                                                    "folders")] = None,
     prep: Annotated[str | None, typer.Option(help="Raw-frame preparation as JSON, e.g. "
-                                             "'{\"scaling\": \"fixed\", \"low\": 2000}'")] = None,
+                                             "'{\"scaling\": \"fixed\", \"fixed_low\": 2000, \"fixed_high\": 12000}'")] = None,
 ) -> None:
     """Append raw THEMIS frames to station groups (stations/<code>) of a cube."""
     from .rawprep import RawPreparation

@@ -35,11 +35,15 @@ __all__ = [
     "list_models",
     "decision_scores",
     "feature_matrix",
-    "FEATURE_SETTINGS",
+    "IGNORED_SETTINGS",
 ]
 
-#: Feature attributes that must agree between training and prediction.
-FEATURE_SETTINGS = ("extractor", "layer", "checkpoint_sha256", "random_weights", "recipe")
+#: Feature attributes that may differ between training and prediction: provenance,
+#: and settings that change speed but not (or only at round-off) the values.
+IGNORED_SETTINGS = frozenset({
+    "created", "oathcube_version", "long_name", "description", "checkpoint", "batch_size",
+    "threads", "precision", "preprocessing",
+})
 
 
 @dataclass
@@ -185,7 +189,7 @@ def evaluate(
 
 
 def _settings(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: attrs[k] for k in FEATURE_SETTINGS if k in attrs}
+    return {k: v for k, v in attrs.items() if k not in IGNORED_SETTINGS}
 
 
 def train(
@@ -247,7 +251,7 @@ def load_model(cube: str, name: str) -> xr.Dataset:
     if name not in models:
         raise ModelError(f"no model {name!r} in the cube", path=cube,
                          expected=f"one of {', '.join(models) or '(none: run oathcube train)'}")
-    return _open_zarr(cube, group=model_group(name)).load()
+    return _open_zarr(cube, group=model_group(name), consolidated=False).load()
 
 
 def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from .archive.frames import FrameBlock, iter_frame_blocks
-from .cube.read import _open_zarr, list_stations, live_group, open_station
+from .cube.read import _open_zarr, list_stations, live_group, open_cube, open_station
 from .cube.schema import (
     TIME_ENCODING,
     images_per_chunk,
@@ -52,7 +52,8 @@ def _ensure_cube(cube: str) -> None:
                                      oathcube_status="complete"))
 
 
-def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: str) -> int:
+def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: str,
+                  chunk_frames: int | None = None) -> int:
     """Append ``block``'s frames after the station's last frame; return frames written."""
     group = station_group(block.station)
     root = live_group(cube, "r+")
@@ -90,16 +91,19 @@ def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: 
                                          "standard_name": "time"})},
     )
     if group in root:
+        # xarray rewrites the group's attributes on append: keep ours.
+        kept = dict(root[group].attrs)
         ds.to_zarr(cube, group=group, append_dim="time", consolidated=False)
+        live_group(cube, "r+")[group].attrs.update(kept)
     else:
-        size = images_per_chunk(pixels.shape[1:])
+        size = chunk_frames or images_per_chunk(pixels.shape[1:])
         ds.time.encoding.update({**TIME_ENCODING, "chunks": (2**16,)})
         ds.pixels.encoding["chunks"] = (size, *pixels.shape[1:])
         ds.attrs.update(provenance(station=block.station, preparation=prep_attrs,
                                    sources=[], skipped=[]))
         ds.to_zarr(cube, group=group, mode="w-", zarr_format=3, consolidated=False)
     node = live_group(cube, "r+")[group]
-    node.attrs["sources"] = [*node.attrs.get("sources", []), Path(block.source).name]
+    node.attrs["sources"] = [*node.attrs.get("sources", []), str(block.source)]
     return int(times.size)
 
 
@@ -111,6 +115,7 @@ def ingest(
     skip_bad: bool = False,
     station: str | None = None,
     times_csv: str | Path | None = None,
+    chunk_frames: int | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
     """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
@@ -133,6 +138,10 @@ def ingest(
         Leave out unreadable files instead of stopping.
     station, times_csv
         For image folders whose names carry no station or time.
+    chunk_frames
+        Frames per chunk of a new station group (default: about 32 MB).  Appends
+        fill the last, partial chunk and write new chunks; full chunks are never
+        rewritten.
     progress
         Show a per-file progress bar.
 
@@ -164,7 +173,8 @@ def ingest(
             if block.station != code:
                 continue
             pixels = prep.apply(block.frames) if block.raw else block.frames
-            written[code] = written.get(code, 0) + _append_block(cube, block, pixels, prep_attrs)
+            written[code] = written.get(code, 0) + _append_block(cube, block, pixels, prep_attrs,
+                                                          chunk_frames)
         bar.update(1)
     bar.close()
     root = live_group(cube, "r+")
@@ -310,6 +320,19 @@ def classify(
 # ---------------------------------------------------------------------- timeline
 
 
+def _station_series(cube: str, station: str) -> xr.Dataset:
+    """A station's frames along ``time``: its station group, else its labelled images."""
+    if station in list_stations(cube):
+        return open_station(cube, station)
+    labelled = open_cube(cube)
+    if "station" not in labelled.coords or station not in set(labelled.station.values):
+        raise CubeError(f"no frames of station {station!r}", path=cube,
+                        expected=f"one of {', '.join(list_stations(cube)) or '(none)'}")
+    ds = labelled.sel(station=station).drop_indexes(["station", "time"])
+    ds = ds.dropna("image", subset=["time"]).drop_vars("station")
+    return ds.swap_dims({"image": "time"}).sortby("time")
+
+
 def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
     have = sorted(v.removeprefix("predicted_") for v in ds.data_vars if v.startswith("predicted_"))
     if model is None:
@@ -356,19 +379,8 @@ def timeline(
         ``n_frames(time)``; ``time`` holds the bin starts.
     """
     cube = str(cube)
-    if station in list_stations(cube):
-        ds = open_station(cube, station)
-        where = f"{cube}/{station_group(station)}"
-    else:
-        from .cube.read import open_cube
-
-        labelled = open_cube(cube)
-        if "station" not in labelled.coords or station not in set(labelled.station.values):
-            raise CubeError(f"no frames of station {station!r}", path=cube,
-                            expected=f"one of {', '.join(list_stations(cube)) or '(none)'}")
-        ds = labelled.sel(station=station).drop_vars("station")
-        ds = ds.drop_indexes("time").swap_dims({"image": "time"}).sortby("time")
-        where = cube
+    ds = _station_series(cube, station)
+    where = f"{cube}/{station_group(station)}" if station in list_stations(cube) else cube
     name = _pick_model(ds, model, where)
     pred_name, _, class_dim = prediction_names(name)
     pred = ds[pred_name]
@@ -383,7 +395,8 @@ def timeline(
     codes = [int(c) for c in load_model(cube, name)["class_index"].values]
     one_hot = xr.concat([(pred == c).astype(np.int32) for c in codes], dim="class")
     one_hot = one_hot.assign_coords({"class": classes}).transpose("time", "class")
-    count = one_hot.resample(time=freq).sum()
+    # Empty bins come back as NaN from resample: they hold zero frames.
+    count = one_hot.resample(time=freq).sum().fillna(0)
     n_frames = count.sum("class")
     out = xr.Dataset(
         {
@@ -404,14 +417,7 @@ def sample_frames(
     cube: str | Path, station: str, result: xr.Dataset, k: int = 8
 ) -> list[tuple[np.datetime64, np.ndarray]]:
     """Up to ``k`` frames spread evenly over a timeline's span, for the plot's strip."""
-    cube = str(cube)
-    if station in list_stations(cube):
-        ds = open_station(cube, station)
-    else:
-        from .cube.read import open_cube
-
-        ds = open_cube(cube).sel(station=station)
-        ds = ds.drop_indexes(["station", "time"]).swap_dims({"image": "time"}).sortby("time")
+    ds = _station_series(str(cube), station)
     t0 = result["time"].values[0]
     t1 = result["time"].values[-1] + pd.Timedelta(result.attrs["freq"]).to_timedelta64()
     times = ds["time"].values

@@ -21,6 +21,7 @@ import zarr
 
 from ..cube.read import live_group
 from ..cube.schema import provenance
+from ..cube.write import publish_metadata
 from ..errors import CubeError, FeatureError
 from ..parallel import LOCAL_SCHEDULERS, cores, run_tasks
 from . import accepts_option, get_extractor, variable_name
@@ -186,4 +187,5 @@ def compute_features(
         total = sum(counts)
         print(f"{var}: {total} images in {elapsed:.1f} s ({total / elapsed:.1f} images/s)",
               file=sys.stderr, flush=True)
+    publish_metadata(cube)
     return var

@@ -1,0 +1,355 @@
+"""Raw frame blocks: the one type every raw reader yields, and the dispatcher over sources.
+
+A :class:`FrameBlock` is a run of frames from one station, in time order, as read from one
+source (a Berkeley CDF hour, a UCalgary PGM minute, or part of an image folder).  Readers do
+no preparation at all: 16-bit THEMIS frames stay 16-bit (``raw=True``) and in the pixel
+order of the file; turning them into OATH-like 8-bit images is the explicit, recorded job of
+:mod:`oathcube.rawprep`.
+
+:func:`iter_frame_blocks` expands directories, picks a reader by file name, and either stops
+at the first bad file (raising :class:`~oathcube.errors.IngestError` that names it) or, with
+``skip_bad=True``, records it in :attr:`FrameBlockReader.skipped` and carries on, so that the
+caller can list every skipped file with its reason in the cube's attributes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from oathcube.errors import IngestError
+
+__all__ = [
+    "FrameBlock",
+    "FrameBlockReader",
+    "SkippedSource",
+    "IMAGE_SUFFIXES",
+    "iter_frame_blocks",
+    "source_kind",
+]
+
+#: File name endings of image files that the folder reader takes.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class FrameBlock:
+    """Frames of one station from one source, strictly increasing in time.
+
+    Parameters
+    ----------
+    station
+        Lower-case station code, e.g. ``"gako"``.
+    time
+        ``datetime64[ns]`` (UTC, timezone-naive), shape ``(n,)``, strictly increasing.
+    frames
+        ``(n, y, x)``: ``uint16`` raw counts when ``raw`` is true, ``uint8`` prepared
+        images when it is false.  Pixel order is the file's (row 0 = first row stored).
+    source
+        Path of the file the frames came from, as given to the reader (for an image
+        folder, the folder), so that the source can be named in messages and read again.
+    raw
+        Whether ``frames`` are raw 16-bit counts that still need :mod:`oathcube.rawprep`.
+
+    Raises
+    ------
+    IngestError
+        If the arrays break any of the rules above (a reader bug or an inconsistent file).
+    """
+
+    station: str
+    time: np.ndarray
+    frames: np.ndarray
+    source: str
+    raw: bool
+
+    def __post_init__(self) -> None:
+        time, frames = self.time, self.frames
+        if not isinstance(time, np.ndarray) or time.dtype != np.dtype("datetime64[ns]"):
+            raise IngestError(
+                f"times have dtype {getattr(time, 'dtype', type(time))}",
+                path=self.source,
+                expected="datetime64[ns]",
+            )
+        if time.ndim != 1:
+            raise IngestError(f"times have shape {time.shape}", path=self.source, expected="1-D")
+        if not isinstance(frames, np.ndarray) or frames.ndim != 3:
+            raise IngestError(
+                f"frames have shape {getattr(frames, 'shape', None)}",
+                path=self.source,
+                expected="(n, y, x)",
+            )
+        if frames.shape[0] != time.shape[0]:
+            raise IngestError(
+                f"{frames.shape[0]} frames but {time.shape[0]} times",
+                path=self.source,
+                expected="one time per frame",
+            )
+        want = np.dtype(np.uint16) if self.raw else np.dtype(np.uint8)
+        if frames.dtype != want:
+            raise IngestError(
+                f"frames have dtype {frames.dtype}", path=self.source, expected=str(want)
+            )
+        if np.isnat(time).any():
+            raise IngestError("a frame has no time (NaT)", path=self.source)
+        if time.size > 1 and not (np.diff(time) > np.timedelta64(0, "ns")).all():
+            raise IngestError(
+                "times are not strictly increasing", path=self.source, expected="one frame per time"
+            )
+        if not self.station or self.station != self.station.lower():
+            raise IngestError(
+                f"bad station code {self.station!r}", path=self.source, expected="lower case"
+            )
+
+    @property
+    def n(self) -> int:
+        """Number of frames."""
+        return int(self.time.shape[0])
+
+
+@dataclass(frozen=True)
+class SkippedSource:
+    """A source left out because it could not be read (only with ``skip_bad=True``).
+
+    Parameters
+    ----------
+    path
+        The file (or image) that was skipped.
+    reason
+        The error message, one line.
+    """
+
+    path: str
+    reason: str
+
+    def as_text(self) -> str:
+        """One line, ``path: reason``, for a cube attribute."""
+        return f"{self.path}: {self.reason}"
+
+
+def source_kind(path: str | os.PathLike[str]) -> str | None:
+    """Which reader takes ``path``, from its name alone.
+
+    Parameters
+    ----------
+    path
+        A file or directory.
+
+    Returns
+    -------
+    str or None
+        ``"cdf"``, ``"pgm"``, ``"folder"`` (a directory), ``"image"`` (a single PNG/JPEG)
+        or None when no reader takes it.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "folder"
+    name = p.name.lower()
+    if name.endswith(".cdf"):
+        return "cdf"
+    if name.endswith(".pgm") or name.endswith(".pgm.gz"):
+        return "pgm"
+    if name.endswith(IMAGE_SUFFIXES):
+        return "image"
+    return None
+
+
+class FrameBlockReader(Iterator[FrameBlock]):
+    """Iterator over the frame blocks of many sources; see :func:`iter_frame_blocks`.
+
+    Attributes
+    ----------
+    skipped
+        Sources (files or single images) left out, in the order met, each with its reason.
+        Fills up as iteration goes on; complete once the iterator is exhausted.
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        skip_bad: bool = False,
+        station: str | None = None,
+        times_csv: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.skip_bad = skip_bad
+        self.station = station.lower() if station else None
+        self.times_csv = None if times_csv is None else Path(times_csv)
+        self.skipped: list[SkippedSource] = []
+        # Generators keep reading lazily: one file's frames are in memory at a time.
+        self._it = self._generate(list(sources))
+
+    def __iter__(self) -> FrameBlockReader:
+        return self
+
+    def __next__(self) -> FrameBlock:
+        return next(self._it)
+
+    def skipped_as_attrs(self) -> list[str]:
+        """The skipped sources as ``path: reason`` strings (a JSON-able cube attribute)."""
+        return [s.as_text() for s in self.skipped]
+
+    def _skip(self, error: IngestError, path: str | os.PathLike[str]) -> None:
+        # Only called with skip_bad; the reason keeps what IngestError says, minus the path.
+        reason = error.message
+        if error.member:
+            reason = f"[{error.member}] {reason}"
+        if error.line is not None:
+            reason = f"line {error.line}: {reason}"
+        if error.expected:
+            reason += f" (expected {error.expected})"
+        self.skipped.append(SkippedSource(str(error.path or path), reason))
+
+    def _generate(self, sources: list[str | os.PathLike[str]]) -> Iterator[FrameBlock]:
+        for src in sources:
+            path = Path(src)
+            if not path.exists():
+                err = IngestError("no such file or directory", path=path)
+                if not self.skip_bad:
+                    raise err
+                self._skip(err, path)
+                continue
+            if path.is_dir():
+                yield from self._directory(path)
+                continue
+            kind = source_kind(path)
+            if kind == "image":
+                # A lone image is a folder of one: the folder reader knows names and CSVs.
+                yield from self._folder(path.parent, [path], check_listed=False)
+            elif kind is None:
+                err = IngestError(
+                    "not a THEMIS raw file or image",
+                    path=path,
+                    expected="*.cdf, *.pgm, *.pgm.gz, *.png, *.jpg or a directory",
+                )
+                if not self.skip_bad:
+                    raise err
+                self._skip(err, path)
+            else:
+                yield from self._file(path, kind)
+
+    def _directory(self, root: Path) -> Iterator[FrameBlock]:
+        files: list[tuple[Path, str]] = []
+        images: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()  # deterministic order of the walk itself
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                kind = source_kind(p)
+                if kind == "image":
+                    images.append(p)
+                elif kind in ("cdf", "pgm"):
+                    files.append((p, kind))
+                # Anything else (READMEs, skymaps, CSVs) is not a frame source in a tree.
+        # THEMIS names start with the station and hour (CDF) or the minute (PGM), so name
+        # order is time order within a station.
+        for p, kind in sorted(files, key=lambda item: (item[0].name, str(item[0]))):
+            yield from self._file(p, kind)
+        if images:
+            yield from self._folder(root, images)
+
+    def _file(self, path: Path, kind: str) -> Iterator[FrameBlock]:
+        reader = _reader_for(kind)
+        try:
+            block = reader(path)
+            if self.station is not None and block.station != self.station:
+                raise IngestError(
+                    f"file is from station {block.station!r}",
+                    path=path,
+                    expected=f"station {self.station!r} as asked",
+                )
+        except IngestError as err:
+            if not self.skip_bad:
+                raise
+            self._skip(err, path)
+            return
+        yield block
+
+    def _folder(
+        self, root: Path, images: list[Path], *, check_listed: bool = True
+    ) -> Iterator[FrameBlock]:
+        from oathcube.archive.folder import iter_folder_blocks
+
+        on_bad: Callable[[IngestError, Path], None] | None = None
+        if self.skip_bad:
+            on_bad = self._skip
+        try:
+            yield from iter_folder_blocks(
+                root,
+                images=images,
+                times_csv=self.times_csv,
+                station=self.station,
+                on_bad=on_bad,
+                check_listed=check_listed,
+            )
+        except IngestError as err:
+            # Errors that concern the folder as a whole (a bad CSV) land here.
+            if not self.skip_bad:
+                raise
+            self._skip(err, root)
+
+
+def _reader_for(kind: str) -> Callable[[Path], FrameBlock]:
+    # Imported here so that `frames` stays importable without cdflib for folder-only use.
+    if kind == "cdf":
+        from oathcube.archive.themis_cdf import read_cdf
+
+        return read_cdf
+    if kind == "pgm":
+        from oathcube.archive.themis_pgm import read_pgm
+
+        return read_pgm
+    raise ValueError(f"no file reader for kind {kind!r}")
+
+
+def iter_frame_blocks(
+    sources: Iterable[str | os.PathLike[str]],
+    *,
+    skip_bad: bool = False,
+    station: str | None = None,
+    times_csv: str | os.PathLike[str] | None = None,
+) -> FrameBlockReader:
+    """Read raw frames from CDF files, PGM files and image folders, one block at a time.
+
+    Parameters
+    ----------
+    sources
+        Files and directories.  A directory is walked recursively: its ``*.cdf``,
+        ``*.pgm`` and ``*.pgm.gz`` files are read one by one in name order (THEMIS names
+        put station and time first, so this is time order per station); its PNG/JPEG
+        images together form one image folder.  Other files in a directory are ignored;
+        a file named explicitly must be one of those kinds.
+    skip_bad
+        False (default): the first bad source raises :class:`IngestError` naming it.
+        True: a bad file (or a bad image in a folder) yields nothing and is listed in
+        the returned reader's ``skipped``.
+    station
+        Station code for images whose name and CSV carry none; a CDF or PGM file from
+        another station is an error (so that nothing is filed under the wrong station).
+    times_csv
+        CSV with ``file,station,time`` columns for image folders (see
+        :mod:`oathcube.archive.folder`); by default a folder's own single ``*.csv``.
+
+    Returns
+    -------
+    FrameBlockReader
+        An iterator of :class:`FrameBlock`; after it is exhausted, ``reader.skipped``
+        (or ``reader.skipped_as_attrs()``) lists what was left out and why.
+
+    Raises
+    ------
+    IngestError
+        With ``skip_bad=False``, for the first source that cannot be read.
+
+    Examples
+    --------
+    >>> reader = iter_frame_blocks(["data/"], skip_bad=True)  # doctest: +SKIP
+    >>> for block in reader:  # doctest: +SKIP
+    ...     append(block)
+    >>> attrs["skipped_sources"] = reader.skipped_as_attrs()  # doctest: +SKIP
+    """
+    return FrameBlockReader(sources, skip_bad=skip_bad, station=station, times_csv=times_csv)

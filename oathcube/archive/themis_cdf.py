@@ -1,0 +1,224 @@
+"""Berkeley THEMIS ASI level-1 CDF files (``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf``).
+
+One file holds up to an hour of full-resolution (256x256, 16-bit) frames of one station,
+read here with :mod:`cdflib` (pure Python + numpy, no NASA CDF library).  Two layouts exist:
+
+* classic (up to 2023): images in ``thg_asf_<site>`` as records, ``(N, 256, 256)``
+  ``CDF_UINT2``; times in ``thg_asf_<site>_epoch`` (``CDF_EPOCH``, exposure start to the
+  millisecond) and ``thg_asf_<site>_time`` (unix seconds, whole seconds in practice);
+* 2024 on: ``thg_asf_<site>`` is one record ``(1, 256, 256, N)`` (frames on the last axis)
+  and only ``thg_asf_<site>_time`` is there.
+
+The layout is told apart by which axis matches the number of times, never by the date in
+the name.  Times come from ``_epoch`` when it has records (it keeps the milliseconds that
+``_time`` rounds away; the real Gakona file starts at 17:00:00.053), else from ``_time``.
+
+Frames are returned exactly as stored (``uint16`` counts, row 0 = first stored row, no
+flip); see :mod:`oathcube.rawprep` for the orientation discussion and the 8-bit preparation.
+
+Anything wrong with a file (not a CDF, truncated, compressed block cut short, no image
+variable, frame/time count mismatch, fill-value or repeated times) raises
+:class:`~oathcube.errors.IngestError` that names the file and says what was wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cdflib
+import numpy as np
+
+from oathcube.archive.frames import FrameBlock
+from oathcube.errors import IngestError
+
+__all__ = ["read_cdf", "station_from_cdf_name", "CDF_NAME_RE"]
+
+#: ``thg_l1_asf_<site>_<YYYYMMDDHH>_v<NN>.cdf``; the site group is the station code.
+CDF_NAME_RE = re.compile(
+    r"^thg_l1_asf_(?P<site>[a-z0-9]+)_(?P<hour>\d{10})_v\d+\.cdf$", re.IGNORECASE
+)
+_IMAGE_VAR_RE = re.compile(r"^thg_asf_(?P<site>[a-z0-9]+)$", re.IGNORECASE)
+
+# Frames outside these years are fill values or garbage, not THEMIS data (2004: first GBO).
+_EARLIEST = np.datetime64("2000-01-01", "ns")
+_LATEST = np.datetime64("2100-01-01", "ns")
+
+
+def station_from_cdf_name(name: str) -> str | None:
+    """Station code in a Berkeley L1 ASF file name, or None if the name is not one."""
+    m = CDF_NAME_RE.match(Path(name).name)
+    return m.group("site").lower() if m else None
+
+
+def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
+    """Read every frame of one THEMIS ASI L1 CDF file.
+
+    Parameters
+    ----------
+    path
+        A ``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf`` file, classic or 2024 layout.
+
+    Returns
+    -------
+    FrameBlock
+        ``raw=True``, ``uint16`` frames ``(n, y, x)`` in the file's pixel order, times
+        ``datetime64[ns]`` UTC, station from the image variable's name.
+
+    Raises
+    ------
+    IngestError
+        The file cannot be opened as a CDF, is truncated or corrupt, lacks the image or
+        time variables, or its frames and times disagree.
+    """
+    path = Path(path)
+    try:
+        cdf = cdflib.CDF(str(path))
+        info = cdf.cdf_info()
+    except Exception as exc:  # cdflib raises OSError, ValueError, EOFError... on bad bytes
+        raise IngestError(
+            f"cannot open as CDF: {_one_line(exc)}", path=path, expected="a CDF file"
+        ) from exc
+    try:
+        return _read_open(cdf, list(info.zVariables) + list(info.rVariables), path)
+    finally:
+        # cdflib keeps a file handle while the object lives; drop it now, not at GC time.
+        del cdf
+
+
+def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
+    image_vars = [n for n in names if _IMAGE_VAR_RE.match(n)]
+    if len(image_vars) != 1:
+        found = ", ".join(image_vars) if image_vars else "none"
+        raise IngestError(
+            f"image variable thg_asf_<site>: found {found}",
+            path=path,
+            expected="exactly one thg_asf_<site> variable (file truncated or not an ASF file?)",
+        )
+    image_var = image_vars[0]
+    station = _IMAGE_VAR_RE.match(image_var).group("site").lower()  # type: ignore[union-attr]
+    named = station_from_cdf_name(path.name)
+    if named is not None and named != station:
+        raise IngestError(
+            f"file name says station {named!r} but the images are {image_var!r}",
+            path=path,
+            expected="name and variables of the same station",
+        )
+
+    time = _read_times(cdf, names, image_var, path)
+    images = _get(cdf, image_var, path)
+    frames = _to_frame_stack(images, time.shape[0], image_var, path)
+
+    if not (np.diff(time) > np.timedelta64(0, "ns")).all():
+        # Out-of-order records can be put right; a repeated time cannot be told apart.
+        order = np.argsort(time, kind="stable")
+        time, frames = time[order], frames[order]
+        if (np.diff(time) == np.timedelta64(0, "ns")).any():
+            raise IngestError("two frames share one time", path=path, expected="one frame per time")
+    return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -> np.ndarray:
+    epoch_var, unix_var = f"{image_var}_epoch", f"{image_var}_time"
+    time: np.ndarray | None = None
+    where = ""
+    if epoch_var in names:
+        raw = _get(cdf, epoch_var, path, allow_empty=True)
+        if raw is not None and np.size(raw) > 0:
+            values = np.asarray(raw).ravel()
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise IngestError(f"{epoch_var} holds NaN or infinite values", path=path)
+            try:
+                time = np.asarray(cdflib.cdfepoch.to_datetime(values)).astype("datetime64[ns]")
+            except Exception as exc:
+                raise IngestError(
+                    f"cannot convert {epoch_var}: {_one_line(exc)}", path=path
+                ) from exc
+            where = epoch_var
+    if time is None and unix_var in names:
+        raw = _get(cdf, unix_var, path, allow_empty=True)
+        if raw is not None and np.size(raw) > 0:
+            seconds = np.asarray(raw, dtype=np.float64).ravel()
+            if not np.isfinite(seconds).all():
+                raise IngestError(f"{unix_var} holds NaN or infinite values", path=path)
+            # Round to the microsecond: float64 unix seconds carry about that much.
+            micro = np.round(seconds * 1e6).astype(np.int64)
+            time = micro.astype("datetime64[us]").astype("datetime64[ns]")
+            where = unix_var
+    if time is None:
+        raise IngestError(
+            "no frame times",
+            path=path,
+            expected=f"records in {epoch_var} (CDF_EPOCH) or {unix_var} (unix seconds)",
+        )
+    bad = (time < _EARLIEST) | (time >= _LATEST)
+    if bad.any():
+        raise IngestError(
+            f"{int(bad.sum())} of {time.size} times in {where} are fill values or out of range",
+            path=path,
+            expected="times between 2000 and 2100",
+        )
+    return time
+
+
+def _get(cdf: cdflib.CDF, name: str, path: Path, *, allow_empty: bool = False) -> np.ndarray | None:
+    """``cdf.varget(name)`` with every failure turned into an IngestError naming the file."""
+    try:
+        value = cdf.varget(name)
+    except Exception as exc:  # zlib/EOF errors on cut compressed blocks, index errors...
+        raise IngestError(
+            f"cannot read variable {name}: {_one_line(exc)} (truncated or corrupt file?)",
+            path=path,
+        ) from exc
+    if value is None and not allow_empty:
+        raise IngestError(f"variable {name} has no records", path=path)
+    return None if value is None else np.asarray(value)
+
+
+def _to_frame_stack(images: np.ndarray, n: int, name: str, path: Path) -> np.ndarray:
+    """Bring either layout to a C-contiguous ``(n, y, x)`` uint16 stack."""
+    shape = images.shape
+    if images.ndim == 2 and n == 1:
+        # cdflib drops the record axis of a one-record variable.
+        stack = images[None]
+    elif images.ndim == 3 and shape[0] == n:
+        stack = images  # classic: records are frames
+    elif images.ndim == 4 and shape[0] == 1 and shape[3] == n:
+        stack = _frames_first(images[0])  # 2024: one record, frames on the last axis
+    elif images.ndim == 3 and shape[2] == n:
+        stack = _frames_first(images)  # 2024 layout written without a record axis
+    else:
+        raise IngestError(
+            f"{name} has shape {shape} for {n} times",
+            path=path,
+            expected=f"({n}, y, x) or (1, y, x, {n})",
+        )
+    if stack.shape[1] < 2 or stack.shape[2] < 2:
+        raise IngestError(f"{name} frames are {stack.shape[1:]}", path=path, expected="2-D frames")
+    if stack.dtype != np.uint16:
+        # THEMIS stores CDF_UINT2; accept other integer types only if nothing is lost.
+        if stack.dtype.kind not in "iu" or stack.min() < 0 or stack.max() > 65535:
+            raise IngestError(
+                f"{name} has type {stack.dtype}", path=path, expected="16-bit unsigned counts"
+            )
+    return np.ascontiguousarray(stack, dtype=np.uint16)
+
+
+def _frames_first(images: np.ndarray) -> np.ndarray:
+    """``(y, x, n)`` to a C-contiguous ``(n, y, x)``.
+
+    Copying a few rows at a time keeps source and destination in cache; it is about twice
+    as fast as one ``ascontiguousarray(moveaxis(...))`` on an hour of frames.
+    """
+    ny, nx, n = images.shape
+    out = np.empty((n, ny, nx), dtype=images.dtype)
+    step = 4
+    for y in range(0, ny, step):
+        out[:, y : y + step, :] = images[y : y + step].transpose(2, 0, 1)
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,386 @@
+"""The explicit preparation that turns raw 16-bit THEMIS frames into OATH-like 8-bit images.
+
+What is known about OATH's own preparation
+------------------------------------------
+The OATH images (``images/cropped_scaled/NNNNN.png``) are described by the dataset page
+only as "THEMIS ASI image, cropped and scaled"; ``files_origin.csv`` gives station and time
+of each, and the tarball's scripts start from the finished PNGs.  **The crop (its radius
+or elevation cut-off, its centre), the intensity scaling (per image or fixed, which limits),
+any resampling and the orientation are not published.**  So no setting here can claim to
+reproduce the paper's images; what this module guarantees is that the choice is explicit,
+parameterised and written into the cube (:meth:`RawPreparation.attrs`), so that results can
+be compared across choices and redone with another one.
+
+Defaults and why
+----------------
+* ``crop_radius_fraction=0.875``: pixels farther than 0.875 x half the frame width from
+  the frame centre (112 px for 256 px) are set to 0.  The Inception chain that follows
+  (``central_crop(0.875)``) keeps rows/columns 16..239, whose inscribed circle has exactly
+  this radius, so the crop removes only what the network would see in the corners; and on
+  the real Gakona skymap the sky above 10 deg elevation covers the area of a 111.7 px
+  circle, so the default is close to the common 10 deg cut that drops horizon glow, trees
+  and buildings.  With a UCalgary skymap, ``min_elevation_deg`` cuts at a true elevation.
+* ``scaling="percentile"`` with ``low_percentile=1``, ``high_percentile=99``, per frame, over
+  the pixels inside the crop: raw counts sit on a CCD background that differs between
+  imagers (about 2,200 to 3,500 counts in the two real files here) and gains differ, so
+  fixed limits that suit one camera crush another.  The price is absolute brightness (a
+  faint glow and a bright arc both span 0..255); ``scaling="fixed"`` with
+  ``fixed_low``/``fixed_high`` counts keeps it for one imager.
+* ``out_size=256``: THEMIS frames are 256x256 and the feature chain's crop indices assume
+  256 px inputs, as the OATH PNGs are used.
+
+Orientation
+-----------
+The cube stores frames **as in the file**: row 0 is the first row stored in the CDF record
+or PGM raster, column 0 its first sample; ``flip_north_south=False`` by default.  In the
+UCalgary convention (the one asilib assumes) row 0 is the northern edge and column 0 the
+eastern one, i.e. the sky seen from below; asilib flips frames north-south on load so that
+``imshow(origin="lower")`` shows north up.  We do not flip because (1) a UCalgary skymap as
+read by :func:`scipy.io.readsav` follows that convention too (the Gakona one has azimuth
+20 deg near row 0, 205 deg near the last row, 112 deg near column 0), so it applies
+unflipped; (2) class labels (arc, diffuse, ...) do not change under a mirror image, and
+OATH's own training already randomises rotation; (3) a flip is one parameter away
+(``flip_north_south=True``, recorded in the attributes).
+
+Caution, measured here: the real Gakona skymap (valid from 2011-03-05, imager themis20)
+fits the 2011-01-06 Gakona CDF frames best turned by 180 deg: :func:`skymap_alignment`
+gives a sky-disc overlap of 0.954 turned against 0.922 as read, and the lit disc is centred
+at column 131.5 in the frames but 124.1 in the skymap.  So a skymap need not match frames
+of another period or imager, and which edge of those frames is north is not certain either:
+check with :func:`skymap_alignment` and set ``skymap_orientation`` before relying on an
+elevation crop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from oathcube.errors import IngestError
+
+__all__ = [
+    "RawPreparation",
+    "SKYMAP_ORIENTATIONS",
+    "load_skymap_elevation",
+    "skymap_alignment",
+]
+
+#: How a skymap array is turned to match the frames: as read, mirrored, or rotated 180 deg.
+SKYMAP_ORIENTATIONS: tuple[str, ...] = ("as_read", "flip_lr", "flip_ud", "rot180")
+
+_FORMAT_VERSION = 1
+# Frames per vectorised step of `apply`: bounds the float32 working copy (~17 MB).
+_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class RawPreparation:
+    """Parameters that turn ``uint16`` raw frames into ``uint8`` OATH-like images.
+
+    Parameters
+    ----------
+    crop_radius_fraction
+        Keep pixels within this fraction of half the frame width from the frame centre;
+        the rest become 0.  None: no circular crop.  Ignored when ``min_elevation_deg``
+        is set.
+    min_elevation_deg
+        Keep pixels at or above this elevation according to ``skymap`` (pixels the
+        skymap leaves out, NaN, become 0 too).  None: use ``crop_radius_fraction``.
+    skymap
+        UCalgary skymap ``.sav`` file (``FULL_ELEVATION`` is used); needed with
+        ``min_elevation_deg``.
+    skymap_orientation
+        One of :data:`SKYMAP_ORIENTATIONS`: how to turn the skymap to match the frames.
+    scaling
+        ``"percentile"`` (per frame, ``low_percentile``..``high_percentile`` of the kept
+        pixels map to 0..255) or ``"fixed"`` (``fixed_low``..``fixed_high`` counts).
+    low_percentile, high_percentile
+        Percentiles (0..100) for ``scaling="percentile"``.
+    fixed_low, fixed_high
+        Raw counts for ``scaling="fixed"`` (required there).
+    flip_north_south
+        Reverse the row order after cropping and scaling (asilib's orientation).
+    out_size
+        Output frames are ``out_size x out_size`` (bilinear resampling if different).
+    """
+
+    crop_radius_fraction: float | None = 0.875
+    min_elevation_deg: float | None = None
+    skymap: str | None = None
+    skymap_orientation: str = "as_read"
+    scaling: str = "percentile"
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+    fixed_low: float | None = None
+    fixed_high: float | None = None
+    flip_north_south: bool = False
+    out_size: int = 256
+
+    def __post_init__(self) -> None:
+        # Normalise a path-like skymap to str so that attrs() stays JSON-able.
+        if self.skymap is not None and not isinstance(self.skymap, str):
+            object.__setattr__(self, "skymap", os.fspath(self.skymap))
+        if self.crop_radius_fraction is not None and not 0 < self.crop_radius_fraction <= 1.5:
+            raise ValueError(
+                f"crop_radius_fraction must be in (0, 1.5], not {self.crop_radius_fraction}"
+            )
+        if self.min_elevation_deg is not None:
+            if not -10 <= self.min_elevation_deg < 90:
+                raise ValueError(
+                    f"min_elevation_deg must be in [-10, 90), not {self.min_elevation_deg}"
+                )
+            if self.skymap is None:
+                raise ValueError("min_elevation_deg needs a skymap file")
+        if self.skymap_orientation not in SKYMAP_ORIENTATIONS:
+            raise ValueError(f"skymap_orientation must be one of {SKYMAP_ORIENTATIONS}")
+        if self.scaling == "percentile":
+            if not 0 <= self.low_percentile < self.high_percentile <= 100:
+                raise ValueError("need 0 <= low_percentile < high_percentile <= 100")
+        elif self.scaling == "fixed":
+            if self.fixed_low is None or self.fixed_high is None:
+                raise ValueError('scaling="fixed" needs fixed_low and fixed_high (raw counts)')
+            if not self.fixed_low < self.fixed_high:
+                raise ValueError("need fixed_low < fixed_high")
+        else:
+            raise ValueError(f'scaling must be "percentile" or "fixed", not {self.scaling!r}')
+        if int(self.out_size) != self.out_size or self.out_size < 8:
+            raise ValueError(f"out_size must be an integer >= 8, not {self.out_size}")
+
+    # ------------------------------------------------------------------ geometry
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """Boolean ``shape`` mask of the pixels kept (True) before scaling.
+
+        Parameters
+        ----------
+        shape
+            ``(y, x)`` of the raw frames.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``bool`` array in the file's orientation (before any flip).
+
+        Raises
+        ------
+        IngestError
+            The skymap cannot be read or has another shape than the frames.
+        """
+        if self.min_elevation_deg is not None:
+            assert self.skymap is not None  # checked in __post_init__
+            elevation = _oriented(load_skymap_elevation(self.skymap), self.skymap_orientation)
+            if elevation.shape != tuple(shape):
+                raise IngestError(
+                    f"skymap is {elevation.shape}, frames are {tuple(shape)}",
+                    path=self.skymap,
+                    expected="a skymap of the frames' size",
+                )
+            with np.errstate(invalid="ignore"):  # NaN (outside the lens) compares False
+                return np.asarray(elevation >= self.min_elevation_deg)
+        return _circle_mask(tuple(shape), self.crop_radius_fraction)
+
+    # ------------------------------------------------------------------ the work
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Crop, scale, optionally flip and resize a stack of raw frames.
+
+        Parameters
+        ----------
+        frames
+            ``(n, y, x)`` (or one ``(y, x)`` frame) raw counts, normally ``uint16``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, out_size, out_size)`` ``uint8`` (``(out_size, out_size)`` for one frame);
+            0 outside the crop.
+        """
+        frames = np.asarray(frames)
+        single = frames.ndim == 2
+        if single:
+            frames = frames[None]
+        if frames.ndim != 3:
+            raise ValueError(f"frames must be (n, y, x), not {frames.shape}")
+        if frames.dtype.kind not in "uif":
+            raise ValueError(f"frames must be numeric, not {frames.dtype}")
+        n, ny, nx = frames.shape
+        keep = self.mask((ny, nx))
+        out = np.zeros((n, self.out_size, self.out_size), dtype=np.uint8)
+        for start in range(0, n, _CHUNK):
+            chunk = frames[start : start + _CHUNK].astype(np.float32)
+            lo, hi = self._limits(chunk, keep)
+            span = hi - lo
+            # A flat frame (span 0) maps to 0 rather than dividing by zero.
+            scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
+            scaled = (chunk - lo[:, None, None]) * scale[:, None, None]
+            np.clip(scaled, 0.0, 255.0, out=scaled)
+            scaled[:, ~keep] = 0.0
+            if self.flip_north_south:
+                scaled = scaled[:, ::-1, :]
+            if (ny, nx) != (self.out_size, self.out_size):
+                zoom = (1.0, self.out_size / ny, self.out_size / nx)
+                scaled = ndimage.zoom(scaled, zoom, order=1, grid_mode=True, mode="grid-constant")
+                np.clip(scaled, 0.0, 255.0, out=scaled)
+            out[start : start + chunk.shape[0]] = np.rint(scaled).astype(np.uint8)
+        return out[0] if single else out
+
+    def _limits(self, chunk: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = chunk.shape[0]
+        if self.scaling == "fixed":
+            lo = np.full(n, float(self.fixed_low), dtype=np.float32)  # type: ignore[arg-type]
+            hi = np.full(n, float(self.fixed_high), dtype=np.float32)  # type: ignore[arg-type]
+            return lo, hi
+        inside = chunk[:, keep] if keep.any() else chunk.reshape(n, -1)
+        lo, hi = np.percentile(inside, [self.low_percentile, self.high_percentile], axis=1)
+        return lo.astype(np.float32), hi.astype(np.float32)
+
+    # ------------------------------------------------------------------ record
+    def attrs(self) -> dict[str, Any]:
+        """All parameters as plain JSON-able values, for the cube's attributes.
+
+        Returns
+        -------
+        dict
+            Every field (None stays None, i.e. JSON null), plus ``method``,
+            ``format_version`` and ``orientation`` (a sentence saying how rows are stored).
+        """
+        out: dict[str, Any] = {
+            "method": "oathcube.rawprep.RawPreparation",
+            "format_version": _FORMAT_VERSION,
+        }
+        for key, value in asdict(self).items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            out[key] = value
+        out["orientation"] = (
+            "rows flipped north-south from the file order (asilib's orientation)"
+            if self.flip_north_south
+            else "as stored in the file: row 0 = first stored row (north edge in the "
+            "UCalgary convention), no flip"
+        )
+        return out
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> RawPreparation:
+        """Rebuild the preparation from :meth:`attrs` output (extra keys are ignored).
+
+        Parameters
+        ----------
+        attrs
+            A dict as written by :meth:`attrs`, e.g. after a JSON round trip.
+
+        Returns
+        -------
+        RawPreparation
+        """
+        if (
+            attrs.get("method", "oathcube.rawprep.RawPreparation")
+            != "oathcube.rawprep.RawPreparation"
+        ):
+            raise ValueError(f"not a RawPreparation record: method={attrs.get('method')!r}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in attrs.items() if k in names})
+
+
+# ---------------------------------------------------------------------- skymaps
+@functools.lru_cache(maxsize=8)
+def load_skymap_elevation(path: str) -> np.ndarray:
+    """``FULL_ELEVATION`` (degrees, NaN outside the lens) of a UCalgary skymap ``.sav``.
+
+    Parameters
+    ----------
+    path
+        IDL save file, e.g. ``themis_skymap_gako_20110305-+_vXX.sav``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(y, x)`` ``float32`` as :func:`scipy.io.readsav` returns it (read-only; cached).
+
+    Raises
+    ------
+    IngestError
+        The file cannot be read or has no ``skymap.FULL_ELEVATION``.
+    """
+    from scipy.io import readsav
+
+    try:
+        with warnings.catch_warnings():
+            # readsav warns that it cannot verify record sizes of these files; harmless.
+            warnings.simplefilter("ignore", UserWarning)
+            data = readsav(path)
+        elevation = np.asarray(data["skymap"]["FULL_ELEVATION"][0], dtype=np.float32)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise IngestError(
+            f"cannot read skymap elevation: {type(exc).__name__}: {text}",
+            path=path,
+            expected="an IDL save file with skymap.FULL_ELEVATION",
+        ) from exc
+    if elevation.ndim != 2:
+        raise IngestError(f"FULL_ELEVATION has shape {elevation.shape}", path=path, expected="2-D")
+    elevation.setflags(write=False)  # shared by the cache
+    return elevation
+
+
+def skymap_alignment(frames: np.ndarray, elevation: np.ndarray) -> dict[str, float]:
+    """How well each skymap orientation fits the lit sky disc of some raw frames.
+
+    The mean frame is thresholded a quarter of the way from its dark surroundings (2nd
+    percentile) to the sky (median); the lit area is compared with the skymap's field of
+    view (finite, elevation >= 0) by intersection over union.
+
+    Parameters
+    ----------
+    frames
+        ``(n, y, x)`` raw frames of the station, ideally a few minutes of night sky.
+    elevation
+        The skymap's elevation array as read (see :func:`load_skymap_elevation`).
+
+    Returns
+    -------
+    dict
+        ``{orientation: overlap in 0..1}`` for each of :data:`SKYMAP_ORIENTATIONS`;
+        the largest is the orientation to use.
+    """
+    mean = np.asarray(frames, dtype=np.float64).reshape(-1, *np.shape(frames)[-2:]).mean(axis=0)
+    dark, sky = np.percentile(mean, [2, 50])
+    lit = mean > dark + 0.25 * (sky - dark)
+    scores: dict[str, float] = {}
+    for name in SKYMAP_ORIENTATIONS:
+        turned = _oriented(np.asarray(elevation), name)
+        if turned.shape != lit.shape:
+            raise ValueError(f"skymap is {turned.shape}, frames are {lit.shape}")
+        with np.errstate(invalid="ignore"):
+            view = np.isfinite(turned) & (turned >= 0)
+        union = np.logical_or(lit, view).sum()
+        scores[name] = float(np.logical_and(lit, view).sum() / union) if union else 0.0
+    return scores
+
+
+def _oriented(array: np.ndarray, orientation: str) -> np.ndarray:
+    if orientation == "flip_lr":
+        return array[:, ::-1]
+    if orientation == "flip_ud":
+        return array[::-1, :]
+    if orientation == "rot180":
+        return array[::-1, ::-1]
+    return array
+
+
+@functools.lru_cache(maxsize=16)
+def _circle_mask(shape: tuple[int, int], fraction: float | None) -> np.ndarray:
+    ny, nx = shape
+    if fraction is None:
+        mask = np.ones(shape, dtype=bool)
+    else:
+        # Centre between the middle pixels; radius in pixels of the shorter side.
+        yy, xx = np.ogrid[0:ny, 0:nx]
+        radius = fraction * min(ny, nx) / 2.0
+        mask = (yy - (ny - 1) / 2.0) ** 2 + (xx - (nx - 1) / 2.0) ** 2 <= radius**2
+    mask.setflags(write=False)  # shared by the cache
+    return mask

@@ -1,0 +1,488 @@
+"""Raw THEMIS ingest: CDF and PGM readers, image folders, the dispatcher, rawprep.
+
+Readers are tested on the real files in ``../shared/data/themis`` and on synthetic files
+that ``tests/themis_files.py`` writes in the same formats.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import cdflib
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from themis_files import expected_frames, frame_times, write_cdf, write_pgm
+
+from oathcube.archive.folder import load_grey_image, parse_image_name, read_folder
+from oathcube.archive.frames import FrameBlock, iter_frame_blocks, source_kind
+from oathcube.archive.themis_cdf import read_cdf, station_from_cdf_name
+from oathcube.archive.themis_pgm import read_pgm, station_from_pgm_name
+from oathcube.errors import IngestError
+from oathcube.rawprep import (
+    RawPreparation,
+    load_skymap_elevation,
+    skymap_alignment,
+)
+
+REAL_CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
+REAL_PGM_GZ = "20140310_0600_gill_themis19_full.pgm.gz"
+REAL_PGM = "20140310_0605_gill_themis19_full.pgm"
+REAL_SKYMAP = "themis_skymap_gako_20110305-+_vXX.sav"
+SIZE = 64  # synthetic frames are small to keep the tests quick; the layouts are the real ones
+
+
+@pytest.fixture(scope="session")
+def themis(shared: Path) -> Path:
+    """The folder of real THEMIS raw files."""
+    return shared / "data" / "themis"
+
+
+def _ns(text: str) -> np.datetime64:
+    return np.datetime64(text, "ns")
+
+
+# --------------------------------------------------------------------------- CDF
+def test_real_cdf(themis: Path) -> None:
+    block = read_cdf(themis / REAL_CDF)
+    assert block.station == "gako" and block.raw and block.source == str(themis / REAL_CDF)
+    assert block.frames.shape == (23, 256, 256) and block.frames.dtype == np.uint16
+    assert block.frames.flags.c_contiguous
+    # Times come from _epoch (exposure start, to the millisecond).
+    assert block.time[0] == _ns("2011-01-06T17:00:00.053")
+    assert block.time[-1] == _ns("2011-01-06T17:01:06.020")
+    cdf = cdflib.CDF(str(themis / REAL_CDF))
+    np.testing.assert_array_equal(block.frames, cdf.varget("thg_asf_gako"))
+    via_cdflib = cdflib.cdfepoch.to_datetime(cdf.varget("thg_asf_gako_epoch"))
+    np.testing.assert_array_equal(block.time, via_cdflib.astype("datetime64[ns]"))
+    # _time is the same instants rounded to whole seconds.
+    unix = cdf.varget("thg_asf_gako_time")
+    delta = (block.time - (unix * 1e9).astype("int64").astype("datetime64[ns]")).astype(float)
+    assert np.all(np.abs(delta) < 0.1e9)
+
+
+@pytest.mark.parametrize(
+    ("layout", "one_record"), [("classic", False), ("2024", False), ("2024", True)]
+)
+def test_synthetic_cdf_layouts(tmp_path: Path, layout: str, one_record: bool) -> None:
+    path = write_cdf(
+        tmp_path,
+        "fsmi",
+        "2011-01-06T17:00:00.050",
+        7,
+        layout=layout,
+        seed=4,
+        size=SIZE,
+        time_one_record=one_record,
+    )
+    assert path.name == "thg_l1_asf_fsmi_2011010617_v01.cdf"
+    names = cdflib.CDF(str(path)).cdf_info().zVariables
+    assert ("thg_asf_fsmi_epoch" in names) == (layout == "classic")
+    block = read_cdf(path)
+    assert block.station == "fsmi" and block.n == 7
+    np.testing.assert_array_equal(block.frames, expected_frames(7, 4, SIZE))
+    np.testing.assert_array_equal(block.time, frame_times("2011-01-06T17:00:00.050", 7))
+
+
+def test_cdf_layouts_agree_on_256_frames(tmp_path: Path) -> None:
+    # The same pixels written in both layouts read back identically at full size.
+    frames = expected_frames(3, 9)
+    a = read_cdf(write_cdf(tmp_path / "a.cdf", "gako", "2024-02-01T05:00", 3, frames=frames))
+    b = read_cdf(
+        write_cdf(tmp_path / "b.cdf", "gako", "2024-02-01T05:00", 3, "2024", frames=frames)
+    )
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.time, b.time)
+
+
+@pytest.mark.parametrize("keep", [100, 5_000, 1_000_000, 2_000_000, -1_000])
+def test_truncated_real_cdf(themis: Path, tmp_path: Path, keep: int) -> None:
+    data = (themis / REAL_CDF).read_bytes()
+    cut = tmp_path / REAL_CDF
+    cut.write_bytes(data[:keep])
+    with pytest.raises(IngestError) as info:
+        read_cdf(cut)
+    assert info.value.path == str(cut)
+    assert REAL_CDF in str(info.value)
+
+
+def test_not_a_cdf(tmp_path: Path) -> None:
+    bad = tmp_path / "thg_l1_asf_gako_2011010617_v01.cdf"
+    bad.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(IngestError, match="cannot open as CDF"):
+        read_cdf(bad)
+
+
+def test_cdf_name_and_variables_disagree(tmp_path: Path) -> None:
+    path = write_cdf(tmp_path, "fsmi", "2011-01-06T17:00", 2, size=SIZE)
+    wrong = path.rename(tmp_path / "thg_l1_asf_gako_2011010617_v01.cdf")
+    with pytest.raises(IngestError, match="station 'gako'"):
+        read_cdf(wrong)
+
+
+def test_cdf_name_parsing() -> None:
+    assert station_from_cdf_name("thg_l1_asf_fsmi_2011010617_v01.cdf") == "fsmi"
+    assert station_from_cdf_name("other.cdf") is None
+
+
+# --------------------------------------------------------------------------- PGM
+@pytest.mark.parametrize(
+    ("name", "first", "last"),
+    [
+        (REAL_PGM_GZ, "2014-03-10T06:00:00.063119", "2014-03-10T06:00:57.006018"),
+        (REAL_PGM, "2014-03-10T06:05:00.058114", "2014-03-10T06:05:57.063061"),
+    ],
+)
+def test_real_pgm(themis: Path, name: str, first: str, last: str) -> None:
+    block = read_pgm(themis / name)
+    assert block.station == "gill" and block.raw and Path(block.source).name == name
+    assert block.frames.shape == (20, 256, 256) and block.frames.dtype == np.uint16
+    assert block.time[0] == _ns(first) and block.time[-1] == _ns(last)
+    steps = np.diff(block.time).astype("timedelta64[ms]").astype(float) / 1000
+    assert np.all(np.abs(steps - 3.0) < 0.1)
+
+
+def test_real_pgm_bytes_are_big_endian(themis: Path) -> None:
+    # Independent of the parser: the first raster starts right after "65535\n".
+    data = (themis / REAL_PGM).read_bytes()
+    start = data.index(b"\n65535\n") + len(b"\n65535\n")
+    first_row = np.frombuffer(data, ">u2", count=256, offset=start)
+    block = read_pgm(themis / REAL_PGM)
+    np.testing.assert_array_equal(block.frames[0, 0], first_row)
+    assert 3000 < np.median(block.frames) < 20000  # counts, not byte-swapped noise
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_synthetic_pgm(tmp_path: Path, gz: bool) -> None:
+    path = write_pgm(tmp_path, "gill", "2014-03-10T06:00:00.058114", 20, gz=gz, seed=5)
+    assert path.name == "20140310_0600_gill_themis19_full.pgm" + (".gz" if gz else "")
+    block = read_pgm(path)
+    assert block.station == "gill" and block.n == 20
+    np.testing.assert_array_equal(block.frames, expected_frames(20, 5))
+    np.testing.assert_array_equal(block.time, frame_times("2014-03-10T06:00:00.058114", 20))
+
+
+@pytest.mark.parametrize("keep", [500, 1_100, 140_000, -10])
+def test_truncated_real_pgm(themis: Path, tmp_path: Path, keep: int) -> None:
+    data = (themis / REAL_PGM).read_bytes()
+    cut = tmp_path / REAL_PGM
+    cut.write_bytes(data[:keep])
+    with pytest.raises(IngestError, match="cut short|does not parse") as info:
+        read_pgm(cut)
+    assert info.value.path == str(cut)
+
+
+def test_truncated_real_pgm_gz(themis: Path, tmp_path: Path) -> None:
+    data = (themis / REAL_PGM_GZ).read_bytes()
+    cut = tmp_path / REAL_PGM_GZ
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IngestError, match="gzip") as info:
+        read_pgm(cut)
+    assert REAL_PGM_GZ in str(info.value)
+
+
+def test_pgm_frame_without_time(tmp_path: Path) -> None:
+    path = write_pgm(tmp_path, "gill", "2014-03-10T06:00", 3, size=SIZE)
+    data = path.read_bytes()
+    line = b'#"Image request start" 2014-03-10 06:00:03.000000 UTC\n'
+    assert line in data
+    path.write_bytes(data.replace(line, b""))
+    with pytest.raises(IngestError, match="frame 2 has no 'Image request start'"):
+        read_pgm(path)
+
+
+def test_pgm_garbage_and_station(tmp_path: Path) -> None:
+    junk = tmp_path / "20140310_0600_gill_themis19_full.pgm"
+    junk.write_bytes(b"not a pgm at all")
+    with pytest.raises(IngestError, match="P5"):
+        read_pgm(junk)
+    path = write_pgm(tmp_path, "gill", "2014-03-10T06:00", 2, size=SIZE)
+    renamed = path.rename(tmp_path / "20140310_0600_rank_themis19_full.pgm")
+    with pytest.raises(IngestError, match="station 'rank'"):
+        read_pgm(renamed)
+    assert station_from_pgm_name("20140310_0600_gill_themis19_full.pgm.gz") == "gill"
+
+
+# --------------------------------------------------------------------------- folders
+def _png(path: Path, value: int, size: int = 16, rgb: bool = False) -> Path:
+    grey = np.full((size, size), value, np.uint8)
+    grey[0, 0] = 255 - value  # not flat, so a mix-up of images would show
+    iio.imwrite(path, np.repeat(grey[:, :, None], 3, axis=2) if rgb else grey)
+    return path
+
+
+def test_image_names() -> None:
+    assert parse_image_name("gako_20110106_170003.png") == ("gako", _ns("2011-01-06T17:00:03"))
+    assert parse_image_name("20110106_170003_FSMI.jpg") == ("fsmi", _ns("2011-01-06T17:00:03"))
+    assert parse_image_name("20110106-170003.5.png") == (None, _ns("2011-01-06T17:00:03.5"))
+    assert parse_image_name("00001.png") is None
+    assert parse_image_name("gako_20111306_170003.png") is None  # month 13
+
+
+def test_folder_by_names(tmp_path: Path) -> None:
+    _png(tmp_path / "gako_20110106_170006.png", 30, rgb=True)
+    _png(tmp_path / "gako_20110106_170000.png", 10)
+    _png(tmp_path / "20110106_170003_gako.png", 20)
+    _png(tmp_path / "fsmi_20110106_170000.png", 40)
+    blocks = read_folder(tmp_path)
+    assert [b.station for b in blocks] == ["fsmi", "gako"]
+    gako = blocks[1]
+    assert not gako.raw and gako.frames.dtype == np.uint8 and gako.frames.shape == (3, 16, 16)
+    assert list(gako.frames[:, 1, 1]) == [10, 20, 30]  # sorted by time, RGB made one band
+    assert gako.time[1] == _ns("2011-01-06T17:00:03")
+
+
+def test_folder_by_csv(tmp_path: Path) -> None:
+    for i in range(3):
+        _png(tmp_path / f"{i + 1:05d}.png", 10 * (i + 1))
+    (tmp_path / "times.csv").write_text(
+        "File,Station,Time\n"
+        "00002.png,INUV,2013-01-07T06:01:00Z\n"
+        "00001.png,inuv,2013-01-07 06:00:00\n"
+        "00003.png,rank,2013-01-07T07:02:00+01:00\n"
+    )
+    blocks = read_folder(tmp_path)
+    assert [(b.station, b.n) for b in blocks] == [("inuv", 2), ("rank", 1)]
+    np.testing.assert_array_equal(
+        blocks[0].time, [_ns("2013-01-07T06:00:00"), _ns("2013-01-07T06:01:00")]
+    )
+    assert blocks[1].time[0] == _ns("2013-01-07T06:02:00")  # offset converted to UTC
+    assert list(blocks[0].frames[:, 1, 1]) == [10, 20]
+
+
+def test_folder_csv_errors(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png", 1)
+    (tmp_path / "t.csv").write_text("file,station,time\na.png,gako,yesterday\n")
+    with pytest.raises(IngestError) as info:
+        read_folder(tmp_path)
+    assert info.value.line == 2 and "yesterday" in str(info.value)
+    (tmp_path / "t.csv").write_text("name,when\na.png,2011-01-01\n")
+    with pytest.raises(IngestError, match="file,station,time"):
+        read_folder(tmp_path)
+    (tmp_path / "t.csv").write_text(
+        "file,station,time\na.png,gako,2011-01-01\nb.png,gako,2011-01-02\n"
+    )
+    with pytest.raises(IngestError, match="'b.png' is listed but not in the folder"):
+        read_folder(tmp_path)
+
+
+def test_folder_station_given_by_caller(tmp_path: Path) -> None:
+    _png(tmp_path / "20110106_170000.png", 1)
+    with pytest.raises(IngestError, match="no station"):
+        read_folder(tmp_path)
+    (block,) = read_folder(tmp_path, station="KIAN")
+    assert block.station == "kian"
+
+
+def test_bad_images(tmp_path: Path) -> None:
+    (tmp_path / "gako_20110106_170000.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(IngestError, match="cannot decode") as info:
+        read_folder(tmp_path)
+    assert info.value.path.endswith("gako_20110106_170000.png")
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 200
+    iio.imwrite(tmp_path / "c.png", colour)
+    with pytest.raises(IngestError, match="colour"):
+        load_grey_image(tmp_path / "c.png")
+
+
+def test_folder_skip_bad(tmp_path: Path) -> None:
+    _png(tmp_path / "gako_20110106_170000.png", 10)
+    (tmp_path / "gako_20110106_170003.png").write_bytes(b"not an image")
+    _png(tmp_path / "gako_20110106_170006.png", 30, size=32)  # other size than the first
+    _png(tmp_path / "gako_20110106_170009.png", 40)
+    with pytest.raises(IngestError, match="gako_20110106_170003.png"):
+        list(iter_frame_blocks([tmp_path]))
+    reader = iter_frame_blocks([tmp_path], skip_bad=True)
+    (block,) = list(reader)
+    assert list(block.frames[:, 1, 1]) == [10, 40]
+    assert [Path(s.path).name for s in reader.skipped] == [
+        "gako_20110106_170003.png",
+        "gako_20110106_170006.png",
+    ]
+    assert "cannot decode" in reader.skipped_as_attrs()[0]
+    json.dumps(reader.skipped_as_attrs())
+
+
+# --------------------------------------------------------------------------- dispatcher
+@pytest.fixture
+def mixed_tree(tmp_path: Path, themis: Path) -> Path:
+    """A directory tree with a real CDF, a real PGM.gz, synthetic files, images and junk."""
+    root = tmp_path / "data"
+    (root / "cdf").mkdir(parents=True)
+    (root / "pgm" / "ut06").mkdir(parents=True)
+    (root / "png").mkdir()
+    shutil.copy(themis / REAL_CDF, root / "cdf")
+    write_cdf(root / "cdf", "gako", "2011-01-06T18:00:00", 4, layout="2024", size=SIZE)
+    shutil.copy(themis / REAL_PGM_GZ, root / "pgm" / "ut06")
+    _png(root / "png" / "fsmi_20110106_170000.png", 5)
+    (root / "README.md").write_text("not data")
+    shutil.copy(themis / REAL_SKYMAP, root)  # a skymap is not a frame source
+    return root
+
+
+def test_dispatch_tree(mixed_tree: Path) -> None:
+    reader = iter_frame_blocks([mixed_tree])
+    blocks = list(reader)
+    assert [(b.station, b.n, b.raw) for b in blocks] == [
+        ("gill", 20, True),
+        ("gako", 23, True),
+        ("gako", 4, True),
+        ("fsmi", 1, False),
+    ]
+    assert blocks[1].time[-1] < blocks[2].time[0]  # hours of one station in time order
+    assert reader.skipped == []
+    # `source` is a path that reads the same frames again.
+    for block in blocks:
+        again = [b for b in iter_frame_blocks([block.source]) if b.station == block.station]
+        np.testing.assert_array_equal(again[0].time, block.time)
+
+
+def test_dispatch_bad_file(mixed_tree: Path, themis: Path) -> None:
+    bad = mixed_tree / "cdf" / "thg_l1_asf_gako_2011010619_v01.cdf"
+    bad.write_bytes((themis / REAL_CDF).read_bytes()[:1_000_000])
+    with pytest.raises(IngestError) as info:
+        list(iter_frame_blocks([mixed_tree]))
+    assert info.value.path == str(bad)
+    reader = iter_frame_blocks([mixed_tree], skip_bad=True)
+    assert len(list(reader)) == 4
+    (skipped,) = reader.skipped
+    assert skipped.path == str(bad) and skipped.reason
+    assert reader.skipped_as_attrs()[0].startswith(str(bad) + ": ")
+
+
+def test_dispatch_explicit_files(tmp_path: Path, themis: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x")
+    missing = tmp_path / "nothere.cdf"
+    with pytest.raises(IngestError, match="not a THEMIS raw file"):
+        list(iter_frame_blocks([junk]))
+    reader = iter_frame_blocks([themis / REAL_PGM, junk, missing], skip_bad=True)
+    assert [b.station for b in reader] == ["gill"]
+    assert [Path(s.path).name for s in reader.skipped] == ["notes.txt", "nothere.cdf"]
+    with pytest.raises(IngestError, match="station 'gill'"):
+        list(iter_frame_blocks([themis / REAL_PGM], station="gako"))
+    assert source_kind("x.PGM.GZ") == "pgm" and source_kind("y.jpeg") == "image"
+
+
+def test_frame_block_rules() -> None:
+    t = np.array(["2011-01-01T00:00:03", "2011-01-01T00:00:00"], dtype="datetime64[ns]")
+    frames = np.zeros((2, 4, 4), np.uint16)
+    with pytest.raises(IngestError, match="strictly increasing"):
+        FrameBlock("gako", t, frames, "x", raw=True)
+    with pytest.raises(IngestError, match="uint8"):
+        FrameBlock("gako", t[::-1].copy(), frames, "x", raw=False)
+    with pytest.raises(IngestError, match="datetime64"):
+        FrameBlock("gako", t.astype("datetime64[s]"), frames, "x", raw=True)
+
+
+# --------------------------------------------------------------------------- rawprep
+def test_rawprep_defaults_on_real_frames(themis: Path) -> None:
+    raw = read_cdf(themis / REAL_CDF).frames
+    prep = RawPreparation()
+    out = prep.apply(raw)
+    assert out.dtype == np.uint8 and out.shape == raw.shape
+    keep = prep.mask(raw.shape[1:])
+    assert not out[:, ~keep].any()  # the border is zeroed
+    assert out[:, 0, 0].max() == 0 and out[:, 128, 128].min() > 0
+    # Percentile stretch: about 1% of the sky at each end of the range.
+    sky = out[:, keep]
+    assert 0.005 < (sky == 255).mean() < 0.02 and 0.005 < (sky == 0).mean() < 0.02
+    # Radius 0.875 of 128 px: the mask is a 112 px disc.
+    assert abs(keep.sum() - np.pi * 112**2) < 0.01 * keep.sum()
+    np.testing.assert_array_equal(prep.apply(raw[3]), out[3])  # one frame alone, same result
+
+
+def test_rawprep_options(themis: Path) -> None:
+    raw = read_pgm(themis / REAL_PGM).frames[:4]
+    base = RawPreparation().apply(raw)
+    flipped = RawPreparation(flip_north_south=True).apply(raw)
+    np.testing.assert_array_equal(flipped, base[:, ::-1, :])
+    small = RawPreparation(out_size=128).apply(raw)
+    assert small.shape == (4, 128, 128) and small.dtype == np.uint8
+    fixed = RawPreparation(
+        scaling="fixed", fixed_low=3000, fixed_high=12000, crop_radius_fraction=None
+    )
+    out = fixed.apply(raw)
+    expect = np.clip((raw.astype(float) - 3000) / 9000, 0, 1) * 255
+    assert np.abs(out - expect).max() <= 0.5 + 1e-6
+    flat = RawPreparation().apply(np.full((1, 16, 16), 5000, np.uint16))
+    assert not flat.any()  # a flat frame has no contrast to stretch
+
+
+def test_rawprep_skymap(themis: Path) -> None:
+    sky = str(themis / REAL_SKYMAP)
+    elevation = load_skymap_elevation(sky)
+    assert elevation.shape == (256, 256) and np.nanmax(elevation) > 85
+    prep = RawPreparation(min_elevation_deg=10, skymap=sky)
+    raw = read_cdf(themis / REAL_CDF).frames[:2]
+    out = prep.apply(raw)
+    with np.errstate(invalid="ignore"):
+        low = ~(elevation >= 10)
+    assert not out[:, low].any() and out[:, ~low].any()
+    scores = skymap_alignment(raw, elevation)
+    assert set(scores) == {"as_read", "flip_lr", "flip_ud", "rot180"}
+    # The documented finding: this skymap fits these (earlier) frames best turned round.
+    assert max(scores, key=scores.get) in ("rot180", "flip_lr")
+    assert scores["rot180"] > scores["as_read"] + 0.02
+
+
+def test_rawprep_attrs_round_trip(themis: Path) -> None:
+    for prep in (
+        RawPreparation(),
+        RawPreparation(scaling="fixed", fixed_low=2500, fixed_high=9000, flip_north_south=True),
+        RawPreparation(
+            min_elevation_deg=12.5,
+            skymap=themis / REAL_SKYMAP,
+            skymap_orientation="rot180",
+            out_size=224,
+        ),
+    ):
+        attrs = prep.attrs()
+        text = json.dumps(attrs)
+        assert RawPreparation.from_attrs(json.loads(text)) == prep
+        assert attrs["method"] == "oathcube.rawprep.RawPreparation"
+        assert "orientation" in attrs
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scaling": "fixed"},
+        {"scaling": "log"},
+        {"low_percentile": 50, "high_percentile": 10},
+        {"min_elevation_deg": 10},
+        {"crop_radius_fraction": 0},
+        {"skymap_orientation": "sideways"},
+        {"out_size": 3},
+    ],
+)
+def test_rawprep_rejects_bad_parameters(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        RawPreparation(**kwargs)
+
+
+def test_gzip_module_reads_what_write_pgm_writes(tmp_path: Path) -> None:
+    # The .pgm.gz written for tests is a real gzip stream of the plain file's bytes.
+    plain = write_pgm(tmp_path, "gill", "2014-03-10T06:00", 2, size=SIZE)
+    gz = write_pgm(tmp_path, "gill", "2014-03-10T06:00", 2, gz=True, size=SIZE)
+    assert gzip.decompress(gz.read_bytes()) == plain.read_bytes()
+
+
+def test_single_frame_cdf(tmp_path: Path) -> None:
+    block = read_cdf(write_cdf(tmp_path, "rank", "2012-12-01T04:00:00", 1, size=SIZE))
+    assert block.frames.shape == (1, SIZE, SIZE) and block.station == "rank"
+
+
+def test_skip_reason_keeps_the_line(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png", 1)
+    (tmp_path / "t.csv").write_text(
+        "file,station,time\na.png,gako,2011-01-01\nb.png,gako,2011-01-02\n"
+    )
+    reader = iter_frame_blocks([tmp_path], skip_bad=True)
+    assert [b.n for b in reader] == [1]
+    (skipped,) = reader.skipped
+    assert skipped.path.endswith("t.csv") and skipped.reason.startswith("line 3: ")
