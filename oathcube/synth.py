@@ -858,7 +858,7 @@ synthetic OATH archive. The true class of every frame is known:
 
 ({per} frames per class, in that order). Files:
 
-<station>_<YYYYMMDD>_<HHMMSS>.png   one frame each, named by its UTC time
+frames/<station>_<YYYYMMDD>_<HHMMSS>.png   one frame each, named by its UTC time
 truth.csv                           station,time,class6,label per frame
                                     (time ISO 8601, UTC; label as picType)
 """
@@ -901,7 +901,7 @@ def station_night(
     Returns
     -------
     pathlib.Path
-        ``out``, holding the PNG frames, ``truth.csv`` and ``00_README``.
+        ``out``, holding ``frames/`` (the PNG frames), ``truth.csv`` and ``00_README``.
 
     Raises
     ------
@@ -945,7 +945,9 @@ def station_night(
             truth.append(
                 f"{station},{t.isoformat(timespec=timespec)},{class6},{CLASS_NAMES[class6]}"
             )
-            jobs.append((tmp / name, class6, [seed, 2, k], size))
+            jobs.append((tmp / "frames" / name, class6, [seed, 2, k], size))
+        # Frames in their own folder: an image-folder reader there finds no CSV but its own.
+        (tmp / "frames").mkdir()
         _run_parallel(jobs, _render_to, False, "station night")
         _write_lines(tmp / "truth.csv", truth)
         readable = ", ".join(f"{c} {CLASS_NAMES[c]}" for c in sequence)

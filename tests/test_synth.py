@@ -346,7 +346,7 @@ def test_discrete_is_bright_and_diffuse_is_faint(
 def test_station_night(tmp_path: Path) -> None:
     seq = (5, 0, 2, 1, 3, 4)
     out = station_night(tmp_path / "night", frames_per_class=3, size=32, sequence=seq)
-    frames = sorted(out.glob("*.png"))
+    frames = sorted((out / "frames").glob("*.png"))
     assert len(frames) == 18
     assert frames[0].name == "fsmi_20111103_040000.png"
     assert frames[-1].name == "fsmi_20111103_040051.png"
@@ -363,7 +363,7 @@ def test_station_night(tmp_path: Path) -> None:
     assert names == [f.name for f in frames]
     assert "SYNTHETIC" in (out / "00_README").read_text()
     again = station_night(tmp_path / "again", frames_per_class=3, size=32, sequence=seq)
-    assert all((again / f.name).read_bytes() == f.read_bytes() for f in frames)
+    assert all((again / "frames" / f.name).read_bytes() == f.read_bytes() for f in frames)
 
 
 def test_station_night_across_midnight_and_fractional_cadence(tmp_path: Path) -> None:
@@ -376,7 +376,7 @@ def test_station_night_across_midnight_and_fractional_cadence(tmp_path: Path) ->
         cadence_s=1.5,
         size=16,
     )
-    names = sorted(p.name for p in out.glob("*.png"))
+    names = sorted(p.name for p in (out / "frames").glob("*.png"))
     assert names == [
         "gill_20121231_235957.png",
         "gill_20121231_235958.png",
