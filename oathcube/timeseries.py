@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,32 @@ def _ensure_cube(cube: str) -> None:
                                      oathcube_status="complete"))
 
 
-def _append_block(cube: str, block: FrameBlock, pixels: np.ndarray, prep_attrs: str,
+@dataclass(frozen=True)
+class _Prepared:
+    """A source's frames of one station, prepared to uint8 (raw counts dropped)."""
+
+    station: str
+    time: np.ndarray
+    source: str
+    pixels: np.ndarray
+
+
+#: Prepared frames kept in memory between the checking pass and the writing pass, so
+#: that a typical ingest reads each file once; sources beyond it are read again.
+PREPARED_CACHE_BYTES = 1 << 30
+
+
+def _prepare(block: FrameBlock, prep: RawPreparation) -> _Prepared:
+    pixels = prep.apply(block.frames) if block.raw else block.frames
+    return _Prepared(block.station, block.time, str(block.source), pixels)
+
+
+def _append_block(cube: str, block: _Prepared, prep_attrs: str,
                   chunk_frames: int | None = None) -> int:
     """Append ``block``'s frames after the station's last frame; return frames written."""
     group = station_group(block.station)
     root = live_group(cube, "r+")
-    times = block.time
+    times, pixels = block.time, block.pixels
     if group in root:
         existing = station_times(cube, block.station)
         last = existing[-1] if existing.size else None
@@ -120,7 +141,7 @@ def ingest(
 ) -> dict[str, int]:
     """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
 
-    Every source is read once to check it before anything is written, so a bad
+    Every source is read and prepared before anything is written, so a bad
     file stops the ingest with nothing written (or, with ``skip_bad``, is left
     out and listed in the station's ``skipped`` attribute).  Sources are then
     appended in time order; frames already in the cube are skipped, so an
@@ -154,27 +175,42 @@ def ingest(
     prep = preparation or RawPreparation()
     prep_attrs = json.dumps(prep.attrs(), sort_keys=True)
     reader = iter_frame_blocks(sources, skip_bad=skip_bad, station=station, times_csv=times_csv)
-    plan: list[tuple[np.datetime64, str, str]] = []
-    for block in tqdm(reader, desc="checking", unit="file", disable=not progress,
+    first: dict[tuple[str, str], np.datetime64] = {}
+    cache: dict[tuple[str, str], list[_Prepared]] = {}
+    too_big: set[tuple[str, str]] = set()
+    cached_bytes = 0
+    for block in tqdm(reader, desc="reading", unit="block", disable=not progress,
                       file=sys.stderr):
-        plan.append((block.time[0], block.station, block.source))
+        key = (str(block.source), block.station)
+        first[key] = min(first.get(key, block.time[0]), block.time[0])
+        if key in too_big:
+            continue
+        prepared = _prepare(block, prep)
+        if cached_bytes + prepared.pixels.nbytes > PREPARED_CACHE_BYTES:
+            too_big.add(key)
+            cached_bytes -= sum(p.pixels.nbytes for p in cache.pop(key, []))
+            continue
+        cache.setdefault(key, []).append(prepared)
+        cached_bytes += prepared.pixels.nbytes
     skipped = reader.skipped_as_attrs()
-    if not plan:
+    if not first:
         raise IngestError("no frames found", path=", ".join(map(str, sources)),
                           expected="CDF L1, PGM files or folders of PNG/JPEG frames")
     _ensure_cube(cube)
     written: dict[str, int] = {}
-    order = sorted(set((src, st) for _, st, src in plan),
-                   key=lambda s: min(t for t, st, src in plan if (src, st) == s))
-    bar = tqdm(total=len(order), desc="ingesting", unit="file", disable=not progress,
+    order = sorted(first, key=first.__getitem__)
+    bar = tqdm(total=len(order), desc="appending", unit="source", disable=not progress,
                file=sys.stderr)
-    for src, code in order:
-        for block in iter_frame_blocks([src], station=station, times_csv=times_csv):
-            if block.station != code:
-                continue
-            pixels = prep.apply(block.frames) if block.raw else block.frames
-            written[code] = written.get(code, 0) + _append_block(cube, block, pixels, prep_attrs,
-                                                          chunk_frames)
+    for key in order:
+        src, code = key
+        blocks = cache.pop(key, None)
+        if blocks is None:
+            blocks = [_prepare(b, prep) for b in iter_frame_blocks([src], station=station,
+                                                                   times_csv=times_csv)
+                      if b.station == code]
+        for prepared in blocks:
+            count = _append_block(cube, prepared, prep_attrs, chunk_frames)
+            written[code] = written.get(code, 0) + count
         bar.update(1)
     bar.close()
     root = live_group(cube, "r+")
