@@ -51,6 +51,16 @@ Scheduler = Annotated[str, typer.Option(
 Checkpoint = Annotated[Path | None, typer.Option(
     help="Inception-v4 checkpoint prefix (inception_v4.ckpt); or set "
     "OATHCUBE_INCEPTION_V4_CHECKPOINT")]
+Cube = Annotated[Path, typer.Argument(help="The cube")]
+Layer = Annotated[str, typer.Option(help="Inception-v4 endpoint: Logits | PreLogitsFlatten")]
+Precision = Annotated[str, typer.Option(help="fp32 | bf16 (fast only with native bf16)")]
+BatchSize = Annotated[int | None, typer.Option(help="Images per network call")]
+RandomWeights = Annotated[bool, typer.Option(
+    help="Inception-v4 with RANDOM weights, marked in the cube (tests and benchmarks only)")]
+Target = Annotated[str, typer.Option(help="class6 | class2")]
+Alpha = Annotated[float, typer.Option(help="Ridge alpha")]
+Start = Annotated[str | None, typer.Option(help="From this UTC time")]
+End = Annotated[str | None, typer.Option(help="Up to this UTC time")]
 
 
 def _feature_options(name: str, checkpoint: Path | None, layer: str, precision: str,
@@ -90,11 +100,10 @@ def build(
     features: Annotated[list[str] | None, typer.Option(
         help="Feature extractor to run as part of the build (repeatable)")] = None,
     checkpoint: Checkpoint = None,
-    layer: Annotated[str, typer.Option(help="Inception-v4 endpoint")] = "Logits",
-    precision: Annotated[str, typer.Option(help="fp32 | bf16")] = "fp32",
-    batch_size: Annotated[int | None, typer.Option(help="Images per network call")] = None,
-    random_weights: Annotated[bool, typer.Option(
-        help="Inception-v4 with RANDOM weights (tests and benchmarks only)")] = False,
+    layer: Layer = "Logits",
+    precision: Precision = "fp32",
+    batch_size: BatchSize = None,
+    random_weights: RandomWeights = False,
     scheduler: Scheduler = "threads",
     chunk_images: Annotated[int | None, typer.Option(help="Images per chunk")] = None,
 ) -> None:
@@ -112,14 +121,13 @@ def build(
 @app.command()
 @_errors_to_exit
 def features(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     model: Annotated[str, typer.Option(help="Extractor: handcrafted | inception_v4")],
     checkpoint: Checkpoint = None,
-    layer: Annotated[str, typer.Option(help="Logits | PreLogitsFlatten")] = "Logits",
-    precision: Annotated[str, typer.Option(help="fp32 | bf16")] = "fp32",
-    batch_size: Annotated[int | None, typer.Option(help="Images per network call")] = None,
-    random_weights: Annotated[bool, typer.Option(
-        help="RANDOM weights, marked in the cube (tests and benchmarks only)")] = False,
+    layer: Layer = "Logits",
+    precision: Precision = "fp32",
+    batch_size: BatchSize = None,
+    random_weights: RandomWeights = False,
     scheduler: Scheduler = "threads",
     station: Annotated[str | None, typer.Option(help="A station group instead of the "
                                                 "labelled images")] = None,
@@ -138,10 +146,10 @@ def features(
 @app.command()
 @_errors_to_exit
 def evaluate(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     features: Annotated[str, typer.Option(help="published | an extractor name")] = "published",
-    target: Annotated[str, typer.Option(help="class6 | class2")] = "class6",
-    alpha: Annotated[float, typer.Option(help="Ridge alpha")] = 0.03,
+    target: Target = "class6",
+    alpha: Alpha = 0.03,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     plot: Annotated[Path | None, typer.Option(
         help="Write the last fold's confusion matrix as a PNG")] = None,
@@ -173,7 +181,7 @@ def evaluate(
 @app.command()
 @_errors_to_exit
 def info(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     montage: Annotated[Path | None, typer.Option(
         help="Write a grid of example images per class as a PNG")] = None,
 ) -> None:
@@ -191,10 +199,10 @@ def info(
 @app.command()
 @_errors_to_exit
 def train(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     features: Annotated[str, typer.Option(help="published | an extractor name")],
-    target: Annotated[str, typer.Option(help="class6 | class2")] = "class6",
-    alpha: Annotated[float, typer.Option(help="Ridge alpha")] = 0.03,
+    target: Target = "class6",
+    alpha: Alpha = 0.03,
     name: Annotated[str | None, typer.Option(help="Model name (default FEATURES_TARGET)")] = None,
 ) -> None:
     """Fit a ridge classifier on all labelled images; store it in the cube as arrays."""
@@ -216,8 +224,9 @@ def ingest(
                                                 "CSV carry none")] = None,
     times_csv: Annotated[Path | None, typer.Option(help="CSV file,station,time for image "
                                                    "folders")] = None,
-    prep: Annotated[str | None, typer.Option(help="Raw-frame preparation as JSON, e.g. "
-                                             "'{\"scaling\": \"fixed\", \"fixed_low\": 2000, \"fixed_high\": 12000}'")] = None,
+    prep: Annotated[str | None, typer.Option(
+        help="Raw-frame preparation (oathcube.rawprep.RawPreparation fields) as JSON, e.g. "
+        "'{\"scaling\": \"fixed\", \"fixed_low\": 2000, \"fixed_high\": 12000}'")] = None,
 ) -> None:
     """Append raw THEMIS frames to station groups (stations/<code>) of a cube."""
     from .rawprep import RawPreparation
@@ -236,11 +245,11 @@ def ingest(
 @app.command()
 @_errors_to_exit
 def classify(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     model: Annotated[str, typer.Option(help="A model stored by `oathcube train`")],
     station: Annotated[str | None, typer.Option(help="Only this station")] = None,
-    start: Annotated[str | None, typer.Option(help="From this UTC time")] = None,
-    end: Annotated[str | None, typer.Option(help="Up to this UTC time")] = None,
+    start: Start = None,
+    end: End = None,
     scheduler: Scheduler = "threads",
     checkpoint: Checkpoint = None,
 ) -> None:
@@ -257,12 +266,12 @@ def classify(
 @app.command()
 @_errors_to_exit
 def timeline(
-    cube: Annotated[Path, typer.Argument(help="The cube")],
+    cube: Cube,
     station: Annotated[str, typer.Option(help="Station code")],
     freq: Annotated[str, typer.Option(help="Bin width (pandas frequency)")] = "10min",
     model: Annotated[str | None, typer.Option(help="Whose predictions")] = None,
-    start: Annotated[str | None, typer.Option(help="From this UTC time")] = None,
-    end: Annotated[str | None, typer.Option(help="Up to this UTC time")] = None,
+    start: Start = None,
+    end: End = None,
     out: Annotated[list[Path] | None, typer.Option(
         help="Write FILE.csv, FILE.nc or FILE.png (repeatable)")] = None,
 ) -> None:
