@@ -96,17 +96,17 @@ def run_demo(
     figures["night_accuracy"] = accuracy
 
     say(_STEP("6/6 timeline: class occurrence per 1-minute bin"))
-    result = timeline(str(cube), "fsmi", "1min", model=model)
+    counts = timeline(str(cube), "fsmi", "1min", model=model)
     truth = pd.read_csv(night / "truth.csv", parse_dates=["time"]).set_index("time")
-    truth_da = truth["label"].to_xarray().rename({"time": "time"})
+    truth_da = truth["label"].to_xarray()
     plot_timeline(
-        result,
+        counts,
         work / "timeline_fsmi.png",
-        samples=sample_frames(str(cube), "fsmi", result),
+        samples=sample_frames(str(cube), "fsmi", counts),
         title="fsmi (SYNTHETIC night): handcrafted ridge model, 1-min bins",
         truth=truth_da,
     )
-    result[["count", "fraction"]].to_dataframe().to_csv(work / "timeline_fsmi.csv")
+    counts[["count", "fraction"]].to_dataframe().to_csv(work / "timeline_fsmi.csv")
 
     say("\n=== summary (everything above ran on SYNTHETIC data, not the OATH images) ===")
     say(f"archive      {archive} ({n} synthetic images, {size}x{size})")
