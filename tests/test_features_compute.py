@@ -112,3 +112,38 @@ def test_build_with_handcrafted_features_then_evaluate(archive: Path, tmp_path: 
     result = evaluate(str(cube), features="handcrafted")
     assert 0.0 < result.accuracy_mean <= 1.0
     assert result.confusion_matrix.sum() == 90 - round(0.7 * 90)
+
+
+@pytest.mark.slow
+def test_inception_random_weights_threads_equal_distributed(archive: Path, tmp_path: Path,
+                                                            runner) -> None:
+    from distributed import LocalCluster
+
+    rows = (0, 16)  # two chunks of 8 are enough to compare schedulers
+    threaded = build(archive, tmp_path / "t.zarr", progress=False, chunk_images=8)
+    out = runner.invoke(app, ["features", threaded, "--model", "inception_v4",
+                              "--random-weights", "--batch-size", "8"])
+    assert out.exit_code == 0, out.output
+    a = xr.open_zarr(threaded).features_inception_v4
+    assert a.dims == ("image", "logit") and a.shape == (90, 1001) and a.dtype == np.float32
+    assert a.attrs["random_weights"] == 1 and "RANDOM" in a.attrs["warning"]
+    assert a.attrs["layer"] == "Logits" and a.attrs["precision"] == "fp32"
+    clustered = build(archive, tmp_path / "c.zarr", progress=False, chunk_images=8)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        compute_features(clustered, "inception_v4", scheduler=cluster.scheduler_address,
+                         random_weights=True, batch_size=8, rows=rows, progress=False)
+    b = xr.open_zarr(clustered, consolidated=False).features_inception_v4.values
+    np.testing.assert_array_equal(a.values[:16], b[:16])
+    assert np.isnan(b[16:]).all()  # rows outside the range were left for later
+
+
+def test_inception_without_checkpoint_says_where_it_comes_from(
+    archive: Path, tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OATHCUBE_INCEPTION_V4_CHECKPOINT", raising=False)
+    cube = build(archive, tmp_path / "c.zarr", progress=False)
+    out = runner.invoke(app, ["features", cube, "--model", "inception_v4"])
+    assert out.exit_code == 1
+    assert "inception_v4_2016_09_09.tar.gz" in out.output and "--checkpoint" in out.output
+    assert "features_inception_v4" not in xr.open_zarr(cube)
