@@ -1,0 +1,416 @@
+"""Inception-v4 features as the OATH paper computed them (TF-slim ``inception_v4.ckpt``).
+
+The image chain is the one ``../shared/reference/README.md`` encodes, which is
+slim's ``inception_preprocessing`` at evaluation as TF_FeatureExtraction ran it:
+
+1. rotate by the image's ``rotAng`` as OATH's ``rotate.sh`` does
+   (:func:`oathcube.imaging.rotate_like_oath`);
+2. RGB (a greyscale frame repeated into three bands), float32 ``x * (1/255)``
+   (TF's ``convert_image_dtype``);
+3. ``central_crop(0.875)`` (for 256 px: rows and columns 16..239);
+4. bilinear resize to 299 x 299 with TF1 semantics (``align_corners=False``,
+   ``half_pixel_centers=False``: ``tf.compat.v1.image.resize_bilinear``);
+5. ``(x - 0.5) * 2``;
+6. the network, endpoint ``Logits`` (1001 values, pre-softmax) by default.
+
+Steps 1-5 run in NumPy, outside the lock that serialises the network, so that
+one dask thread prepares a batch while another runs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import CheckpointError, FeatureError
+from ..imaging import rotate_like_oath, to_rgb
+from .inception_net import (
+    INPUT_SIZE,
+    InceptionV4Net,
+    build_inception_v4,
+    checkpoint_files,
+    checkpoint_sha256,
+    random_variables,
+    read_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_ENV",
+    "CENTRAL_FRACTION",
+    "LAYERS",
+    "RELEASED_CHECKPOINT_URL",
+    "InceptionV4Extractor",
+    "bf16_native",
+    "central_crop_box",
+    "configure_threads",
+    "cpu_flags",
+    "preprocess",
+    "resize_bilinear_tf1",
+    "resolve_checkpoint",
+]
+
+CHECKPOINT_ENV = "OATHCUBE_INCEPTION_V4_CHECKPOINT"
+RELEASED_CHECKPOINT_URL = "http://download.tensorflow.org/models/inception_v4_2016_09_09.tar.gz"
+CENTRAL_FRACTION = 0.875
+
+#: Selectable feature layers: endpoint -> (cube dimension name, length).
+LAYERS: dict[str, tuple[str, int]] = {
+    "Logits": ("logit", 1001),
+    "PreLogitsFlatten": ("prelogit", 1536),
+}
+
+PREPROCESSING = (
+    "rotate_like_oath(rot_angle) -> RGB -> float32 x/255 -> central_crop(0.875) -> "
+    "bilinear resize to 299x299 (TF1: align_corners=False, half_pixel_centers=False) -> "
+    "(x-0.5)*2 [TF-slim inception_preprocessing, eval]"
+)
+
+RANDOM_WEIGHTS_WARNING = "features from RANDOM weights, not the released checkpoint"
+
+
+def central_crop_box(size: int, fraction: float = CENTRAL_FRACTION) -> tuple[int, int]:
+    """Start and length of ``tf.image.central_crop`` along one axis of ``size`` pixels."""
+    # TF truncates the margin to an int and keeps what is left between the margins.
+    start = int((size - size * fraction) / 2)
+    return start, size - 2 * start
+
+
+def _interp_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # TF1 "legacy" scaler: source = dst * (in/out), both in float32, no half-pixel shift.
+    scale = np.float32(in_size / out_size)
+    src = np.arange(out_size, dtype=np.float32) * scale
+    low = np.floor(src)
+    lower = np.maximum(low.astype(np.int64), 0)
+    upper = np.minimum(np.ceil(src).astype(np.int64), in_size - 1)
+    return lower, upper, (src - low).astype(np.float32)
+
+
+def resize_bilinear_tf1(images: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """``tf.compat.v1.image.resize_bilinear(images, [size, size])`` in NumPy, float32.
+
+    Parameters
+    ----------
+    images
+        ``(n, y, x, band)`` float32.
+    size
+        Output height and width.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, size, size, band)`` float32, computed in the same order as TF's
+        kernel (top and bottom rows interpolated along x, then along y).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    y0, y1, fy = _interp_weights(images.shape[1], size)
+    x0, x1, fx = _interp_weights(images.shape[2], size)
+    # TF interpolates the two source rows of every output row along x, then
+    # along y.  Interpolating every source row along x once and picking rows
+    # afterwards gives the same bits with a third of the gathers.
+    left, right = images[:, :, x0], images[:, :, x1]
+    rows = left + (right - left) * fx[None, None, :, None]
+    top, bottom = rows[:, y0], rows[:, y1]
+    return top + (bottom - top) * fy[None, :, None, None]
+
+
+def preprocess(pixels: np.ndarray, rot_angle: np.ndarray | None = None) -> np.ndarray:
+    """The OATH / TF-slim image chain: cube pixels -> network input.
+
+    Parameters
+    ----------
+    pixels
+        uint8 ``(n, y, x)`` (greyscale) or ``(n, y, x, 3)``.
+    rot_angle
+        ``(n,)`` degrees, positive = clockwise on screen, or None for no rotation
+        (images that are already rotated, like the reference ``_rot`` PNGs).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n, 299, 299, 3)`` in ``[-1, 1]``.
+
+    Raises
+    ------
+    FeatureError
+        If the pixels are not uint8 images or an angle is not finite.
+    """
+    pixels = np.asarray(pixels)
+    if (
+        pixels.dtype != np.uint8
+        or pixels.ndim not in (3, 4)
+        or (pixels.ndim == 4 and pixels.shape[3] not in (1, 3, 4))
+    ):
+        raise FeatureError(
+            f"cannot prepare pixels of dtype {pixels.dtype} and shape {pixels.shape}",
+            expected="uint8 (n, y, x) or (n, y, x, 3)",
+        )
+    n = pixels.shape[0]
+    if rot_angle is not None:
+        rot_angle = np.asarray(rot_angle, dtype=np.float64).reshape(-1)
+        if rot_angle.shape != (n,):
+            raise FeatureError(
+                f"{rot_angle.shape[0]} rotation angles for {n} images",
+                expected="one rot_angle per image",
+            )
+        bad = np.flatnonzero(~np.isfinite(rot_angle))
+        if bad.size:
+            raise FeatureError(
+                f"rot_angle is not a finite number for image {int(bad[0])} of the batch",
+                expected="degrees, as rotAng in classifications.csv",
+            )
+    ys, ny = central_crop_box(pixels.shape[1])
+    xs, nx = central_crop_box(pixels.shape[2])
+    # Greyscale frames go through the chain as one band and become RGB at the
+    # end: every step acts on each band alone, so the result is the same.
+    bands = 1 if pixels.ndim == 3 else 3
+    cropped = np.empty((n, ny, nx, bands), dtype=np.float32)
+    # convert_image_dtype multiplies by 1/255 rather than dividing: same bits as TF.
+    inv = np.float32(1.0 / 255.0)
+    for i in range(n):
+        image = pixels[i]
+        if rot_angle is not None and rot_angle[i] % 360 != 0:
+            image = rotate_like_oath(image, float(rot_angle[i]))
+        image = image[:, :, None] if bands == 1 else to_rgb(image)
+        np.multiply(image[ys : ys + ny, xs : xs + nx], inv, out=cropped[i], dtype=np.float32)
+    out = resize_bilinear_tf1(cropped, INPUT_SIZE)
+    out -= np.float32(0.5)
+    out *= np.float32(2.0)
+    if bands == 1:
+        out = np.repeat(out, 3, axis=3)
+    return out
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is no such file)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def bf16_native() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AMX or AVX-512 BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(threads: int | None = None, *, strict: bool = False) -> int:
+    """Set TensorFlow's intra-op pool to ``threads`` (default: the usable cores).
+
+    The inter-op pool is kept at 1 to 2 threads: the network runs under a lock,
+    one batch at a time, and parallel branches of a block on top of a full
+    intra-op pool only oversubscribe the cores.  TensorFlow accepts the setting
+    only before it starts its runtime; later calls keep what is set, and warn
+    only when ``strict`` (the caller asked for a number explicitly).
+
+    Returns
+    -------
+    int
+        The intra-op thread count in effect (0 = TensorFlow's default, all cores).
+    """
+    import tensorflow as tf
+
+    want = threads or _cores()
+    inter = 1 if want <= 2 else 2
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    if current == want:
+        return current
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(want)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        if strict:
+            warnings.warn(
+                f"TensorFlow is already running; keeping its {current or 'default'} intra-op "
+                f"threads instead of {want}",
+                UserWarning,
+                stacklevel=3,
+            )
+        return current
+    return want
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
+    """The checkpoint to use: ``checkpoint``, else ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``.
+
+    Raises
+    ------
+    CheckpointError
+        If neither is given, saying where the released checkpoint comes from.
+    """
+    if checkpoint is None or str(checkpoint) == "":
+        checkpoint = os.environ.get(CHECKPOINT_ENV) or None
+    if checkpoint is None:
+        raise CheckpointError(
+            "no Inception-v4 checkpoint given. The features of the OATH paper come from "
+            "inception_v4.ckpt in inception_v4_2016_09_09.tar.gz of the TF-slim model zoo "
+            f"({RELEASED_CHECKPOINT_URL}); oathcube cannot download it for you. Download and "
+            f"unpack it, then pass --checkpoint PATH/inception_v4.ckpt or set {CHECKPOINT_ENV}",
+            expected="a path to inception_v4.ckpt",
+        )
+    return os.fspath(checkpoint)
+
+
+class InceptionV4Extractor:
+    """TF-slim Inception-v4 features of cube images (see the module docstring).
+
+    Parameters
+    ----------
+    checkpoint
+        The released ``inception_v4.ckpt`` (V1) or any V2 checkpoint with the
+        same variables; default ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``.
+    layer
+        ``"Logits"`` (1001, the OATH features) or ``"PreLogitsFlatten"`` (1536).
+    precision
+        ``"fp32"`` (default) or ``"bf16"`` (bfloat16 arithmetic: about twice as
+        fast where the CPU has AMX or AVX-512 BF16, slower elsewhere).
+    batch_size
+        Images per network call.
+    random_weights
+        Deterministic random weights instead of a checkpoint, for tests and
+        benchmarks; :meth:`attrs` says so.
+    threads
+        TensorFlow intra-op threads (default: the usable cores).
+
+    Raises
+    ------
+    CheckpointError
+        No checkpoint, an unreadable one, or one whose variables are not the
+        slim Inception-v4's (all missing and mis-shaped variables are listed).
+    FeatureError
+        An unknown layer or precision, or a batch size below 1.
+    """
+
+    name = "inception_v4"
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        layer: str = "Logits",
+        precision: str = "fp32",
+        batch_size: int = 32,
+        random_weights: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        if layer not in LAYERS:
+            raise FeatureError(
+                f"unknown Inception-v4 layer {layer!r}", expected=f"one of {', '.join(LAYERS)}"
+            )
+        if precision not in ("fp32", "bf16"):
+            raise FeatureError(f"unknown precision {precision!r}", expected="fp32 or bf16")
+        if int(batch_size) < 1:
+            raise FeatureError(f"batch size {batch_size}", expected="a batch size of 1 or more")
+        self.layer = layer
+        self.dim, self.n_features = LAYERS[layer]
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.random_weights = bool(random_weights)
+        if precision == "bf16" and not bf16_native():
+            warnings.warn(
+                "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so bfloat16 "
+                "is emulated and will be slower than fp32",
+                UserWarning,
+                stacklevel=2,
+            )
+        # Resolve and find the checkpoint before importing TensorFlow, so a
+        # missing one fails in milliseconds.
+        self.checkpoint: str | None = None
+        if not self.random_weights:
+            self.checkpoint = resolve_checkpoint(checkpoint)
+            checkpoint_files(self.checkpoint)
+        self.threads = configure_threads(threads, strict=threads is not None)
+
+        self._net: InceptionV4Net = build_inception_v4([layer], precision=precision)
+        if self.random_weights:
+            values = random_variables(self._net.variables)
+            self._sha256 = ""
+        else:
+            values = read_checkpoint(
+                self.checkpoint, self._net.required_variables(), self._net.variables
+            )
+            self._sha256 = checkpoint_sha256(self.checkpoint)
+        self._net.load(values)
+        del values
+        self._lock = threading.Lock()
+        # Trace once now, not inside the first dask task.
+        self._run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32))
+
+    def feature_labels(self) -> None:
+        """Inception-v4 features have no names."""
+        return None
+
+    def attrs(self) -> dict[str, Any]:
+        """Provenance recorded on ``features_inception_v4`` in the cube."""
+        out: dict[str, Any] = {
+            "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
+            "Nickisch (2018)",
+            "checkpoint": "" if self.checkpoint is None else str(Path(self.checkpoint).resolve()),
+            "checkpoint_sha256": self._sha256,
+            "layer": self.layer,
+            "precision": self.precision,
+            "oathcube_version": __version__,
+            "preprocessing": PREPROCESSING,
+            "random_weights": int(self.random_weights),
+        }
+        if self.random_weights:
+            out["warning"] = RANDOM_WEIGHTS_WARNING
+        return out
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._net.predict(images)[self.layer]
+
+    def network(self, images: np.ndarray) -> np.ndarray:
+        """Run the network alone on preprocessed ``(n, 299, 299, 3)`` float32 images."""
+        out = np.empty((len(images), self.n_features), np.float32)
+        for start in range(0, len(images), self.batch_size):
+            stop = start + self.batch_size
+            out[start:stop] = self._run(images[start:stop])
+        return out
+
+    def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray | None) -> np.ndarray:
+        """Features of ``n`` cube images.
+
+        Parameters
+        ----------
+        pixels
+            uint8 ``(n, y, x)`` or ``(n, y, x, 3)``, as stored in the cube.
+        rot_angle
+            ``(n,)`` OATH rotation angles in degrees (positive = clockwise), or
+            None for images that need no rotation.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(n, n_features)``.
+        """
+        pixels = np.asarray(pixels)
+        n = pixels.shape[0]
+        angles = None if rot_angle is None else np.asarray(rot_angle).reshape(-1)
+        if angles is not None and angles.shape[0] != n:
+            raise FeatureError(
+                f"{angles.shape[0]} rotation angles for {n} images",
+                expected="one rot_angle per image",
+            )
+        out = np.empty((n, self.n_features), np.float32)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            batch = preprocess(pixels[start:stop], None if angles is None else angles[start:stop])
+            out[start:stop] = self._run(batch)
+        return out
