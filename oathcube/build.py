@@ -65,13 +65,18 @@ def build(
         archive = read_oath(source)
         if progress:
             kind = "SYNTHETIC archive" if archive.synthetic else "archive"
-            print(f"{kind} {archive.source}: {archive.n_images} images "
-                  f"{archive.image_shape}, split: {archive.split_source}", file=sys.stderr)
-        write_oath_cube(archive, store, scheduler=scheduler, chunk_images=chunk_images,
-                        progress=progress)
+            print(
+                f"{kind} {archive.source}: {archive.n_images} images "
+                f"{archive.image_shape}, split: {archive.split_source}",
+                file=sys.stderr,
+            )
+        write_oath_cube(
+            archive, store, scheduler=scheduler, chunk_images=chunk_images, progress=progress
+        )
         for name in features:
             options = (feature_options or {}).get(name, {})
             compute_features(store, name, scheduler=scheduler, progress=progress, **options)
-        publish_metadata(store, oathcube_status="complete",
-                         build_seconds=round(time.perf_counter() - tic, 1))
+        publish_metadata(
+            store, oathcube_status="complete", build_seconds=round(time.perf_counter() - tic, 1)
+        )
     return str(cube)

@@ -37,37 +37,60 @@ def _errors_to_exit(func: F) -> F:
             typer.echo(f"oathcube: error: {err}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo("oathcube: interrupted; every chunk already written is kept, and an "
-                       "unfinished build is not published. Rerun the command to resume.",
-                       err=True)
+            typer.echo(
+                "oathcube: interrupted; every chunk already written is kept, and an "
+                "unfinished build is not published. Rerun the command to resume.",
+                err=True,
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-Scheduler = Annotated[str, typer.Option(
-    help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler")]
-Checkpoint = Annotated[Path | None, typer.Option(
-    help="Inception-v4 checkpoint prefix (inception_v4.ckpt); or set "
-    "OATHCUBE_INCEPTION_V4_CHECKPOINT")]
+Scheduler = Annotated[
+    str,
+    typer.Option(
+        help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler"
+    ),
+]
+Checkpoint = Annotated[
+    Path | None,
+    typer.Option(
+        help="Inception-v4 checkpoint prefix (inception_v4.ckpt); or set "
+        "OATHCUBE_INCEPTION_V4_CHECKPOINT"
+    ),
+]
 Cube = Annotated[Path, typer.Argument(help="The cube")]
 Layer = Annotated[str, typer.Option(help="Inception-v4 endpoint: Logits | PreLogitsFlatten")]
 Precision = Annotated[str, typer.Option(help="fp32 | bf16 (fast only with native bf16)")]
 BatchSize = Annotated[int | None, typer.Option(help="Images per network call")]
-RandomWeights = Annotated[bool, typer.Option(
-    help="Inception-v4 with RANDOM weights, marked in the cube (tests and benchmarks only)")]
+RandomWeights = Annotated[
+    bool,
+    typer.Option(
+        help="Inception-v4 with RANDOM weights, marked in the cube (tests and benchmarks only)"
+    ),
+]
 Target = Annotated[str, typer.Option(help="class6 | class2")]
 Alpha = Annotated[float, typer.Option(help="Ridge alpha")]
 Start = Annotated[str | None, typer.Option(help="From this UTC time")]
 End = Annotated[str | None, typer.Option(help="Up to this UTC time")]
 
 
-def _feature_options(name: str, checkpoint: Path | None, layer: str, precision: str,
-                     batch_size: int | None, random_weights: bool) -> dict[str, Any]:
+def _feature_options(
+    name: str,
+    checkpoint: Path | None,
+    layer: str,
+    precision: str,
+    batch_size: int | None,
+    random_weights: bool,
+) -> dict[str, Any]:
     if name != "inception_v4":
         return {}
-    options: dict[str, Any] = {"layer": layer, "precision": precision,
-                               "random_weights": random_weights}
+    options: dict[str, Any] = {
+        "layer": layer,
+        "precision": precision,
+        "random_weights": random_weights,
+    }
     if checkpoint is not None:
         options["checkpoint"] = str(checkpoint)
     if batch_size:
@@ -96,8 +119,10 @@ def build(
     source: Annotated[Path, typer.Argument(help="OATH archive folder or .tgz")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Cube to write")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cube")] = False,
-    features: Annotated[list[str] | None, typer.Option(
-        help="Feature extractor to run as part of the build (repeatable)")] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option(help="Feature extractor to run as part of the build (repeatable)"),
+    ] = None,
     checkpoint: Checkpoint = None,
     layer: Layer = "Logits",
     precision: Precision = "fp32",
@@ -110,10 +135,19 @@ def build(
     from .build import build as run
 
     names = features or []
-    options = {n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights)
-               for n in names}
-    run(source, output, overwrite=overwrite, features=names, scheduler=scheduler,
-        chunk_images=chunk_images, feature_options=options)
+    options = {
+        n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights)
+        for n in names
+    }
+    run(
+        source,
+        output,
+        overwrite=overwrite,
+        features=names,
+        scheduler=scheduler,
+        chunk_images=chunk_images,
+        feature_options=options,
+    )
     typer.echo(f"cube written to {output}")
 
 
@@ -128,8 +162,9 @@ def features(
     batch_size: BatchSize = None,
     random_weights: RandomWeights = False,
     scheduler: Scheduler = "threads",
-    station: Annotated[str | None, typer.Option(help="A station group instead of the "
-                                                "labelled images")] = None,
+    station: Annotated[
+        str | None, typer.Option(help="A station group instead of the labelled images")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute every chunk")] = False,
 ) -> None:
     """Compute features_<MODEL> into an existing cube, resuming where a run stopped."""
@@ -137,8 +172,14 @@ def features(
     from .features.compute import compute_features
 
     options = _feature_options(model, checkpoint, layer, precision, batch_size, random_weights)
-    var = compute_features(str(cube), model, group=station_group(station) if station else None,
-                           scheduler=scheduler, overwrite=overwrite, **options)
+    var = compute_features(
+        str(cube),
+        model,
+        group=station_group(station) if station else None,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        **options,
+    )
     typer.echo(f"{var} complete in {cube}")
 
 
@@ -150,8 +191,9 @@ def evaluate(
     target: Target = "class6",
     alpha: Alpha = 0.03,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-    plot: Annotated[Path | None, typer.Option(
-        help="Write the last fold's confusion matrix as a PNG")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the last fold's confusion matrix as a PNG")
+    ] = None,
 ) -> None:
     """Run ridge.py's protocol (5 published folds) on the cube's features."""
     from .model import evaluate as run
@@ -160,8 +202,12 @@ def evaluate(
     if plot is not None:
         from .plots import plot_confusion
 
-        plot_confusion(result.confusion_matrix, result.class_names, plot,
-                       title=f"{result.features}, {target}, last fold")
+        plot_confusion(
+            result.confusion_matrix,
+            result.class_names,
+            plot,
+            title=f"{result.features}, {target}, last fold",
+        )
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
         return
@@ -169,8 +215,9 @@ def evaluate(
     typer.echo("")
     typer.echo(f"{'class':<10} {'precision':>9} {'recall':>7} {'support':>8}  (last fold)")
     for name, row in result.per_class.items():
-        typer.echo(f"{name:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} "
-                   f"{row['support']:>8d}")
+        typer.echo(
+            f"{name:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['support']:>8d}"
+        )
     if result.aurora_tpr is not None:
         typer.echo(f"aurora true-positive rate (2-class, last fold): {result.aurora_tpr:.3f}")
     if plot is not None:
@@ -181,8 +228,9 @@ def evaluate(
 @_errors_to_exit
 def info(
     cube: Cube,
-    montage: Annotated[Path | None, typer.Option(
-        help="Write a grid of example images per class as a PNG")] = None,
+    montage: Annotated[
+        Path | None, typer.Option(help="Write a grid of example images per class as a PNG")
+    ] = None,
 ) -> None:
     """Summarise a cube: images per class and station, time range, variables, size."""
     from .info import describe, montage_images
@@ -214,18 +262,30 @@ def train(
 @app.command()
 @_errors_to_exit
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="CDF/PGM files, folders of them, "
-                                                  "or folders of PNG/JPEG frames")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="CDF/PGM files, folders of them, or folders of PNG/JPEG frames"),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Cube (created if missing)")],
-    skip_bad: Annotated[bool, typer.Option(help="Skip unreadable files (listed in the "
-                                           "cube's attributes) instead of stopping")] = False,
-    station: Annotated[str | None, typer.Option(help="Station of frames whose names and "
-                                                "CSV carry none")] = None,
-    times_csv: Annotated[Path | None, typer.Option(help="CSV file,station,time for image "
-                                                   "folders")] = None,
-    prep: Annotated[str | None, typer.Option(
-        help="Raw-frame preparation (oathcube.rawprep.RawPreparation fields) as JSON, e.g. "
-        "'{\"scaling\": \"fixed\", \"fixed_low\": 2000, \"fixed_high\": 12000}'")] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            help="Skip unreadable files (listed in the cube's attributes) instead of stopping"
+        ),
+    ] = False,
+    station: Annotated[
+        str | None, typer.Option(help="Station of frames whose names and CSV carry none")
+    ] = None,
+    times_csv: Annotated[
+        Path | None, typer.Option(help="CSV file,station,time for image folders")
+    ] = None,
+    prep: Annotated[
+        str | None,
+        typer.Option(
+            help="Raw-frame preparation (oathcube.rawprep.RawPreparation fields) as JSON, e.g. "
+            '\'{"scaling": "fixed", "fixed_low": 2000, "fixed_high": 12000}\''
+        ),
+    ] = None,
 ) -> None:
     """Append raw THEMIS frames to station groups (stations/<code>) of a cube."""
     from .rawprep import RawPreparation
@@ -235,8 +295,14 @@ def ingest(
         preparation = RawPreparation(**json.loads(prep)) if prep else RawPreparation()
     except (TypeError, ValueError) as err:
         raise typer.BadParameter(f"--prep: {err}") from None
-    written = run([str(s) for s in sources], str(output), preparation=preparation,
-                  skip_bad=skip_bad, station=station, times_csv=times_csv)
+    written = run(
+        [str(s) for s in sources],
+        str(output),
+        preparation=preparation,
+        skip_bad=skip_bad,
+        station=station,
+        times_csv=times_csv,
+    )
     for code, count in sorted(written.items()):
         typer.echo(f"{code}: {count} frames appended")
 
@@ -256,8 +322,9 @@ def classify(
     from .timeseries import classify as run
 
     options = {"checkpoint": str(checkpoint)} if checkpoint else {}
-    done = run(str(cube), model, station=station, start=start, end=end, scheduler=scheduler,
-               **options)
+    done = run(
+        str(cube), model, station=station, start=start, end=end, scheduler=scheduler, **options
+    )
     for group, count in done.items():
         typer.echo(f"{group or 'labelled images'}: {count} frames classified")
 
@@ -271,8 +338,9 @@ def timeline(
     model: Annotated[str | None, typer.Option(help="Whose predictions")] = None,
     start: Start = None,
     end: End = None,
-    out: Annotated[list[Path] | None, typer.Option(
-        help="Write FILE.csv, FILE.nc or FILE.png (repeatable)")] = None,
+    out: Annotated[
+        list[Path] | None, typer.Option(help="Write FILE.csv, FILE.nc or FILE.png (repeatable)")
+    ] = None,
 ) -> None:
     """Class occurrence per time bin at one station, as a table, NetCDF or plot."""
     from .timeseries import timeline as run
@@ -298,8 +366,12 @@ def _write_timeline(result: Any, path: Path, cube: str, station: str) -> None:
         from .plots import plot_timeline
         from .timeseries import sample_frames
 
-        plot_timeline(result, path, samples=sample_frames(cube, station, result),
-                      title=f"{station}: {result.attrs['model']}, {result.attrs['freq']} bins")
+        plot_timeline(
+            result,
+            path,
+            samples=sample_frames(cube, station, result),
+            title=f"{station}: {result.attrs['model']}, {result.attrs['freq']} bins",
+        )
     else:
         raise typer.BadParameter(f"--out {path}: expected .csv, .nc or .png")
 

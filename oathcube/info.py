@@ -52,22 +52,27 @@ def describe(cube: str) -> str:
     if size is not None:
         out.append(f"  size on disk: {_human(size)}")
     if "class6" in ds:
-        table = pd.DataFrame({
-            "station": ds["station"].values.astype(str),
-            "class": np.array(CLASS6_NAMES)[ds["class6"].values.astype(int)],
-        })
+        table = pd.DataFrame(
+            {
+                "station": ds["station"].values.astype(str),
+                "class": np.array(CLASS6_NAMES)[ds["class6"].values.astype(int)],
+            }
+        )
         out.append(f"\n{ds.sizes['image']} labelled images; per class:")
         counts = table["class"].value_counts().reindex(CLASS6_NAMES, fill_value=0)
         out += [f"  {k:<10} {v:>6}" for k, v in counts.items()]
         out.append("\nimages per station and class:")
-        cross = pd.crosstab(table["station"], table["class"]).reindex(columns=CLASS6_NAMES,
-                                                                      fill_value=0)
+        cross = pd.crosstab(table["station"], table["class"]).reindex(
+            columns=CLASS6_NAMES, fill_value=0
+        )
         out += ["  " + line for line in cross.to_string().splitlines()]
         times = ds["time"].values
         known = times[~np.isnat(times)]
         if known.size:
-            out.append(f"\ntime range: {known.min()} .. {known.max()} UTC "
-                       f"({int(np.isnat(times).sum())} images without a time)")
+            out.append(
+                f"\ntime range: {known.min()} .. {known.max()} UTC "
+                f"({int(np.isnat(times).sum())} images without a time)"
+            )
     out.append("\nvariables:")
     out += _variables(ds)
     models = list_models(cube)
@@ -93,5 +98,3 @@ def montage_images(cube: str, per_class: int = 6) -> dict[str, list[np.ndarray]]
         picks = np.flatnonzero(labels == k)[:per_class]
         examples[name] = [np.asarray(img) for img in ds["pixels"].isel(image=picks).values]
     return examples
-
-

@@ -40,10 +40,19 @@ __all__ = [
 
 #: Feature attributes that may differ between training and prediction: provenance,
 #: and settings that change speed but not (or only at round-off) the values.
-IGNORED_SETTINGS = frozenset({
-    "created", "oathcube_version", "long_name", "description", "checkpoint", "batch_size",
-    "threads", "precision", "preprocessing",
-})
+IGNORED_SETTINGS = frozenset(
+    {
+        "created",
+        "oathcube_version",
+        "long_name",
+        "description",
+        "checkpoint",
+        "batch_size",
+        "threads",
+        "precision",
+        "preprocessing",
+    }
+)
 
 
 @dataclass
@@ -101,9 +110,12 @@ class Evaluation:
 def _features_variable(ds: xr.Dataset, features: str) -> str:
     var = features if features.startswith("features_") else f"features_{features}"
     if var not in ds:
-        have = sorted(v.removeprefix("features_") for v in ds.data_vars if v.startswith("features_"))
+        have = sorted(
+            v.removeprefix("features_") for v in ds.data_vars if v.startswith("features_")
+        )
         raise CubeError(
-            f"no features called {features!r}", expected=f"one of {', '.join(have) or '(none)'}"
+            f"no features called {features!r}",
+            expected=f"one of {', '.join(have) or '(none)'}"
             " (compute them with `oathcube features`)",
         )
     return var
@@ -173,8 +185,11 @@ def evaluate(
         y[test_idx], pred, labels=labels, zero_division=0
     )
     per_class = {
-        names[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
-                   "support": int(support[k])}
+        names[k]: {
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "support": int(support[k]),
+        }
         for k in labels
     }
     tpr = None
@@ -182,9 +197,16 @@ def evaluate(
         aurora = y[test_idx] <= 2
         tpr = float(np.mean(pred[aurora] <= 2)) if aurora.any() else float("nan")
     return Evaluation(
-        features=var, target=target, alpha=alpha, class_names=names,
-        fold_accuracies=accuracies, confusion_matrix=cm, per_class=per_class,
-        n_train=ntrain, n_test=n - ntrain, aurora_tpr=tpr,
+        features=var,
+        target=target,
+        alpha=alpha,
+        class_names=names,
+        fold_accuracies=accuracies,
+        confusion_matrix=cm,
+        per_class=per_class,
+        n_train=ntrain,
+        n_test=n - ntrain,
+        aurora_tpr=tpr,
     )
 
 
@@ -249,8 +271,11 @@ def load_model(cube: str, name: str) -> xr.Dataset:
     """Open the stored model ``name`` (arrays only, loaded into memory)."""
     models = list_models(cube)
     if name not in models:
-        raise ModelError(f"no model {name!r} in the cube", path=cube,
-                         expected=f"one of {', '.join(models) or '(none: run oathcube train)'}")
+        raise ModelError(
+            f"no model {name!r} in the cube",
+            path=cube,
+            expected=f"one of {', '.join(models) or '(none: run oathcube train)'}",
+        )
     return _open_zarr(cube, group=model_group(name), consolidated=False).load()
 
 
@@ -262,8 +287,11 @@ def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     coef = model["coef"].values
     if X.shape[1] != coef.shape[1]:
-        raise ModelError(f"features have {X.shape[1]} columns", path=model.attrs.get("features"),
-                         expected=f"{coef.shape[1]} as the model was trained")
+        raise ModelError(
+            f"features have {X.shape[1]} columns",
+            path=model.attrs.get("features"),
+            expected=f"{coef.shape[1]} as the model was trained",
+        )
     d = X.astype(np.float64) @ coef.T + model["intercept"].values
     if coef.shape[0] == 1:
         scores = np.concatenate([-d, d], axis=1)
@@ -281,5 +309,6 @@ def check_feature_settings(model: xr.Dataset, attrs: dict[str, Any], where: str)
     if diff:
         raise ModelError(
             f"features differ from the model's training features in {', '.join(diff)}",
-            path=where, expected=json.dumps(trained),
+            path=where,
+            expected=json.dumps(trained),
         )

@@ -47,10 +47,11 @@ __all__ = ["ingest", "classify", "timeline", "station_times"]
 def _ensure_cube(cube: str) -> None:
     try:
         live_group(cube, "r")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+    except CubeError:
         root = zarr.open_group(cube, mode="w", zarr_format=3)
-        root.attrs.update(provenance(title="THEMIS ASI station archives",
-                                     oathcube_status="complete"))
+        root.attrs.update(
+            provenance(title="THEMIS ASI station archives", oathcube_status="complete")
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ def _prepare(block: FrameBlock, prep: RawPreparation) -> _Prepared:
     return _Prepared(block.station, block.time, str(block.source), pixels)
 
 
-def _append_block(cube: str, block: _Prepared, prep_attrs: str,
-                  chunk_frames: int | None = None) -> int:
+def _append_block(
+    cube: str, block: _Prepared, prep_attrs: str, chunk_frames: int | None = None
+) -> int:
     """Append ``block``'s frames after the station's last frame; return frames written."""
     group = station_group(block.station)
     root = live_group(cube, "r+")
@@ -86,11 +88,15 @@ def _append_block(cube: str, block: _Prepared, prep_attrs: str,
         if node.attrs.get("preparation") not in (None, prep_attrs):
             raise IngestError(
                 "frames prepared differently from the station's earlier frames",
-                path=block.source, expected=node.attrs.get("preparation"),
+                path=block.source,
+                expected=node.attrs.get("preparation"),
             )
         if node["pixels"].shape[1:] != pixels.shape[1:]:
-            raise IngestError(f"frames of shape {pixels.shape[1:]}", path=block.source,
-                              expected=f"{node['pixels'].shape[1:]} like the station's others")
+            raise IngestError(
+                f"frames of shape {pixels.shape[1:]}",
+                path=block.source,
+                expected=f"{node['pixels'].shape[1:]} like the station's others",
+            )
         if last is not None:
             keep = times > last
             already = np.isin(times[~keep], existing)
@@ -104,12 +110,20 @@ def _append_block(cube: str, block: _Prepared, prep_attrs: str,
         if times.size == 0:
             return 0
     ds = xr.Dataset(
-        {"pixels": (("time", "y", "x"), pixels, {
-            "long_name": "prepared 8-bit frame", "units": "1",
-            "orientation": "as stored in the source file: row 0 = first row stored",
-        })},
-        coords={"time": ("time", times, {"long_name": "UTC exposure time",
-                                         "standard_name": "time"})},
+        {
+            "pixels": (
+                ("time", "y", "x"),
+                pixels,
+                {
+                    "long_name": "prepared 8-bit frame",
+                    "units": "1",
+                    "orientation": "as stored in the source file: row 0 = first row stored",
+                },
+            )
+        },
+        coords={
+            "time": ("time", times, {"long_name": "UTC exposure time", "standard_name": "time"})
+        },
     )
     if group in root:
         # xarray rewrites the group's attributes on append: keep ours.
@@ -120,8 +134,9 @@ def _append_block(cube: str, block: _Prepared, prep_attrs: str,
         size = chunk_frames or images_per_chunk(pixels.shape[1:])
         ds.time.encoding.update({**TIME_ENCODING, "chunks": (2**16,)})
         ds.pixels.encoding["chunks"] = (size, *pixels.shape[1:])
-        ds.attrs.update(provenance(station=block.station, preparation=prep_attrs,
-                                   sources=[], skipped=[]))
+        ds.attrs.update(
+            provenance(station=block.station, preparation=prep_attrs, sources=[], skipped=[])
+        )
         ds.to_zarr(cube, group=group, mode="w-", zarr_format=3, consolidated=False)
     node = live_group(cube, "r+")[group]
     node.attrs["sources"] = [*node.attrs.get("sources", []), str(block.source)]
@@ -179,8 +194,7 @@ def ingest(
     cache: dict[tuple[str, str], list[_Prepared]] = {}
     too_big: set[tuple[str, str]] = set()
     cached_bytes = 0
-    for block in tqdm(reader, desc="reading", unit="block", disable=not progress,
-                      file=sys.stderr):
+    for block in tqdm(reader, desc="reading", unit="block", disable=not progress, file=sys.stderr):
         key = (str(block.source), block.station)
         first[key] = min(first.get(key, block.time[0]), block.time[0])
         if key in too_big:
@@ -194,20 +208,26 @@ def ingest(
         cached_bytes += prepared.pixels.nbytes
     skipped = reader.skipped_as_attrs()
     if not first:
-        raise IngestError("no frames found", path=", ".join(map(str, sources)),
-                          expected="CDF L1, PGM files or folders of PNG/JPEG frames")
+        raise IngestError(
+            "no frames found",
+            path=", ".join(map(str, sources)),
+            expected="CDF L1, PGM files or folders of PNG/JPEG frames",
+        )
     _ensure_cube(cube)
     written: dict[str, int] = {}
     order = sorted(first, key=first.__getitem__)
-    bar = tqdm(total=len(order), desc="appending", unit="source", disable=not progress,
-               file=sys.stderr)
+    bar = tqdm(
+        total=len(order), desc="appending", unit="source", disable=not progress, file=sys.stderr
+    )
     for key in order:
         src, code = key
         blocks = cache.pop(key, None)
         if blocks is None:
-            blocks = [_prepare(b, prep) for b in iter_frame_blocks([src], station=station,
-                                                                   times_csv=times_csv)
-                      if b.station == code]
+            blocks = [
+                _prepare(b, prep)
+                for b in iter_frame_blocks([src], station=station, times_csv=times_csv)
+                if b.station == code
+            ]
         for prepared in blocks:
             count = _append_block(cube, prepared, prep_attrs, chunk_frames)
             written[code] = written.get(code, 0) + count
@@ -233,19 +253,27 @@ def station_times(cube: str | Path, station: str) -> np.ndarray:
 
 
 def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int]:
-    lo = 0 if start is None else int(np.searchsorted(times, np.datetime64(pd.Timestamp(start)),
-                                                     side="left"))
-    hi = len(times) if end is None else int(
-        np.searchsorted(times, np.datetime64(pd.Timestamp(end)), side="right"))
+    lo = (
+        0
+        if start is None
+        else int(np.searchsorted(times, np.datetime64(pd.Timestamp(start)), side="left"))
+    )
+    hi = (
+        len(times)
+        if end is None
+        else int(np.searchsorted(times, np.datetime64(pd.Timestamp(end)), side="right"))
+    )
     if hi <= lo:
         span = f"{times[0]} .. {times[-1]}" if len(times) else "no frames"
-        raise CubeError(f"no frames between {start} and {end}", path=where,
-                        expected=f"a range within {span}")
+        raise CubeError(
+            f"no frames between {start} and {end}", path=where, expected=f"a range within {span}"
+        )
     return lo, hi
 
 
-def _write_predictions(cube: str, group: str | None, model_name: str, model: xr.Dataset,
-                       rows: tuple[int, int]) -> int:
+def _write_predictions(
+    cube: str, group: str | None, model_name: str, model: xr.Dataset, rows: tuple[int, int]
+) -> int:
     root = live_group(cube, "r+")
     node = root[group] if group else root
     features = model.attrs["features"]
@@ -256,18 +284,38 @@ def _write_predictions(cube: str, group: str | None, model_name: str, model: xr.
     classes = model["classes"].values
     size = node[features].chunks[0]
     if pred_name not in node:
-        zarr.create_array(node.store, name=f"{node.path}/{pred_name}".lstrip("/"), shape=(n,),
-                          chunks=(size,), dtype="int8", fill_value=-1, dimension_names=[dim],
-                          attributes=provenance(long_name=f"class predicted by {model_name}",
-                                                flag_values=model["class_index"].values.tolist(),
-                                                flag_meanings=" ".join(classes),
-                                                missing="-1: not classified yet"))
-        zarr.create_array(node.store, name=f"{node.path}/{score_name}".lstrip("/"),
-                          shape=(n, len(classes)), chunks=(size, len(classes)),
-                          dtype="float32", fill_value=np.nan, dimension_names=[dim, class_dim],
-                          attributes={"long_name": f"decision scores of {model_name}"})
-        coord = zarr.create_array(node.store, name=f"{node.path}/{class_dim}".lstrip("/"),
-                                  shape=(len(classes),), dtype=str, dimension_names=[class_dim])
+        zarr.create_array(
+            node.store,
+            name=f"{node.path}/{pred_name}".lstrip("/"),
+            shape=(n,),
+            chunks=(size,),
+            dtype="int8",
+            fill_value=-1,
+            dimension_names=[dim],
+            attributes=provenance(
+                long_name=f"class predicted by {model_name}",
+                flag_values=model["class_index"].values.tolist(),
+                flag_meanings=" ".join(classes),
+                missing="-1: not classified yet",
+            ),
+        )
+        zarr.create_array(
+            node.store,
+            name=f"{node.path}/{score_name}".lstrip("/"),
+            shape=(n, len(classes)),
+            chunks=(size, len(classes)),
+            dtype="float32",
+            fill_value=np.nan,
+            dimension_names=[dim, class_dim],
+            attributes={"long_name": f"decision scores of {model_name}"},
+        )
+        coord = zarr.create_array(
+            node.store,
+            name=f"{node.path}/{class_dim}".lstrip("/"),
+            shape=(len(classes),),
+            dtype=str,
+            dimension_names=[class_dim],
+        )
         coord[:] = np.asarray(classes, dtype=object)
     for name in (pred_name, score_name):
         if node[name].shape[0] < n:
@@ -332,9 +380,12 @@ def classify(
     if extractor == "published":
         groups = [g for g in groups if g is None]
         if not groups:
-            raise ModelError(f"model {model!r} uses the archive's published features, which "
-                             "exist only for the labelled images", path=cube,
-                             expected="a model trained on computable features (--features)")
+            raise ModelError(
+                f"model {model!r} uses the archive's published features, which "
+                "exist only for the labelled images",
+                path=cube,
+                expected="a model trained on computable features (--features)",
+            )
     done: dict[str, int] = {}
     for group in groups:
         if group is None:
@@ -343,12 +394,22 @@ def classify(
             code = group.split("/", 1)[1]
             rows = _rows(station_times(cube, code), start, end, f"{cube}/{group}")
         if extractor != "published":
-            compute_features(cube, extractor, group=group, scheduler=scheduler,
-                             progress=progress, rows=rows, **feature_options)
+            compute_features(
+                cube,
+                extractor,
+                group=group,
+                scheduler=scheduler,
+                progress=progress,
+                rows=rows,
+                **feature_options,
+            )
         done[group or ""] = _write_predictions(cube, group, model, stored, rows)
         if progress:
-            print(f"classified {done[group or '']} frames of {group or 'the labelled images'} "
-                  f"with {model}", file=sys.stderr)
+            print(
+                f"classified {done[group or '']} frames of {group or 'the labelled images'} "
+                f"with {model}",
+                file=sys.stderr,
+            )
     publish_metadata(cube)
     return done
 
@@ -362,8 +423,11 @@ def _station_series(cube: str, station: str) -> xr.Dataset:
         return open_station(cube, station)
     labelled = open_cube(cube)
     if "station" not in labelled.coords or station not in set(labelled.station.values):
-        raise CubeError(f"no frames of station {station!r}", path=cube,
-                        expected=f"one of {', '.join(list_stations(cube)) or '(none)'}")
+        raise CubeError(
+            f"no frames of station {station!r}",
+            path=cube,
+            expected=f"one of {', '.join(list_stations(cube)) or '(none)'}",
+        )
     ds = labelled.sel(station=station).drop_indexes(["station", "time"])
     ds = ds.dropna("image", subset=["time"]).drop_vars("station")
     return ds.swap_dims({"image": "time"}).sortby("time")
@@ -373,14 +437,20 @@ def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
     have = sorted(v.removeprefix("predicted_") for v in ds.data_vars if v.startswith("predicted_"))
     if model is None:
         if len(have) != 1:
-            raise ModelError("say which model's predictions to use" if have
-                             else "no predictions yet", path=where,
-                             expected=f"--model one of {', '.join(have)}" if have
-                             else "`oathcube classify` first")
+            raise ModelError(
+                "say which model's predictions to use" if have else "no predictions yet",
+                path=where,
+                expected=f"--model one of {', '.join(have)}"
+                if have
+                else "`oathcube classify` first",
+            )
         return have[0]
     if model not in have:
-        raise ModelError(f"no predictions of model {model!r}", path=where,
-                         expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}")
+        raise ModelError(
+            f"no predictions of model {model!r}",
+            path=where,
+            expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}",
+        )
     return model
 
 
@@ -425,8 +495,11 @@ def timeline(
     pred = pred.load()
     pred = pred.where(pred >= 0, drop=True)
     if pred.size == 0:
-        raise CubeError("no classified frames in that range", path=where,
-                        expected=f"`oathcube classify --model {name}` first")
+        raise CubeError(
+            "no classified frames in that range",
+            path=where,
+            expected=f"`oathcube classify --model {name}` first",
+        )
     classes = [str(c) for c in ds[class_dim].values]
     codes = [int(c) for c in load_model(cube, name)["class_index"].values]
     one_hot = xr.concat([(pred == c).astype(np.int32) for c in codes], dim="class")
@@ -446,7 +519,6 @@ def timeline(
     out["fraction"].attrs = {"long_name": "fraction of the bin's frames in each class"}
     out["n_frames"].attrs = {"long_name": "frames in the bin"}
     return out
-
 
 
 def sample_frames(

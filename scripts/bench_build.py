@@ -24,8 +24,9 @@ from oathcube.info import size_on_disk  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=5824)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -39,14 +40,16 @@ def main() -> None:
     print(f"synth: {args.n} images {args.size}x{args.size} in {time.perf_counter() - tic:.1f} s")
     png_bytes = sum(p.stat().st_size for p in (archive / "images/cropped_scaled").glob("*.png"))
     tic = time.perf_counter()
-    cube = build(archive, work / "cube.zarr", overwrite=True, scheduler=args.scheduler,
-                 progress=False)
+    cube = build(
+        archive, work / "cube.zarr", overwrite=True, scheduler=args.scheduler, progress=False
+    )
     seconds = time.perf_counter() - tic
     size = size_on_disk(cube) or 0
-    print(f"build from folder ({args.scheduler}): {seconds:.1f} s, "
-          f"{args.n / seconds:.0f} images/s")
-    print(f"cube size: {size / 2**20:.1f} MB (PNGs: {png_bytes / 2**20:.1f} MB; "
-          f"raw uint8 pixels: {args.n * args.size**2 / 2**20:.1f} MB)")
+    print(f"build from folder ({args.scheduler}): {seconds:.1f} s, {args.n / seconds:.0f} images/s")
+    print(
+        f"cube size: {size / 2**20:.1f} MB (PNGs: {png_bytes / 2**20:.1f} MB; "
+        f"raw uint8 pixels: {args.n * args.size**2 / 2**20:.1f} MB)"
+    )
     if args.tgz:
         tgz = work / "oath.tgz"
         with tarfile.open(tgz, "w:gz") as tar:

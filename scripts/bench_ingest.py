@@ -31,8 +31,9 @@ REAL = HERE.parents[1] / "shared/data/themis/thg_l1_asf_gako_2011010617_v01.cdf"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--hours", type=int, default=3)
     ap.add_argument("--frames", type=int, default=1200, help="frames per hour file")
     ap.add_argument("--workdir", type=Path, default=None)
@@ -43,8 +44,12 @@ def main() -> None:
         folder = work / layout
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        files = [write_cdf(folder, "fsmi", f"2011-01-06T{4 + h:02d}:00:00", args.frames,
-                           layout=layout, seed=h) for h in range(args.hours)]
+        files = [
+            write_cdf(
+                folder, "fsmi", f"2011-01-06T{4 + h:02d}:00:00", args.frames, layout=layout, seed=h
+            )
+            for h in range(args.hours)
+        ]
         n = args.hours * args.frames
         tic = time.perf_counter()
         for f in files:
@@ -55,16 +60,17 @@ def main() -> None:
         tic = time.perf_counter()
         ingest([folder], str(cube), progress=False)
         ingest_s = time.perf_counter() - tic
-        print(f"{layout:>7} layout, {args.hours} files x {args.frames} frames: "
-              f"read {n / read_s:.0f} frames/s; whole ingest {n / ingest_s:.0f} frames/s "
-              f"({ingest_s:.1f} s)")
+        print(
+            f"{layout:>7} layout, {args.hours} files x {args.frames} frames: "
+            f"read {n / read_s:.0f} frames/s; whole ingest {n / ingest_s:.0f} frames/s "
+            f"({ingest_s:.1f} s)"
+        )
     if REAL.exists():
         cube = work / "real.zarr"
         shutil.rmtree(cube, ignore_errors=True)
         tic = time.perf_counter()
         written = ingest([REAL], str(cube), progress=False)
-        print(f"real gako fragment: {written['gako']} frames in "
-              f"{time.perf_counter() - tic:.2f} s")
+        print(f"real gako fragment: {written['gako']} frames in {time.perf_counter() - tic:.2f} s")
     print(f"peak memory: {peak_rss_mb():.0f} MB")
 
 

@@ -60,13 +60,19 @@ def real_text_archive(tmp_path_factory: pytest.TempPathFactory, shared: Path) ->
     table = parse_classifications((REAL_OATH / "classifications.csv").read_bytes(), "csv")
     rng = np.random.default_rng(7)
     for p in table["pic_num"]:
-        iio.imwrite(root / "images" / "cropped_scaled" / f"{p:05d}.png",
-                    rng.integers(0, 255, (8, 8), dtype=np.uint8))
+        iio.imwrite(
+            root / "images" / "cropped_scaled" / f"{p:05d}.png",
+            rng.integers(0, 255, (8, 8), dtype=np.uint8),
+        )
     means = rng.normal(size=(6, 1001)).astype(np.float32)
-    logits = (means[table["class6"]] + rng.normal(scale=6, size=(len(table), 1001)))
+    logits = means[table["class6"]] + rng.normal(scale=6, size=(len(table), 1001))
     logits = logits.astype(np.float32)
-    names = np.array([f"images/cropped_scaled_rotated/{p:05d}_{r:03d}.png".encode()
-                      for p, r in zip(table["pic_num"], table["rot_angle"], strict=True)])
+    names = np.array(
+        [
+            f"images/cropped_scaled_rotated/{p:05d}_{r:03d}.png".encode()
+            for p, r in zip(table["pic_num"], table["rot_angle"], strict=True)
+        ]
+    )
     with h5py.File(root / "features" / "auroral_feat.h5", "w") as h5:
         h5["Logits"] = logits
         h5["filenames"] = names

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REAL_OATH
 
 from oathcube.archive.oath import (
     generate_split,
@@ -21,8 +22,6 @@ from oathcube.archive.oath import (
 from oathcube.cli import app
 from oathcube.errors import ArchiveError
 
-from conftest import REAL_OATH
-
 # ---------------------------------------------------------------- the real files
 
 
@@ -30,11 +29,21 @@ def test_real_classifications(shared: Path) -> None:
     table = parse_classifications((REAL_OATH / "classifications.csv").read_bytes(), "c.csv")
     assert len(table) == 5824
     assert table["label"].value_counts().to_dict() == {
-        "discrete": 1400, "diffuse": 1102, "noaurora": 1082, "cloudy": 852, "arc": 774,
-        "moon": 614}
+        "discrete": 1400,
+        "diffuse": 1102,
+        "noaurora": 1082,
+        "cloudy": 852,
+        "arc": 774,
+        "moon": 614,
+    }
     first = table.iloc[1]
     assert (first.pic_num, first.class2, first.class6, first.label, first.rot_angle) == (
-        2, 0, 2, "discrete", 29)
+        2,
+        0,
+        2,
+        "discrete",
+        29,
+    )
 
 
 def test_real_files_origin(shared: Path) -> None:
@@ -69,12 +78,15 @@ def test_header_found_by_content_and_label_alias() -> None:
     assert table.pic_num.tolist() == [7] and table.label.tolist() == ["noaurora"]
 
 
-@pytest.mark.parametrize("text", [
-    b"station,time,file\ninuv,2013-01-07T06:01:00,images/cropped_scaled/00002.png\n",
-    b"inuv 2013-01-07 06:01:00 images/cropped_scaled/00002.png\n",
-    b"inuv,2013-01-07,06:01:00,00002.png\n",
-    b"inuv 07/Jan/2013 06:01:00.0,images/scaled_cropped/00002.png\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"station,time,file\ninuv,2013-01-07T06:01:00,images/cropped_scaled/00002.png\n",
+        b"inuv 2013-01-07 06:01:00 images/cropped_scaled/00002.png\n",
+        b"inuv,2013-01-07,06:01:00,00002.png\n",
+        b"inuv 07/Jan/2013 06:01:00.0,images/scaled_cropped/00002.png\n",
+    ],
+)
 def test_files_origin_other_layouts(text: bytes) -> None:
     origin = parse_files_origin(text, "o.csv")
     assert origin.pic_num.tolist() == [2]
@@ -93,7 +105,8 @@ def test_archive_root_found_by_content(archive: Path) -> None:
     renamed = archive.rename(archive.parent / "oath_v1.1")
     (renamed / "classifications").rename(renamed / "classification")
     (renamed / "classification" / "classifications.csv").rename(
-        renamed / "classification" / "classification.csv")
+        renamed / "classification" / "classification.csv"
+    )
     oath = read_oath(renamed.parent)
     assert oath.root == "oath_v1.1" and oath.n_images == 90
 
@@ -191,13 +204,23 @@ def _break_corrupt_png(a: Path) -> tuple[str, int | None]:
     return "00042.png", None
 
 
-BREAKERS = [_break_no_header, _break_class6, _break_class2, _break_duplicate, _break_origin,
-            _break_features, _break_split, _break_missing_png, _break_corrupt_png]
+BREAKERS = [
+    _break_no_header,
+    _break_class6,
+    _break_class2,
+    _break_duplicate,
+    _break_origin,
+    _break_features,
+    _break_split,
+    _break_missing_png,
+    _break_corrupt_png,
+]
 
 
 @pytest.mark.parametrize("breaker", BREAKERS, ids=lambda f: f.__name__.removeprefix("_break_"))
-def test_bad_archive_gives_one_line_and_no_cube(archive: Path, tmp_path: Path, runner,
-                                               breaker) -> None:
+def test_bad_archive_gives_one_line_and_no_cube(
+    archive: Path, tmp_path: Path, runner, breaker
+) -> None:
     name, line = breaker(archive)
     cube = tmp_path / "cube.zarr"
     result = runner.invoke(app, ["build", str(archive), "-o", str(cube)])
@@ -230,12 +253,15 @@ def _link(tar: tarfile.TarFile, name: str, target: str, kind: bytes = tarfile.SY
     tar.addfile(info)
 
 
-@pytest.mark.parametrize("member,add", [
-    ("/etc/evil", lambda t: _file(t, "/etc/evil")),
-    ("oath/../evil", lambda t: _file(t, "oath/../evil")),
-    ("oath/link", lambda t: _link(t, "oath/link", "/etc/passwd")),
-    ("oath/hard", lambda t: _link(t, "oath/hard", "oath/x", tarfile.LNKTYPE)),
-])
+@pytest.mark.parametrize(
+    "member,add",
+    [
+        ("/etc/evil", lambda t: _file(t, "/etc/evil")),
+        ("oath/../evil", lambda t: _file(t, "oath/../evil")),
+        ("oath/link", lambda t: _link(t, "oath/link", "/etc/passwd")),
+        ("oath/hard", lambda t: _link(t, "oath/hard", "oath/x", tarfile.LNKTYPE)),
+    ],
+)
 def test_unsafe_tar_members_are_refused(tmp_path: Path, runner, member: str, add) -> None:
     tgz = _tar_with(tmp_path, add)
     with pytest.raises(ArchiveError, match="evil.tgz") as err:

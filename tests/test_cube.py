@@ -35,11 +35,19 @@ def test_plain_xarray_opens_the_cube_without_oathcube(cube: Path) -> None:
         "print(ds.pixels.dtype, ds.pixels.dims, ds.time.dtype, ds.station.dims, ds.image.dtype)\n"
         "print(sorted(ds.data_vars))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert out[0] == "uint8 ('image', 'y', 'x') datetime64[ns] ('image',) int32"
     assert json.loads(out[1].replace("'", '"')) == [
-        "class2", "class6", "features_published", "label", "pixels", "rot_angle", "split"]
+        "class2",
+        "class6",
+        "features_published",
+        "label",
+        "pixels",
+        "rot_angle",
+        "split",
+    ]
 
 
 def test_schema_values_match_the_archive(cube: Path, archive: Path) -> None:
@@ -95,8 +103,10 @@ def test_rgb_pngs_get_a_band_dimension(archive: Path, tmp_path: Path) -> None:
     ds = xr.open_zarr(build(archive, tmp_path / "rgb.zarr", progress=False))
     assert ds.pixels.dims == ("image", "y", "x", "band")
     np.testing.assert_array_equal(ds.pixels.sel(image=3).values[..., 1], grey // 2)
-    np.testing.assert_array_equal(ds.pixels.sel(image=2).values[..., 2],
-                                  iio.imread(archive / "images/cropped_scaled/00002.png"))
+    np.testing.assert_array_equal(
+        ds.pixels.sel(image=2).values[..., 2],
+        iio.imread(archive / "images/cropped_scaled/00002.png"),
+    )
 
 
 def test_existing_cube_needs_overwrite(cube: Path, archive: Path, runner) -> None:
@@ -123,8 +133,9 @@ def test_interrupted_build_leaves_nothing_and_keeps_the_old_cube(
 
     monkeypatch.setattr(cube_write, "write_region", flaky)
     with pytest.raises(KeyboardInterrupt):
-        build(archive, cube, overwrite=True, progress=False, chunk_images=32,
-              scheduler="synchronous")
+        build(
+            archive, cube, overwrite=True, progress=False, chunk_images=32, scheduler="synchronous"
+        )
     assert not list(cube.parent.glob(".cube.zarr.*"))
     np.testing.assert_array_equal(open_cube(cube).pixels.values, before)
 

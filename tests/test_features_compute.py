@@ -80,18 +80,21 @@ def test_other_settings_are_refused(cube: str, counting, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_handcrafted_equal_on_threads_processes_and_distributed(archive: Path,
-                                                                tmp_path: Path) -> None:
+def test_handcrafted_equal_on_threads_processes_and_distributed(
+    archive: Path, tmp_path: Path
+) -> None:
     from distributed import LocalCluster
 
     results = {}
     for scheduler in ("threads", "processes", "cluster"):
         cube = build(archive, tmp_path / f"{scheduler}.zarr", progress=False, chunk_images=16)
         if scheduler == "cluster":
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster:
-                compute_features(cube, "handcrafted", scheduler=cluster.scheduler_address,
-                                 progress=False)
+            with LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster:
+                compute_features(
+                    cube, "handcrafted", scheduler=cluster.scheduler_address, progress=False
+                )
         else:
             compute_features(cube, "handcrafted", scheduler=scheduler, progress=False)
         results[scheduler] = xr.open_zarr(cube, consolidated=False).features_handcrafted.values
@@ -101,11 +104,11 @@ def test_handcrafted_equal_on_threads_processes_and_distributed(archive: Path,
 
 
 @pytest.mark.slow
-def test_build_with_handcrafted_features_then_evaluate(archive: Path, tmp_path: Path,
-                                                       runner) -> None:
+def test_build_with_handcrafted_features_then_evaluate(
+    archive: Path, tmp_path: Path, runner
+) -> None:
     cube = tmp_path / "hc.zarr"
-    out = runner.invoke(app, ["build", str(archive), "-o", str(cube), "--features",
-                              "handcrafted"])
+    out = runner.invoke(app, ["build", str(archive), "-o", str(cube), "--features", "handcrafted"])
     assert out.exit_code == 0, out.output
     ds = xr.open_zarr(cube)
     assert ds.features_handcrafted.dims == ("image", "feature")
@@ -115,24 +118,35 @@ def test_build_with_handcrafted_features_then_evaluate(archive: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_inception_random_weights_threads_equal_distributed(archive: Path, tmp_path: Path,
-                                                            runner) -> None:
+def test_inception_random_weights_threads_equal_distributed(
+    archive: Path, tmp_path: Path, runner
+) -> None:
     from distributed import LocalCluster
 
     rows = (0, 16)  # two chunks of 8 are enough to compare schedulers
     threaded = build(archive, tmp_path / "t.zarr", progress=False, chunk_images=8)
-    out = runner.invoke(app, ["features", threaded, "--model", "inception_v4",
-                              "--random-weights", "--batch-size", "8"])
+    out = runner.invoke(
+        app,
+        ["features", threaded, "--model", "inception_v4", "--random-weights", "--batch-size", "8"],
+    )
     assert out.exit_code == 0, out.output
     a = xr.open_zarr(threaded).features_inception_v4
     assert a.dims == ("image", "logit") and a.shape == (90, 1001) and a.dtype == np.float32
     assert a.attrs["random_weights"] == 1 and "RANDOM" in a.attrs["warning"]
     assert a.attrs["layer"] == "Logits" and a.attrs["precision"] == "fp32"
     clustered = build(archive, tmp_path / "c.zarr", progress=False, chunk_images=8)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        compute_features(clustered, "inception_v4", scheduler=cluster.scheduler_address,
-                         random_weights=True, batch_size=8, rows=rows, progress=False)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        compute_features(
+            clustered,
+            "inception_v4",
+            scheduler=cluster.scheduler_address,
+            random_weights=True,
+            batch_size=8,
+            rows=rows,
+            progress=False,
+        )
     b = xr.open_zarr(clustered, consolidated=False).features_inception_v4.values
     np.testing.assert_array_equal(a.values[:16], b[:16])
     assert np.isnan(b[16:]).all()  # rows outside the range were left for later

@@ -29,8 +29,7 @@ def ridge_py(root: Path, target: str = "class6", alpha: float = 0.03) -> tuple[s
         data = f["Logits"][()]
     labels = pd.read_csv(root / "classifications" / "classifications.csv", skiprows=18)
     y = labels[target].values
-    split = np.loadtxt(root / "classifications" / "train_test_split.csv",
-                       delimiter=",").astype(int)
+    split = np.loadtxt(root / "classifications" / "train_test_split.csv", delimiter=",").astype(int)
     ndata = len(y)
     ntrain = round(0.7 * ndata)
     acc = []
@@ -50,18 +49,25 @@ def cube(archive: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("target", ["class6", "class2"])
-def test_evaluate_prints_exactly_what_ridge_py_prints(cube: Path, archive: Path, runner,
-                                                      target: str) -> None:
+def test_evaluate_prints_exactly_what_ridge_py_prints(
+    cube: Path, archive: Path, runner, target: str
+) -> None:
     expected, cm = ridge_py(archive, target)
     result = evaluate(cube, target=target)
     assert result.ridge_text() == expected
     out = runner.invoke(app, ["evaluate", str(cube), "--target", target])
     assert out.exit_code == 0, out.output
     assert out.output.startswith(expected + "\n")
-    as_json = json.loads(runner.invoke(app, ["evaluate", str(cube), "--target", target,
-                                             "--json"]).output)
-    assert {"accuracy_mean", "accuracy_std", "fold_accuracies", "confusion_matrix",
-            "per_class"} <= set(as_json)
+    as_json = json.loads(
+        runner.invoke(app, ["evaluate", str(cube), "--target", target, "--json"]).output
+    )
+    assert {
+        "accuracy_mean",
+        "accuracy_std",
+        "fold_accuracies",
+        "confusion_matrix",
+        "per_class",
+    } <= set(as_json)
     assert as_json["confusion_matrix"] == cm.tolist()
     assert as_json["accuracy_mean"] == result.accuracy_mean
 
@@ -99,8 +105,10 @@ def test_trained_model_is_arrays_and_predicts_like_sklearn(cube: Path, target: s
     assert name == f"published_{target}"
     group = zarr.open_group(str(cube), mode="r")[f"models/{name}"]
     kinds = {key: group[key].dtype for key in group.array_keys()}
-    assert all(np.dtype(d).kind in "fiu" or str(d) in ("StringDType()", "str") or
-               "String" in str(d) for d in kinds.values()), kinds
+    assert all(
+        np.dtype(d).kind in "fiu" or str(d) in ("StringDType()", "str") or "String" in str(d)
+        for d in kinds.values()
+    ), kinds
     model = load_model(str(cube), name)
     ds = xr.open_zarr(cube)
     X = ds.features_published.values

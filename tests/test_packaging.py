@@ -37,8 +37,9 @@ def catalog(tmp_path: Path, archive: Path) -> Path:
     return tmp_path / "catalog.yaml"
 
 
-def test_catalog_opens_the_demo_cube_and_a_user_cube(catalog: Path, archive: Path,
-                                                    tmp_path: Path) -> None:
+def test_catalog_opens_the_demo_cube_and_a_user_cube(
+    catalog: Path, archive: Path, tmp_path: Path
+) -> None:
     other = build(archive, tmp_path / "other.zarr", progress=False, chunk_images=16)
     with warnings.catch_warnings():
         # intake 2.0.9 warns about shell expansion for every parameter default.

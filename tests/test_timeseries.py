@@ -50,8 +50,13 @@ def test_ingest_two_stations_into_a_tree(raw: Path, cube: str) -> None:
 
 
 def test_appending_keeps_what_is_there(raw: Path, cube: str, tmp_path: Path) -> None:
-    ingest([raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"], cube, preparation=PREP,
-           progress=False, chunk_frames=10)
+    ingest(
+        [raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"],
+        cube,
+        preparation=PREP,
+        progress=False,
+        chunk_frames=10,
+    )
     chunk = Path(cube) / "stations/fsmi/pixels/c/2/0/0"  # the third full chunk of 10 frames
     before = chunk.read_bytes(), chunk.stat().st_mtime_ns
     first = xr.open_zarr(cube, group="stations/fsmi").pixels.values
@@ -64,11 +69,9 @@ def test_appending_keeps_what_is_there(raw: Path, cube: str, tmp_path: Path) -> 
 
 
 def test_earlier_frames_than_the_archive_are_refused(raw: Path, cube: str) -> None:
-    ingest([raw / "thg_l1_asf_fsmi_2011010606_v01.cdf"], cube, preparation=PREP,
-           progress=False)
+    ingest([raw / "thg_l1_asf_fsmi_2011010606_v01.cdf"], cube, preparation=PREP, progress=False)
     with pytest.raises(IngestError, match="overlap"):
-        ingest([raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"], cube, preparation=PREP,
-               progress=False)
+        ingest([raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"], cube, preparation=PREP, progress=False)
 
 
 def test_a_bad_file_stops_everything_unless_skipped(raw: Path, cube: str, runner) -> None:
@@ -78,8 +81,9 @@ def test_a_bad_file_stops_everything_unless_skipped(raw: Path, cube: str, runner
     result = runner.invoke(app, ["ingest", str(raw), "-o", cube])
     assert result.exit_code == 1 and bad.name in result.output
     assert not (Path(cube) / "stations").exists()  # nothing half-written
-    result = runner.invoke(app, ["ingest", str(raw), "-o", cube, "--skip-bad",
-                                 "--prep", '{"out_size": 32}'])
+    result = runner.invoke(
+        app, ["ingest", str(raw), "-o", cube, "--skip-bad", "--prep", '{"out_size": 32}']
+    )
     assert result.exit_code == 0, result.output
     fsmi = xr.open_zarr(cube, group="stations/fsmi")
     assert fsmi.sizes["time"] == 60
@@ -119,9 +123,23 @@ def test_classify_and_timeline(raw: Path, cube: str, tmp_path: Path, runner) -> 
     counts = np.bincount(pred, minlength=6)
     np.testing.assert_array_equal(result["count"].sum("time").values, counts)
 
-    out = runner.invoke(app, ["timeline", cube, "--station", "fsmi", "--freq", "30min",
-                              "--out", str(tmp_path / "t.csv"), "--out", str(tmp_path / "t.nc"),
-                              "--out", str(tmp_path / "t.png")])
+    out = runner.invoke(
+        app,
+        [
+            "timeline",
+            cube,
+            "--station",
+            "fsmi",
+            "--freq",
+            "30min",
+            "--out",
+            str(tmp_path / "t.csv"),
+            "--out",
+            str(tmp_path / "t.nc"),
+            "--out",
+            str(tmp_path / "t.png"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     table = pd.read_csv(tmp_path / "t.csv")
     assert table["n_frames"].sum() == 60
@@ -145,8 +163,7 @@ def test_clear_errors(raw: Path, cube: str) -> None:
     with pytest.raises(CubeError, match="no station 'inuv'"):
         classify(cube, model, station="inuv", progress=False)
     with pytest.raises(CubeError, match="no frames between"):
-        classify(cube, model, station="fsmi", start="2012-01-01", end="2012-01-02",
-                 progress=False)
+        classify(cube, model, station="fsmi", start="2012-01-01", end="2012-01-02", progress=False)
     with pytest.raises(ModelError, match="no model"):
         classify(cube, "nope", progress=False)
     with pytest.raises(ModelError, match="no predictions"):
@@ -156,6 +173,7 @@ def test_clear_errors(raw: Path, cube: str) -> None:
         classify(cube, published, station="fsmi", progress=False)
     settings = zarr.open_group(cube, mode="r+", use_consolidated=False)[f"models/{model}"].attrs
     settings["feature_settings"] = settings["feature_settings"].replace(
-        '"hist_bins": 16', '"hist_bins": 32')
+        '"hist_bins": 16', '"hist_bins": 32'
+    )
     with pytest.raises(ModelError, match="hist_bins"):
         classify(cube, model, station="fsmi", progress=False, scheduler="synchronous")

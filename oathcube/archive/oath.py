@@ -127,8 +127,9 @@ class OathArchive:
                 paths = [self.source / self._member(p) for p in rows["image"]]
 
                 def load(paths: list[Path] = paths) -> np.ndarray:
-                    return np.stack([decode_png(p.read_bytes(), str(p), self.image_shape)
-                                     for p in paths])
+                    return np.stack(
+                        [decode_png(p.read_bytes(), str(p), self.image_shape) for p in paths]
+                    )
 
                 yield start, load
             return
@@ -237,7 +238,9 @@ def parse_classifications(data: bytes, path: str) -> pd.DataFrame:
             rot = int(fields[col["rotang"]])
         except ValueError as err:
             raise ArchiveError(
-                f"not an integer: {err}", path=path, line=lineno,
+                f"not an integer: {err}",
+                path=path,
+                line=lineno,
                 expected="integers in class2, class6, picNum and rotAng",
             ) from None
         label = fields[label_col].lower()
@@ -246,18 +249,24 @@ def parse_classifications(data: bytes, path: str) -> pd.DataFrame:
             raise ArchiveError(f"class6 = {class6}", path=path, line=lineno, expected="0..5")
         if class2 != (0 if class6 <= 2 else 1):
             raise ArchiveError(
-                f"class2 = {class2} but class6 = {class6}", path=path, line=lineno,
+                f"class2 = {class2} but class6 = {class6}",
+                path=path,
+                line=lineno,
                 expected="class2 0 for class6 0-2 (aurora) and 1 for 3-5",
             )
         if label != CLASS_NAMES[class6]:
             raise ArchiveError(
-                f"label {fields[label_col]!r} but class6 = {class6}", path=path, line=lineno,
+                f"label {fields[label_col]!r} but class6 = {class6}",
+                path=path,
+                line=lineno,
                 expected=f"{CLASS_NAMES[class6]!r}",
             )
         if pic_num in seen:
             raise ArchiveError(
                 f"duplicate picNum {pic_num:05d} (first on line {seen[pic_num]})",
-                path=path, line=lineno, expected="each picNum once",
+                path=path,
+                line=lineno,
+                expected="each picNum once",
             )
         seen[pic_num] = lineno
         rows.append((pic_num, class2, class6, CLASS_NAMES[class6], rot))
@@ -267,9 +276,16 @@ def parse_classifications(data: bytes, path: str) -> pd.DataFrame:
     return table
 
 
-_TIME_FORMATS = ("%d/%b/%Y %H:%M:%S.%f", "%d/%b/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f",
-                 "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
-                 "%Y/%m/%d %H:%M:%S", "%Y%m%d %H%M%S")
+_TIME_FORMATS = (
+    "%d/%b/%Y %H:%M:%S.%f",
+    "%d/%b/%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y%m%d %H%M%S",
+)
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -327,7 +343,9 @@ def parse_files_origin(data: bytes, path: str) -> pd.DataFrame:
                 first_data = False  # a header line such as "station,time,file"
                 continue
             raise ArchiveError(
-                f"cannot parse {line[:80]!r}", path=path, line=lineno,
+                f"cannot parse {line[:80]!r}",
+                path=path,
+                line=lineno,
                 expected="'station DD/Mon/YYYY HH:MM:SS.f,images/cropped_scaled/NNNNN.png' "
                 "(or ISO time, or separate date and time columns)",
             )
@@ -336,7 +354,9 @@ def parse_files_origin(data: bytes, path: str) -> pd.DataFrame:
         if pic_num in seen:
             raise ArchiveError(
                 f"second row for image {pic_num:05d} (first on line {seen[pic_num]})",
-                path=path, line=lineno, expected="one row per image",
+                path=path,
+                line=lineno,
+                expected="one row per image",
             )
         seen[pic_num] = lineno
         records.append((pic_num, station.lower(), when, lineno))
@@ -370,23 +390,30 @@ def parse_split(data: bytes, path: str, n: int) -> np.ndarray:
             values = np.array([float(v) for v in line.split(",")])
         except ValueError:
             raise ArchiveError(
-                "not a list of numbers", path=path, line=idx + 1,
+                "not a list of numbers",
+                path=path,
+                line=idx + 1,
                 expected="comma-separated indices",
             ) from None
         if values.size != n:
             raise ArchiveError(
-                f"{values.size} indices", path=path, line=idx + 1,
+                f"{values.size} indices",
+                path=path,
+                line=idx + 1,
                 expected=f"{n} (one per image of classifications.csv)",
             )
         bad = np.flatnonzero((values != np.round(values)) | (values < 0) | (values >= n))
         if bad.size:
             raise ArchiveError(
-                f"index {values[bad[0]]:g} at position {bad[0]}", path=path, line=idx + 1,
+                f"index {values[bad[0]]:g} at position {bad[0]}",
+                path=path,
+                line=idx + 1,
                 expected=f"integers in 0..{n - 1}",
             )
         if np.unique(values).size != n:
-            warnings.warn(f"{path}:{idx + 1}: split row is not a permutation of 0..{n - 1}",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}:{idx + 1}: split row is not a permutation of 0..{n - 1}", stacklevel=2
+            )
         rows.append(values.astype(np.int32))
     if not rows:
         raise ArchiveError("empty split file", path=path, expected="rows of indices")
@@ -402,8 +429,9 @@ def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) ->
     try:
         image = iio.imread(data)
     except Exception as err:  # imageio raises many types; all mean "not an image"
-        raise ArchiveError(f"cannot decode image ({err})", path=where,
-                           expected="an 8-bit PNG") from None
+        raise ArchiveError(
+            f"cannot decode image ({err})", path=where, expected="an 8-bit PNG"
+        ) from None
     if image.dtype != np.uint8:
         raise ArchiveError(f"{image.dtype} pixels", path=where, expected="8-bit (uint8) pixels")
     if image.ndim == 3 and image.shape[2] == 4:
@@ -412,8 +440,11 @@ def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) ->
         if image.ndim == 2 and len(shape) == 3 and image.shape == shape[:2]:
             image = np.repeat(image[:, :, None], shape[2], axis=2)
         else:
-            raise ArchiveError(f"image of shape {image.shape}", path=where,
-                               expected=f"shape {shape} like the other images")
+            raise ArchiveError(
+                f"image of shape {image.shape}",
+                path=where,
+                expected=f"shape {shape} like the other images",
+            )
     return image
 
 
@@ -423,8 +454,9 @@ def _png_shape(head: bytes, where: str) -> tuple[int, ...]:
             width, height = im.size
             mode = im.mode
     except Exception as err:
-        raise ArchiveError(f"not a readable image ({err})", path=where,
-                           expected="an 8-bit PNG") from None
+        raise ArchiveError(
+            f"not a readable image ({err})", path=where, expected="an 8-bit PNG"
+        ) from None
     if mode in ("L", "P", "1"):
         return (height, width) if mode == "L" else (height, width, 3)
     if mode in ("RGB", "RGBA", "LA"):
@@ -439,17 +471,27 @@ def _check_member(info: tarfile.TarInfo, tgz: Path) -> None:
     name = info.name
     parts = PurePosixPath(name).parts
     if name.startswith("/") or PurePosixPath(name).is_absolute():
-        raise ArchiveError("absolute path in tarball", path=tgz, member=name,
-                           expected="relative member names")
+        raise ArchiveError(
+            "absolute path in tarball", path=tgz, member=name, expected="relative member names"
+        )
     if ".." in parts:
-        raise ArchiveError("'..' in member path", path=tgz, member=name,
-                           expected="members inside the archive root")
+        raise ArchiveError(
+            "'..' in member path", path=tgz, member=name, expected="members inside the archive root"
+        )
     if info.issym() or info.islnk():
-        raise ArchiveError(f"link to {info.linkname!r}", path=tgz, member=name,
-                           expected="regular files and folders only")
+        raise ArchiveError(
+            f"link to {info.linkname!r}",
+            path=tgz,
+            member=name,
+            expected="regular files and folders only",
+        )
     if not (info.isfile() or info.isdir()):
-        raise ArchiveError("special file (device or FIFO)", path=tgz, member=name,
-                           expected="regular files and folders only")
+        raise ArchiveError(
+            "special file (device or FIFO)",
+            path=tgz,
+            member=name,
+            expected="regular files and folders only",
+        )
 
 
 def _find_root(names: list[str], where: Path) -> tuple[str, str]:
@@ -458,7 +500,8 @@ def _find_root(names: list[str], where: Path) -> tuple[str, str]:
             if name == rel or name.endswith("/" + rel):
                 return name[: len(name) - len(rel)].rstrip("/"), rel
     raise ArchiveError(
-        "no labels file found", path=where,
+        "no labels file found",
+        path=where,
         expected="classifications/classifications.csv (or classification/classification.csv)",
     )
 
@@ -483,35 +526,49 @@ def read_oath(source: str | Path) -> OathArchive:
     """
     source = Path(source)
     if not source.exists():
-        raise ArchiveError("no such file or folder", path=source,
-                           expected="an OATH archive folder or .tgz")
+        raise ArchiveError(
+            "no such file or folder", path=source, expected="an OATH archive folder or .tgz"
+        )
     if source.is_dir():
         return _read_folder(source)
     if tarfile.is_tarfile(source):
         return _read_tar(source)
-    raise ArchiveError("neither a folder nor a tar archive", path=source,
-                       expected="an OATH archive folder or oath_v1.1_*.tgz")
+    raise ArchiveError(
+        "neither a folder nor a tar archive",
+        path=source,
+        expected="an OATH archive folder or oath_v1.1_*.tgz",
+    )
 
 
 def _read_folder(top: Path) -> OathArchive:
-    candidates = [str(p.relative_to(top)) for pattern in ("*", "*/*", "*/*/*")
-                  for p in top.glob(pattern + ".csv")]
+    candidates = [
+        str(p.relative_to(top))
+        for pattern in ("*", "*/*", "*/*/*")
+        for p in top.glob(pattern + ".csv")
+    ]
     root, labels_rel = _find_root(sorted(candidates, key=len), top)
     base = top / root if root else top
     files: dict[str, bytes] = {}
-    for rel in (labels_rel, _ORIGIN, _FEATURES, "00_README",
-                str(PurePosixPath(labels_rel).parent / "train_test_split.csv")):
+    for rel in (
+        labels_rel,
+        _ORIGIN,
+        _FEATURES,
+        "00_README",
+        str(PurePosixPath(labels_rel).parent / "train_test_split.csv"),
+    ):
         path = base / rel
         if path.is_file():
             try:
                 files[rel] = path.read_bytes()
             except OSError as err:
                 raise ArchiveError(f"unreadable ({err.strerror})", path=path) from None
+
     def shape_of(rel: str) -> tuple[int, ...]:
         path = base / rel
         if not path.is_file():
-            raise ArchiveError("image file missing", path=path,
-                               expected="one PNG per row of classifications.csv")
+            raise ArchiveError(
+                "image file missing", path=path, expected="one PNG per row of classifications.csv"
+            )
         try:
             with path.open("rb") as fh:
                 head = fh.read(4096)
@@ -547,13 +604,17 @@ def _read_tar(tgz: Path) -> OathArchive:
         raise ArchiveError(f"corrupt or truncated tarball ({err})", path=tgz) from None
     root, labels_rel = _find_root(sorted(files, key=len), tgz)
     prefix = f"{root}/" if root else ""
-    rel_files = {n[len(prefix):]: b for n, b in files.items() if n.startswith(prefix)}
+    rel_files = {n[len(prefix) :]: b for n, b in files.items() if n.startswith(prefix)}
 
     def shape_of(rel: str) -> tuple[int, ...]:
         member = prefix + rel
         if member not in heads:
-            raise ArchiveError("image missing from the tarball", path=tgz, member=member,
-                               expected="one PNG per row of classifications.csv")
+            raise ArchiveError(
+                "image missing from the tarball",
+                path=tgz,
+                member=member,
+                expected="one PNG per row of classifications.csv",
+            )
         return _png_shape(heads[member], f"{tgz}[{member}]")
 
     return _assemble(tgz, root, labels_rel, rel_files, shape_of, is_tar=True)
@@ -583,7 +644,8 @@ def _assemble(
         if unknown:
             warnings.warn(
                 f"{where(_ORIGIN)}: {len(unknown)} rows for images not in the labels file "
-                f"(first: {unknown[0]:05d}); ignored", stacklevel=2,
+                f"(first: {unknown[0]:05d}); ignored",
+                stacklevel=2,
             )
         joined = origin.reindex(table["pic_num"])
         table["station"] = joined["station"].fillna("unknown").to_numpy(dtype=object)
@@ -615,49 +677,77 @@ def _assemble(
     if len(distinct) > 1:
         first = next(iter(shapes.values()))[:2]
         odd = next(rel for rel, s in shapes.items() if s[:2] != first)
-        raise ArchiveError(f"image of size {shapes[odd][:2]}", path=where(odd),
-                           expected=f"{first} like {table['image'].iloc[0]}")
+        raise ArchiveError(
+            f"image of size {shapes[odd][:2]}",
+            path=where(odd),
+            expected=f"{first} like {table['image'].iloc[0]}",
+        )
     banded = any(len(s) == 3 for s in shapes.values())
     first = next(iter(shapes.values()))[:2]
     image_shape = (*first, 3) if banded else first
     readme = files.get("00_README", b"").decode("utf-8", "replace")
-    return OathArchive(source=source, root=root, is_tar=is_tar, table=table, split=split,
-                       split_source=split_source, features=features, image_shape=image_shape,
-                       checksums=checksums, readme=readme)
+    return OathArchive(
+        source=source,
+        root=root,
+        is_tar=is_tar,
+        table=table,
+        split=split,
+        split_source=split_source,
+        features=features,
+        image_shape=image_shape,
+        checksums=checksums,
+        readme=readme,
+    )
 
 
 def _read_features(data: bytes, path: str, table: pd.DataFrame) -> np.ndarray:
     try:
         with h5py.File(io.BytesIO(data), "r") as h5:
             if "Logits" not in h5:
-                raise ArchiveError("no 'Logits' dataset", path=path,
-                                   expected="datasets Logits (N, 1001) and filenames")
+                raise ArchiveError(
+                    "no 'Logits' dataset",
+                    path=path,
+                    expected="datasets Logits (N, 1001) and filenames",
+                )
             logits = np.asarray(h5["Logits"][()], dtype=np.float32)
-            filenames = [f.decode() if isinstance(f, bytes) else str(f)
-                         for f in h5["filenames"][()]] if "filenames" in h5 else None
+            filenames = (
+                [f.decode() if isinstance(f, bytes) else str(f) for f in h5["filenames"][()]]
+                if "filenames" in h5
+                else None
+            )
     except OSError as err:
         raise ArchiveError(f"not a readable HDF5 file ({err})", path=path) from None
     n = len(table)
     if logits.ndim != 2 or logits.shape[0] != n:
         raise ArchiveError(
-            f"Logits has shape {logits.shape}", path=path,
+            f"Logits has shape {logits.shape}",
+            path=path,
             expected=f"{n} rows, one per image of classifications.csv",
         )
     if filenames is not None:
         if len(filenames) != n:
-            raise ArchiveError(f"{len(filenames)} filenames for {n} Logits rows", path=path,
-                               expected="one filename per row")
+            raise ArchiveError(
+                f"{len(filenames)} filenames for {n} Logits rows",
+                path=path,
+                expected="one filename per row",
+            )
         row_of: dict[int, int] = {}
         for row, name in enumerate(filenames):
             match = re.search(r"(\d{5})(?:_\d+)?\.\w+$", name)
             if match is None:
-                raise ArchiveError(f"filename {name!r} (row {row}) has no image number",
-                                   path=path, expected="…/NNNNN_RRR.png")
+                raise ArchiveError(
+                    f"filename {name!r} (row {row}) has no image number",
+                    path=path,
+                    expected="…/NNNNN_RRR.png",
+                )
             row_of[int(match.group(1))] = row
         missing = [p for p in table["pic_num"] if p not in row_of]
         if missing:
-            raise ArchiveError(f"no feature row for image {missing[0]:05d}", path=path,
-                               expected="a filename for every picNum")
+            raise ArchiveError(
+                f"no feature row for image {missing[0]:05d}",
+                path=path,
+                expected="a filename for every picNum",
+            )
         order = np.array([row_of[p] for p in table["pic_num"]])
     else:
         # Rows are in sorted-filename order, which is picNum order.

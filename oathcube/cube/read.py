@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,8 +37,10 @@ def _time_bounds(value: Any) -> tuple[np.datetime64, np.datetime64]:
     if isinstance(value, str):
         try:
             period = pd.Period(value)
-            return (np.datetime64(period.start_time.to_datetime64(), "ns"),
-                    np.datetime64(period.end_time.to_datetime64(), "ns"))
+            return (
+                np.datetime64(period.start_time.to_datetime64(), "ns"),
+                np.datetime64(period.end_time.to_datetime64(), "ns"),
+            )
         except ValueError:
             pass
     stamp = np.datetime64(pd.Timestamp(value).to_datetime64(), "ns")
@@ -142,13 +144,23 @@ class StationTimeIndex(xr.Index):
         return f"StationTimeIndex({self.names[0]}, {self.names[1]}; {self.station.size} items)"
 
 
-def live_group(cube: str | Path, mode: str = "r") -> zarr.Group:
+def live_group(cube: str | Path, mode: Literal["r", "r+"] = "r") -> zarr.Group:
     """Open the cube's Zarr group from the store itself, never from consolidated metadata.
 
     Consolidated metadata is what plain xarray users see (refreshed when a command
     finishes); oathcube's own reads and writes must see arrays created since.
+
+    Raises
+    ------
+    CubeError
+        Nothing (or no Zarr group) at ``cube``.
     """
-    return zarr.open_group(str(cube), mode=mode, use_consolidated=False)
+    try:
+        return zarr.open_group(str(cube), mode=mode, use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise CubeError(
+            "no cube here", path=cube, expected="a cube written by oathcube build or ingest"
+        ) from None
 
 
 def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.Dataset:
@@ -163,11 +175,7 @@ def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.
 
 def cube_status(cube: str | Path) -> str:
     """Return the cube's ``oathcube_status`` attribute ("complete" once published)."""
-    try:
-        root = live_group(cube)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        raise CubeError("no cube here", path=cube, expected="a cube written by oathcube build")
-    return str(root.attrs.get("oathcube_status", "unknown"))
+    return str(live_group(cube).attrs.get("oathcube_status", "unknown"))
 
 
 def open_cube(cube: str | Path, *, chunks: Any = None) -> xr.Dataset:
@@ -192,8 +200,9 @@ def open_cube(cube: str | Path, *, chunks: Any = None) -> xr.Dataset:
     """
     status = cube_status(cube)
     if status != "complete":
-        raise CubeError(f"cube is {status}, not complete", path=cube,
-                        expected="a cube whose build finished")
+        raise CubeError(
+            f"cube is {status}, not complete", path=cube, expected="a cube whose build finished"
+        )
     ds = _open_zarr(cube, chunks=chunks) if chunks is not None else _open_zarr(cube)
     if "station" in ds.coords and "time" in ds.coords:
         ds = ds.set_xindex(["station", "time"], StationTimeIndex)
@@ -211,6 +220,9 @@ def list_stations(cube: str | Path) -> list[str]:
 def open_station(cube: str | Path, station: str) -> xr.Dataset:
     """Open one station archive (``stations/<code>``) with its monotonic ``time`` index."""
     if station not in list_stations(cube):
-        raise CubeError(f"no station {station!r} in the cube", path=cube,
-                        expected=f"one of {', '.join(list_stations(cube)) or '(none ingested)'}")
+        raise CubeError(
+            f"no station {station!r} in the cube",
+            path=cube,
+            expected=f"one of {', '.join(list_stations(cube)) or '(none ingested)'}",
+        )
     return _open_zarr(cube, group=f"{STATION_GROUP}/{station}")

@@ -103,53 +103,97 @@ def oath_template(archive: OathArchive, chunk_images: int | None = None) -> xr.D
     table = archive.table
     n = archive.n_images
     size = chunk_images or images_per_chunk(archive.image_shape, n)
-    dims: tuple[str, ...] = ("image", "y", "x") + (("band",) if len(archive.image_shape) == 3
-                                                   else ())
-    pixels = da.zeros((n, *archive.image_shape), dtype=np.uint8,
-                      chunks=(size, *archive.image_shape))
+    dims: tuple[str, ...] = ("image", "y", "x") + (
+        ("band",) if len(archive.image_shape) == 3 else ()
+    )
+    pixels = da.zeros(
+        (n, *archive.image_shape), dtype=np.uint8, chunks=(size, *archive.image_shape)
+    )
     ds = xr.Dataset(
         {
-            "pixels": (dims, pixels, {
-                "long_name": "image pixels as decoded from the archive's PNGs (unrotated)",
-                "units": "1", "orientation": "as stored in the PNG: row 0 at the top",
-            }),
-            "class6": ("image", table["class6"].to_numpy(np.int8), {
-                "long_name": "six-class label",
-                "flag_values": list(range(6)), "flag_meanings": " ".join(CLASS6_NAMES),
-            }),
-            "class2": ("image", table["class2"].to_numpy(np.int8), {
-                "long_name": "two-class label",
-                "flag_values": [0, 1], "flag_meanings": " ".join(CLASS2_NAMES),
-            }),
-            "label": ("image", table["label"].to_numpy(object),
-                      {"long_name": "picType of classifications.csv"}),
-            "rot_angle": ("image", table["rot_angle"].to_numpy(np.int16), {
-                "long_name": "rotAng: rotation applied before feature extraction",
-                "units": "degree", "comment": "clockwise on screen, as rotate.sh",
-            }),
-            "split": (("fold", "rank"), archive.split.astype(np.int32), {
-                "long_name": "train/test permutations of image positions (0-based)",
-                "comment": "ridge.py protocol: the first round(0.7 * N) of each fold train",
-                "source": archive.split_source,
-            }),
+            "pixels": (
+                dims,
+                pixels,
+                {
+                    "long_name": "image pixels as decoded from the archive's PNGs (unrotated)",
+                    "units": "1",
+                    "orientation": "as stored in the PNG: row 0 at the top",
+                },
+            ),
+            "class6": (
+                "image",
+                table["class6"].to_numpy(np.int8),
+                {
+                    "long_name": "six-class label",
+                    "flag_values": list(range(6)),
+                    "flag_meanings": " ".join(CLASS6_NAMES),
+                },
+            ),
+            "class2": (
+                "image",
+                table["class2"].to_numpy(np.int8),
+                {
+                    "long_name": "two-class label",
+                    "flag_values": [0, 1],
+                    "flag_meanings": " ".join(CLASS2_NAMES),
+                },
+            ),
+            "label": (
+                "image",
+                table["label"].to_numpy(object),
+                {"long_name": "picType of classifications.csv"},
+            ),
+            "rot_angle": (
+                "image",
+                table["rot_angle"].to_numpy(np.int16),
+                {
+                    "long_name": "rotAng: rotation applied before feature extraction",
+                    "units": "degree",
+                    "comment": "clockwise on screen, as rotate.sh",
+                },
+            ),
+            "split": (
+                ("fold", "rank"),
+                archive.split.astype(np.int32),
+                {
+                    "long_name": "train/test permutations of image positions (0-based)",
+                    "comment": "ridge.py protocol: the first round(0.7 * N) of each fold train",
+                    "source": archive.split_source,
+                },
+            ),
         },
         coords={
-            "image": ("image", table["pic_num"].to_numpy(np.int32),
-                      {"long_name": "picNum of the OATH archive"}),
-            "station": ("image", table["station"].to_numpy(object),
-                        {"long_name": "THEMIS ASI station code ('unknown' when not recorded)"}),
-            "time": ("image", table["time"].to_numpy("datetime64[ns]"),
-                     {"long_name": "UTC time of the exposure", "standard_name": "time"}),
+            "image": (
+                "image",
+                table["pic_num"].to_numpy(np.int32),
+                {"long_name": "picNum of the OATH archive"},
+            ),
+            "station": (
+                "image",
+                table["station"].to_numpy(object),
+                {"long_name": "THEMIS ASI station code ('unknown' when not recorded)"},
+            ),
+            "time": (
+                "image",
+                table["time"].to_numpy("datetime64[ns]"),
+                {"long_name": "UTC time of the exposure", "standard_name": "time"},
+            ),
         },
     )
     if "y" in dims:
-        ds = ds.assign_coords(y=np.arange(archive.image_shape[0], dtype=np.int16),
-                              x=np.arange(archive.image_shape[1], dtype=np.int16))
+        ds = ds.assign_coords(
+            y=np.arange(archive.image_shape[0], dtype=np.int16),
+            x=np.arange(archive.image_shape[1], dtype=np.int16),
+        )
     if archive.features is not None:
-        ds["features_published"] = (("image", "logit"), archive.features, {
-            "long_name": "Inception-v4 Logits published in features/auroral_feat.h5",
-            "source": "features/auroral_feat.h5 (rows matched to picNum by filename)",
-        })
+        ds["features_published"] = (
+            ("image", "logit"),
+            archive.features,
+            {
+                "long_name": "Inception-v4 Logits published in features/auroral_feat.h5",
+                "source": "features/auroral_feat.h5 (rows matched to picNum by filename)",
+            },
+        )
         ds["features_published"].encoding["chunks"] = (size, archive.features.shape[1])
     ds.time.encoding.update(TIME_ENCODING)
     ds.pixels.encoding["chunks"] = (size, *archive.image_shape)
@@ -192,12 +236,19 @@ def write_oath_cube(
     blocks = archive.iter_image_blocks(starts, size)
     if archive.is_tar:
         # One streaming pass over the tarball: blocks arrive in archive order.
-        with tqdm(total=archive.n_images, unit="img", desc="pixels", disable=not progress,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=archive.n_images, unit="img", desc="pixels", disable=not progress, file=sys.stderr
+        ) as bar:
             for start, load in blocks:
                 bar.update(write_region(store, "pixels", start, load()))
         return
-    tasks = [dask.delayed(write_region)(store, "pixels", start, dask.delayed(load)())
-             for start, load in blocks]
-    run_tasks(tasks, scheduler, progress=progress,
-              label=f"writing pixels of {archive.n_images} images in {len(tasks)} chunks")
+    tasks = [
+        dask.delayed(write_region)(store, "pixels", start, dask.delayed(load)())
+        for start, load in blocks
+    ]
+    run_tasks(
+        tasks,
+        scheduler,
+        progress=progress,
+        label=f"writing pixels of {archive.n_images} images in {len(tasks)} chunks",
+    )

@@ -33,10 +33,7 @@ _RUNTIME_OPTIONS = {"batch_size", "threads"}
 
 
 def _open(store: str, group: str | None) -> zarr.Group:
-    try:
-        root = live_group(store, "r+")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        raise CubeError("no cube here", path=store, expected="a cube made by oathcube build")
+    root = live_group(store, "r+")
     if group:
         if group not in root:
             raise CubeError(f"no group {group!r}", path=store)
@@ -56,8 +53,13 @@ def chunks_done(array: zarr.Array) -> np.ndarray:
 
 
 def _feature_chunk(
-    store: str, group: str | None, var: str, name: str, options: dict[str, Any],
-    start: int, stop: int,
+    store: str,
+    group: str | None,
+    var: str,
+    name: str,
+    options: dict[str, Any],
+    start: int,
+    stop: int,
 ) -> int:
     node = live_group(store, "r+")
     if group:
@@ -74,7 +76,8 @@ def _feature_chunk(
             f"extractor {name!r} returned {values.shape} with non-finite values"
             if values.shape == (stop - start, extractor.n_features)
             else f"extractor {name!r} returned shape {values.shape}",
-            path=store, member=f"{group or ''}/pixels[{start}:{stop}]",
+            path=store,
+            member=f"{group or ''}/pixels[{start}:{stop}]",
             expected=f"finite float32 of shape {(stop - start, extractor.n_features)}",
         )
     node[var][start:stop] = values
@@ -129,8 +132,7 @@ def compute_features(
     var = variable_name(name)
 
     workers = cores()
-    if (scheduler == "processes" and "threads" not in options
-            and accepts_option(name, "threads")):
+    if scheduler == "processes" and "threads" not in options and accepts_option(name, "threads"):
         # Each worker process gets its share of the cores: never more threads than cores.
         options = {**options, "threads": max(1, cores() // workers)}
     extractor = get_extractor(name, **options)
@@ -140,12 +142,18 @@ def compute_features(
 
     if var in node and not overwrite:
         old = dict(node[var].attrs)
-        changed = [k for k, v in value_attrs.items()
-                   if k not in _RUNTIME_OPTIONS and k in old and old[k] != v
-                   and k not in ("oathcube_version",)]
+        changed = [
+            k
+            for k, v in value_attrs.items()
+            if k not in _RUNTIME_OPTIONS
+            and k in old
+            and old[k] != v
+            and k not in ("oathcube_version",)
+        ]
         if changed:
             raise FeatureError(
-                f"{var} exists with other settings ({', '.join(changed)})", path=cube,
+                f"{var} exists with other settings ({', '.join(changed)})",
+                path=cube,
                 expected="the same settings to resume, or --overwrite to recompute",
             )
         array = node[var]
@@ -154,38 +162,59 @@ def compute_features(
     else:
         featdim = extractor.dim
         array = zarr.create_array(
-            node.store, name=f"{node.path}/{var}".lstrip("/"), shape=(n, extractor.n_features),
-            chunks=(size, extractor.n_features), dtype="float32", fill_value=np.nan,
-            dimension_names=[dim, featdim], attributes=attrs,
+            node.store,
+            name=f"{node.path}/{var}".lstrip("/"),
+            shape=(n, extractor.n_features),
+            chunks=(size, extractor.n_features),
+            dtype="float32",
+            fill_value=np.nan,
+            dimension_names=[dim, featdim],
+            attributes=attrs,
             overwrite=True,
         )
         labels = extractor.feature_labels()
         if labels is not None and featdim not in node:
-            coord = zarr.create_array(node.store, name=f"{node.path}/{featdim}".lstrip("/"),
-                                      shape=(len(labels),), dtype=str,
-                                      dimension_names=[featdim], overwrite=True)
+            coord = zarr.create_array(
+                node.store,
+                name=f"{node.path}/{featdim}".lstrip("/"),
+                shape=(len(labels),),
+                dtype=str,
+                dimension_names=[featdim],
+                overwrite=True,
+            )
             coord[:] = np.array(labels, dtype=object)
 
     done = chunks_done(array)
     lo, hi = rows or (0, n)
-    todo = [i for i in range(len(done))
-            if not done[i] and i * size < hi and (i + 1) * size > lo]
+    todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
     if progress:
-        print(f"{var}: {len(done) - len(todo)} of {len(done)} chunks already done",
-              file=sys.stderr, flush=True)
+        print(
+            f"{var}: {len(done) - len(todo)} of {len(done)} chunks already done",
+            file=sys.stderr,
+            flush=True,
+        )
     tasks = [
-        dask.delayed(_feature_chunk)(cube, group, var, name, options, i * size,
-                                     min(n, (i + 1) * size))
+        dask.delayed(_feature_chunk)(
+            cube, group, var, name, options, i * size, min(n, (i + 1) * size)
+        )
         for i in todo
     ]
     tic = time.perf_counter()
     local = scheduler in LOCAL_SCHEDULERS
-    counts = run_tasks(tasks, scheduler, num_workers=workers if local else None,
-                       progress=progress, label=f"computing {var} ({scheduler})")
+    counts = run_tasks(
+        tasks,
+        scheduler,
+        num_workers=workers if local else None,
+        progress=progress,
+        label=f"computing {var} ({scheduler})",
+    )
     elapsed = time.perf_counter() - tic
     if progress and counts:
         total = sum(counts)
-        print(f"{var}: {total} images in {elapsed:.1f} s ({total / elapsed:.1f} images/s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{var}: {total} images in {elapsed:.1f} s ({total / elapsed:.1f} images/s)",
+            file=sys.stderr,
+            flush=True,
+        )
     publish_metadata(cube)
     return var
