@@ -151,3 +151,16 @@ def test_info_summarises(cube: Path, runner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "90 labelled images" in result.output and "SYNTHETIC" in result.output
     assert "size on disk" in result.output and (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_cube_at_an_fsspec_url(archive: Path) -> None:
+    url = "memory://oathcube-test/cube.zarr"
+    build(archive, url, progress=False, chunk_images=32)
+    ds = open_cube(url)
+    np.testing.assert_array_equal(
+        ds.pixels.sel(image=5).values, iio.imread(archive / "images/cropped_scaled/00005.png")
+    )
+    with pytest.raises(CubeError, match="already exists"):
+        build(archive, url, progress=False)
+    build(archive, url, overwrite=True, progress=False)
+    assert open_cube(url).attrs["oathcube_status"] == "complete"

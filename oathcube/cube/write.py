@@ -22,6 +22,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -70,8 +71,11 @@ def staging(cube: str | Path, overwrite: bool) -> Iterator[str]:
     """
     if _is_url(cube):
         store = str(cube)
-        if zarr.storage.FsspecStore.from_url(store).fs.exists(store) and not overwrite:
+        fs, path = fsspec.core.url_to_fs(store)
+        if fs.exists(path) and not overwrite:
             raise CubeError("cube already exists", path=cube, expected="--overwrite to replace it")
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
         yield store
         return
     target = Path(cube)
