@@ -321,7 +321,7 @@ def classify(
     """Compute missing features and write per-frame predictions into the station groups."""
     from .timeseries import classify as run
 
-    options = {"checkpoint": str(checkpoint)} if checkpoint else {}
+    options: dict[str, Any] = {"checkpoint": str(checkpoint)} if checkpoint else {}
     done = run(
         str(cube), model, station=station, start=start, end=end, scheduler=scheduler, **options
     )

@@ -81,7 +81,7 @@ def describe(cube: str) -> str:
     for code in list_stations(cube):
         st = open_station(cube, code)
         t = st["time"].values
-        extra = [v for v in st.data_vars if v != "pixels"]
+        extra = [str(v) for v in st.data_vars if v != "pixels"]
         out.append(f"\nstation {code}: {t.size} frames, {t.min()} .. {t.max()} UTC")
         out += _variables(st)
         if extra:

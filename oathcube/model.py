@@ -22,8 +22,15 @@ import xarray as xr
 from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .cube.read import _open_zarr, live_group, open_cube
-from .cube.schema import CLASS2_NAMES, CLASS6_NAMES, MODEL_GROUP, model_group, provenance
+from .cube.read import _open_zarr, group_at, live_group, open_cube
+from .cube.schema import (
+    CLASS2_NAMES,
+    CLASS6_NAMES,
+    IGNORED_SETTINGS,
+    MODEL_GROUP,
+    model_group,
+    provenance,
+)
 from .cube.write import publish_metadata
 from .errors import CubeError, ModelError
 
@@ -35,24 +42,7 @@ __all__ = [
     "list_models",
     "decision_scores",
     "feature_matrix",
-    "IGNORED_SETTINGS",
 ]
-
-#: Feature attributes that may differ between training and prediction: provenance,
-#: and settings that change speed but not (or only at round-off) the values.
-IGNORED_SETTINGS = frozenset(
-    {
-        "created",
-        "oathcube_version",
-        "long_name",
-        "description",
-        "checkpoint",
-        "batch_size",
-        "threads",
-        "precision",
-        "preprocessing",
-    }
-)
 
 
 @dataclass
@@ -111,7 +101,7 @@ def _features_variable(ds: xr.Dataset, features: str) -> str:
     var = features if features.startswith("features_") else f"features_{features}"
     if var not in ds:
         have = sorted(
-            v.removeprefix("features_") for v in ds.data_vars if v.startswith("features_")
+            str(v).removeprefix("features_") for v in ds.data_vars if str(v).startswith("features_")
         )
         raise CubeError(
             f"no features called {features!r}",
@@ -264,7 +254,7 @@ def list_models(cube: str) -> list[str]:
     root = live_group(str(cube), "r")
     if MODEL_GROUP not in root:
         return []
-    return sorted(name for name, _ in root[MODEL_GROUP].groups())
+    return sorted(name for name, _ in group_at(root, MODEL_GROUP).groups())
 
 
 def load_model(cube: str, name: str) -> xr.Dataset:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -49,7 +50,7 @@ _ALIASES = {"noaurora": "clear", "no aurora": "clear", "clear/noaurora": "clear"
 # For class names outside OATH's six (other label sets): the rest of Okabe-Ito, then greys.
 _SPARE_COLORS = ("#CC79A7", "#56B4E9", "#000000", "#666666", "#BBBBBB")
 
-_STYLE = {
+_STYLE: dict[Any, Any] = {
     "font.size": 12,
     "axes.titlesize": 14,
     "axes.labelsize": 12,
@@ -435,7 +436,7 @@ def plot_timeline(
     thumbs: list[tuple[np.datetime64, np.ndarray]] = []
     for i, (t, img) in enumerate(samples or []):
         try:
-            when = np.datetime64(t, "ns")
+            when = np.datetime64(pd.Timestamp(t).to_datetime64(), "ns")
         except (ValueError, TypeError) as exc:
             raise ValueError(f"sample {i}: time {t!r} is not a datetime") from exc
         thumbs.append((when, _as_grey(img, f"sample {i}")))
@@ -512,7 +513,7 @@ def plot_timeline(
         ax_frames.set_xlabel("time (UTC)")
 
         top_ax = ax
-        if truth is not None:
+        if truth_times is not None and truth_codes is not None:
             ax_truth = fig.add_subplot(slot["truth"], sharex=ax)
             _draw_truth(ax_truth, truth_times, truth_codes, classes, width, edges)
             top_ax = ax_truth

@@ -25,12 +25,13 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import h5py
 import imageio.v3 as iio
@@ -706,7 +707,7 @@ def _version() -> str:
 
 
 @lru_cache(maxsize=1)
-def _tqdm() -> Callable[..., Iterator]:
+def _tqdm() -> Callable[..., Any]:
     from tqdm.auto import tqdm
 
     return tqdm

@@ -24,7 +24,17 @@ import zarr
 from tqdm.auto import tqdm
 
 from .archive.frames import FrameBlock, iter_frame_blocks
-from .cube.read import _open_zarr, list_stations, live_group, open_cube, open_station
+from .cube.read import (
+    _open_zarr,
+    array_at,
+    attr_list,
+    dims_of,
+    group_at,
+    list_stations,
+    live_group,
+    open_cube,
+    open_station,
+)
 from .cube.schema import (
     TIME_ENCODING,
     images_per_chunk,
@@ -32,7 +42,7 @@ from .cube.schema import (
     provenance,
     station_group,
 )
-from .cube.write import publish_metadata
+from .cube.write import create_rows, publish_metadata, write_labels
 from .errors import CubeError, IngestError, ModelError
 from .features.compute import compute_features
 from .model import check_feature_settings, decision_scores, load_model
@@ -84,18 +94,19 @@ def _append_block(
     if group in root:
         existing = station_times(cube, block.station)
         last = existing[-1] if existing.size else None
-        node = root[group]
+        node = group_at(root, group)
         if node.attrs.get("preparation") not in (None, prep_attrs):
             raise IngestError(
                 "frames prepared differently from the station's earlier frames",
                 path=block.source,
-                expected=node.attrs.get("preparation"),
+                expected=str(node.attrs.get("preparation")),
             )
-        if node["pixels"].shape[1:] != pixels.shape[1:]:
+        stored = array_at(node, "pixels").shape[1:]
+        if stored != pixels.shape[1:]:
             raise IngestError(
                 f"frames of shape {pixels.shape[1:]}",
                 path=block.source,
-                expected=f"{node['pixels'].shape[1:]} like the station's others",
+                expected=f"{stored} like the station's others",
             )
         if last is not None:
             keep = times > last
@@ -127,9 +138,9 @@ def _append_block(
     )
     if group in root:
         # xarray rewrites the group's attributes on append: keep ours.
-        kept = dict(root[group].attrs)
+        kept = dict(group_at(root, group).attrs)
         ds.to_zarr(cube, group=group, append_dim="time", consolidated=False)
-        live_group(cube, "r+")[group].attrs.update(kept)
+        group_at(live_group(cube, "r+"), group).attrs.update(kept)
     else:
         size = chunk_frames or images_per_chunk(pixels.shape[1:])
         ds.time.encoding.update({**TIME_ENCODING, "chunks": (2**16,)})
@@ -138,8 +149,8 @@ def _append_block(
             provenance(station=block.station, preparation=prep_attrs, sources=[], skipped=[])
         )
         ds.to_zarr(cube, group=group, mode="w-", zarr_format=3, consolidated=False)
-    node = live_group(cube, "r+")[group]
-    node.attrs["sources"] = [*node.attrs.get("sources", []), str(block.source)]
+    node = group_at(live_group(cube, "r+"), group)
+    node.attrs["sources"] = [*attr_list(node, "sources"), str(block.source)]
     return int(times.size)
 
 
@@ -235,10 +246,10 @@ def ingest(
     bar.close()
     root = live_group(cube, "r+")
     for code in written:
-        node = root[station_group(code)]
-        node.attrs["skipped"] = [*node.attrs.get("skipped", []), *skipped]
+        node = group_at(root, station_group(code))
+        node.attrs["skipped"] = [*attr_list(node, "skipped"), *skipped]
     if skipped:
-        root.attrs["ingest_skipped"] = [*root.attrs.get("ingest_skipped", []), *skipped]
+        root.attrs["ingest_skipped"] = [*attr_list(root, "ingest_skipped"), *skipped]
     publish_metadata(cube)
     return written
 
@@ -275,58 +286,36 @@ def _write_predictions(
     cube: str, group: str | None, model_name: str, model: xr.Dataset, rows: tuple[int, int]
 ) -> int:
     root = live_group(cube, "r+")
-    node = root[group] if group else root
-    features = model.attrs["features"]
-    check_feature_settings(model, dict(node[features].attrs), f"{cube}/{group or ''}")
+    node = group_at(root, group) if group else root
+    features = array_at(node, model.attrs["features"])
+    check_feature_settings(model, dict(features.attrs), f"{cube}/{group or ''}")
     pred_name, score_name, class_dim = prediction_names(model_name)
-    n = node[features].shape[0]
-    dim = node[features].metadata.dimension_names[0]
-    classes = model["classes"].values
-    size = node[features].chunks[0]
+    n, size = features.shape[0], features.chunks[0]
+    dim = (dims_of(features) or ("time",))[0]
+    classes = [str(c) for c in model["classes"].values]
     if pred_name not in node:
-        zarr.create_array(
-            node.store,
-            name=f"{node.path}/{pred_name}".lstrip("/"),
-            shape=(n,),
-            chunks=(size,),
-            dtype="int8",
-            fill_value=-1,
-            dimension_names=[dim],
-            attributes=provenance(
-                long_name=f"class predicted by {model_name}",
-                flag_values=model["class_index"].values.tolist(),
-                flag_meanings=" ".join(classes),
-                missing="-1: not classified yet",
-            ),
+        attrs = provenance(
+            long_name=f"class predicted by {model_name}",
+            flag_values=model["class_index"].values.tolist(),
+            flag_meanings=" ".join(classes),
+            missing="-1: not classified yet",
         )
-        zarr.create_array(
-            node.store,
-            name=f"{node.path}/{score_name}".lstrip("/"),
-            shape=(n, len(classes)),
-            chunks=(size, len(classes)),
-            dtype="float32",
-            fill_value=np.nan,
-            dimension_names=[dim, class_dim],
-            attributes={"long_name": f"decision scores of {model_name}"},
+        create_rows(node, pred_name, (n,), size, "int8", -1, [dim], attrs)
+        attrs = {"long_name": f"decision scores of {model_name}"}
+        create_rows(
+            node, score_name, (n, len(classes)), size, "float32", np.nan, [dim, class_dim], attrs
         )
-        coord = zarr.create_array(
-            node.store,
-            name=f"{node.path}/{class_dim}".lstrip("/"),
-            shape=(len(classes),),
-            dtype=str,
-            dimension_names=[class_dim],
-        )
-        coord[:] = np.asarray(classes, dtype=object)
-    for name in (pred_name, score_name):
-        if node[name].shape[0] < n:
-            node[name].resize((n, *node[name].shape[1:]))
+        write_labels(node, class_dim, classes)
+    predicted, scored = array_at(node, pred_name), array_at(node, score_name)
+    for array in (predicted, scored):
+        if array.shape[0] < n:  # the station grew since its last classification
+            array.resize((n, *array.shape[1:]))
     lo, hi = rows
     for start in range(lo - lo % size, hi, size):
         a, b = max(start, lo), min(start + size, hi)
-        X = np.asarray(node[features][a:b])
-        index, scores = decision_scores(model, X)
-        node[pred_name][a:b] = index
-        node[score_name][a:b] = scores
+        index, scores = decision_scores(model, np.asarray(features[a:b]))
+        predicted[a:b] = index
+        scored[a:b] = scores
     return hi - lo
 
 
@@ -389,7 +378,7 @@ def classify(
     done: dict[str, int] = {}
     for group in groups:
         if group is None:
-            rows = (0, root["pixels"].shape[0])
+            rows = (0, array_at(root, "pixels").shape[0])
         else:
             code = group.split("/", 1)[1]
             rows = _rows(station_times(cube, code), start, end, f"{cube}/{group}")
@@ -434,7 +423,9 @@ def _station_series(cube: str, station: str) -> xr.Dataset:
 
 
 def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
-    have = sorted(v.removeprefix("predicted_") for v in ds.data_vars if v.startswith("predicted_"))
+    have = sorted(
+        str(v).removeprefix("predicted_") for v in ds.data_vars if str(v).startswith("predicted_")
+    )
     if model is None:
         if len(have) != 1:
             raise ModelError(

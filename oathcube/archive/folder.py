@@ -103,7 +103,7 @@ def load_grey_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         # Pillow reads PNG and JPEG; naming it stops imageio from probing every other
         # plugin (DICOM...) on a broken file.
-        image = np.asarray(iio.imread(path, plugin="pillow"))
+        image = np.asarray(iio.imread(Path(path), plugin="pillow"))
     except Exception as exc:  # imageio/Pillow raise many types on broken files
         text = " ".join(str(exc).split())
         raise IngestError(f"cannot decode image: {type(exc).__name__}: {text}", path=path) from exc

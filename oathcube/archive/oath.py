@@ -14,6 +14,7 @@ tarball), and :meth:`OathArchive.iter_image_blocks` decodes pixels block by bloc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -156,7 +157,7 @@ class OathArchive:
                 if len(block) == min(size, n - start):
                     done = pending.pop(start)
                     array = np.stack([done[k] for k in sorted(done)])
-                    yield start, (lambda a=array: a)
+                    yield start, functools.partial(np.asarray, array)
         if pending:
             start = min(pending)
             missing = sorted(set(range(start, min(start + size, n))) - set(pending[start]))
@@ -218,7 +219,7 @@ def parse_classifications(data: bytes, path: str) -> pd.DataFrame:
         )
     names = [c.strip().lower() for c in lines[header_at].split(",")]
     col = {name: names.index(name) for name in names}
-    label_col = col.get("pictype", col.get("label"))
+    label_col = col["pictype"] if "pictype" in col else col["label"]
     rows: list[tuple[int, int, int, str, int]] = []
     seen: dict[int, int] = {}
     for number in range(header_at + 1, len(lines)):

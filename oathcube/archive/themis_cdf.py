@@ -108,6 +108,7 @@ def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
 
     time = _read_times(cdf, names, image_var, path)
     images = _get(cdf, image_var, path)
+    assert images is not None  # _get raises on an empty variable unless allow_empty
     frames = _to_frame_stack(images, time.shape[0], image_var, path)
 
     if not (np.diff(time) > np.timedelta64(0, "ns")).all():

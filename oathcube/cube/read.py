@@ -29,6 +29,10 @@ __all__ = [
     "cube_status",
     "list_stations",
     "live_group",
+    "array_at",
+    "group_at",
+    "dims_of",
+    "attr_list",
 ]
 
 
@@ -73,7 +77,7 @@ class StationTimeIndex(xr.Index):
             (sname, svar), (tname, tvar) = (tname, tvar), (sname, svar)
         if svar.dims != tvar.dims or len(svar.dims) != 1:
             raise ValueError("station and time must share one dimension")
-        return cls(svar.values, tvar.values, svar.dims[0], (sname, tname))
+        return cls(svar.values, tvar.values, str(svar.dims[0]), (str(sname), str(tname)))
 
     def create_variables(
         self, variables: Mapping[Any, xr.Variable] | None = None
@@ -163,6 +167,34 @@ def live_group(cube: str | Path, mode: Literal["r", "r+"] = "r") -> zarr.Group:
         ) from None
 
 
+def array_at(node: zarr.Group, path: str) -> zarr.Array:
+    """The array at ``path`` below ``node`` (a typed lookup: zarr returns array or group)."""
+    item = node[path]
+    if not isinstance(item, zarr.Array):
+        raise CubeError(f"{path} is a group", path=str(node.store), expected="an array")
+    return item
+
+
+def group_at(node: zarr.Group, path: str) -> zarr.Group:
+    """The group at ``path`` below ``node``."""
+    item = node[path]
+    if not isinstance(item, zarr.Group):
+        raise CubeError(f"{path} is an array", path=str(node.store), expected="a group")
+    return item
+
+
+def dims_of(array: zarr.Array) -> tuple[str, ...]:
+    """Dimension names of a Zarr v3 array (empty when it has none)."""
+    names = getattr(array.metadata, "dimension_names", None) or ()
+    return tuple(str(n) for n in names)
+
+
+def attr_list(node: zarr.Group | zarr.Array, key: str) -> list[str]:
+    """A list-valued attribute (``sources``, ``skipped``) as strings; [] when absent."""
+    value = node.attrs.get(key)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*consolidated.*")
@@ -214,7 +246,7 @@ def list_stations(cube: str | Path) -> list[str]:
     root = live_group(cube)
     if STATION_GROUP not in root:
         return []
-    return sorted(name for name, _ in root[STATION_GROUP].groups())
+    return sorted(name for name, _ in group_at(root, STATION_GROUP).groups())
 
 
 def open_station(cube: str | Path, station: str) -> xr.Dataset:

@@ -15,7 +15,7 @@ import shutil
 import sys
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,15 @@ from .schema import (
     provenance,
 )
 
-__all__ = ["oath_template", "write_oath_cube", "publish_metadata", "staging", "write_region"]
+__all__ = [
+    "oath_template",
+    "write_oath_cube",
+    "publish_metadata",
+    "staging",
+    "write_region",
+    "create_rows",
+    "write_labels",
+]
 
 
 def _is_url(path: str | Path) -> bool:
@@ -202,6 +210,40 @@ def oath_template(archive: OathArchive, chunk_images: int | None = None) -> xr.D
     ds.time.encoding.update(TIME_ENCODING)
     ds.pixels.encoding["chunks"] = (size, *archive.image_shape)
     return ds
+
+
+def create_rows(
+    node: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    rows_per_chunk: int,
+    dtype: str,
+    fill_value: Any,
+    dims: list[str],
+    attrs: dict[str, Any] | None = None,
+) -> zarr.Array:
+    """Create (replace) an array chunked along its first axis only, with its dimension names.
+
+    The fill value marks rows not written yet, which is how resumable runs find their work.
+    """
+    return node.create_array(
+        name=name,
+        shape=shape,
+        chunks=(rows_per_chunk, *shape[1:]),
+        dtype=dtype,
+        fill_value=fill_value,
+        dimension_names=dims,
+        attributes=attrs or {},
+        overwrite=True,
+    )
+
+
+def write_labels(node: zarr.Group, dim: str, labels: Sequence[str]) -> None:
+    """Write a string coordinate ``dim`` (class or feature names) into ``node``."""
+    coord = node.create_array(
+        name=dim, shape=(len(labels),), dtype=str, dimension_names=[dim], overwrite=True
+    )
+    coord[:] = np.asarray(labels, dtype=object)
 
 
 def write_region(store: str, name: str, start: int, block: np.ndarray) -> int:

@@ -19,17 +19,14 @@ import dask
 import numpy as np
 import zarr
 
-from ..cube.read import live_group
-from ..cube.schema import provenance
-from ..cube.write import publish_metadata
+from ..cube.read import array_at, dims_of, group_at, live_group
+from ..cube.schema import IGNORED_SETTINGS, provenance
+from ..cube.write import create_rows, publish_metadata, write_labels
 from ..errors import CubeError, FeatureError
 from ..parallel import LOCAL_SCHEDULERS, cores, run_tasks
 from . import accepts_option, get_extractor, variable_name
 
 __all__ = ["compute_features", "chunks_done"]
-
-#: Options that change how features are computed but never their values.
-_RUNTIME_OPTIONS = {"batch_size", "threads"}
 
 
 def _open(store: str, group: str | None) -> zarr.Group:
@@ -37,7 +34,7 @@ def _open(store: str, group: str | None) -> zarr.Group:
     if group:
         if group not in root:
             raise CubeError(f"no group {group!r}", path=store)
-        return root[group]
+        return group_at(root, group)
     return root
 
 
@@ -61,12 +58,10 @@ def _feature_chunk(
     start: int,
     stop: int,
 ) -> int:
-    node = live_group(store, "r+")
-    if group:
-        node = node[group]
-    pixels = np.asarray(node["pixels"][start:stop])
+    node = _open(store, group)
+    pixels = np.asarray(array_at(node, "pixels")[start:stop])
     if "rot_angle" in node:
-        angles = np.asarray(node["rot_angle"][start:stop])
+        angles = np.asarray(array_at(node, "rot_angle")[start:stop])
     else:
         angles = np.zeros(stop - start, dtype=np.int16)
     extractor = get_extractor(name, **options)
@@ -80,7 +75,7 @@ def _feature_chunk(
             member=f"{group or ''}/pixels[{start}:{stop}]",
             expected=f"finite float32 of shape {(stop - start, extractor.n_features)}",
         )
-    node[var][start:stop] = values
+    array_at(node, var)[start:stop] = values
     return stop - start
 
 
@@ -126,9 +121,9 @@ def compute_features(
     node = _open(cube, group)
     if "pixels" not in node:
         raise CubeError("no pixels to compute features from", path=cube, member=group)
-    pixels = node["pixels"]
+    pixels = array_at(node, "pixels")
     n, size = pixels.shape[0], pixels.chunks[0]
-    dim = (pixels.metadata.dimension_names or ("image",))[0]
+    dim = (dims_of(pixels) or ("image",))[0]
     var = variable_name(name)
 
     workers = cores()
@@ -138,17 +133,11 @@ def compute_features(
     extractor = get_extractor(name, **options)
     attrs = provenance(**{"extractor": name, **extractor.attrs()})
     attrs["long_name"] = f"{name} features of pixels"
-    value_attrs = {k: v for k, v in attrs.items() if k not in ("created",)}
 
     if var in node and not overwrite:
-        old = dict(node[var].attrs)
+        old = dict(array_at(node, var).attrs)
         changed = [
-            k
-            for k, v in value_attrs.items()
-            if k not in _RUNTIME_OPTIONS
-            and k in old
-            and old[k] != v
-            and k not in ("oathcube_version",)
+            k for k, v in attrs.items() if k not in IGNORED_SETTINGS and k in old and old[k] != v
         ]
         if changed:
             raise FeatureError(
@@ -156,33 +145,17 @@ def compute_features(
                 path=cube,
                 expected="the same settings to resume, or --overwrite to recompute",
             )
-        array = node[var]
+        array = array_at(node, var)
         if array.shape[0] < n:  # a station archive grew since: extend, keep what is there
             array.resize((n, array.shape[1]))
     else:
         featdim = extractor.dim
-        array = zarr.create_array(
-            node.store,
-            name=f"{node.path}/{var}".lstrip("/"),
-            shape=(n, extractor.n_features),
-            chunks=(size, extractor.n_features),
-            dtype="float32",
-            fill_value=np.nan,
-            dimension_names=[dim, featdim],
-            attributes=attrs,
-            overwrite=True,
+        array = create_rows(
+            node, var, (n, extractor.n_features), size, "float32", np.nan, [dim, featdim], attrs
         )
         labels = extractor.feature_labels()
         if labels is not None and featdim not in node:
-            coord = zarr.create_array(
-                node.store,
-                name=f"{node.path}/{featdim}".lstrip("/"),
-                shape=(len(labels),),
-                dtype=str,
-                dimension_names=[featdim],
-                overwrite=True,
-            )
-            coord[:] = np.array(labels, dtype=object)
+            write_labels(node, featdim, labels)
 
     done = chunks_done(array)
     lo, hi = rows or (0, n)

@@ -454,13 +454,12 @@ class HandcraftedExtractor:
         heights = tophat[peaks]
         residual = (f - smooth)[g.inner][::7]  # a subsample is plenty for a noise level
         noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-        parts.append(
-            [
-                np.log1p(np.count_nonzero(heights > max(t, self._STAR_NOISE * noise)))
-                for t in self.star_thresholds
-            ]
-        )
-        parts[-1].append(float(np.log1p(tophat[g.disc].mean(dtype=np.float64))))
+        stars: list[float] = [
+            float(np.log1p(np.count_nonzero(heights > max(t, self._STAR_NOISE * noise))))
+            for t in self.star_thresholds
+        ]
+        stars.append(float(np.log1p(tophat[g.disc].mean(dtype=np.float64))))
+        parts.append(stars)
 
         # Edge sharpness: steepest gradient over the dynamic range (arcs sharp, glow soft).
         dyn = max(pct[-1] - pct[0], 1.0)

@@ -17,6 +17,7 @@ by float32 round-off.  ``fold_batch_norm=False`` gives the plain Keras network
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -135,12 +136,12 @@ class _Builder:
         padding: str = "same",
     ) -> Any:
         """A slim ``conv2d`` (conv -> BN -> ReLU) under ``scope``."""
-        kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        size: tuple[int, int] = (kernel, kernel) if isinstance(kernel, int) else kernel
         layers = self.keras.layers
         name = self._layer_name(scope)
         conv = layers.Conv2D(
             filters,
-            kernel,
+            size,
             strides=stride,
             padding=padding,
             use_bias=self.fold,
@@ -159,7 +160,7 @@ class _Builder:
                 dtype=self.dtype,
             )
             y = layers.ReLU(name=name + "-relu", dtype=self.dtype)(bn(y))
-        self.units.append(_ConvUnit(conv, bn, kernel, int(x.shape[-1]), scope, filters))
+        self.units.append(_ConvUnit(conv, bn, size, int(x.shape[-1]), scope, filters))
         return y
 
     def avg_pool_3x3(self, x: Any, scope: str) -> Any:
@@ -496,7 +497,7 @@ def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     for f in checkpoint_files(path):
         with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+            for block in iter(functools.partial(fh.read, 1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()
 

@@ -341,6 +341,7 @@ class InceptionV4Extractor:
             values = random_variables(self._net.variables)
             self._sha256 = ""
         else:
+            assert self.checkpoint is not None  # resolved above unless random_weights
             values = read_checkpoint(
                 self.checkpoint, self._net.required_variables(), self._net.variables
             )
