@@ -49,6 +49,22 @@ def chunks_done(array: zarr.Array) -> np.ndarray:
     return done
 
 
+def _worker_threads(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """On a dask.distributed worker, give the extractor the worker's thread budget.
+
+    A worker owns ``nthreads`` cores of its machine; letting TensorFlow take all the
+    machine's cores in every worker would put more threads than cores to work.
+    """
+    if "threads" in options or not accepts_option(name, "threads"):
+        return options
+    try:
+        from distributed import get_worker
+
+        return {**options, "threads": get_worker().state.nthreads}
+    except (ImportError, ValueError):  # not running on a distributed worker
+        return options
+
+
 def _feature_chunk(
     store: str,
     group: str | None,
@@ -64,7 +80,7 @@ def _feature_chunk(
         angles = np.asarray(array_at(node, "rot_angle")[start:stop])
     else:
         angles = np.zeros(stop - start, dtype=np.int16)
-    extractor = get_extractor(name, **options)
+    extractor = get_extractor(name, **_worker_threads(name, options))
     values = np.asarray(extractor(pixels, angles), dtype=np.float32)
     if values.shape != (stop - start, extractor.n_features) or not np.isfinite(values).all():
         raise FeatureError(
