@@ -59,7 +59,7 @@ def test_schema_values_match_the_archive(cube: Path, archive: Path) -> None:
     assert ds.features_published.dims == ("image", "logit")
     assert ds.features_published.dtype == np.float32
     assert ds.station.values[0] == "unknown" and np.isnat(ds.time.values[0])
-    assert ds.time.encoding["units"].startswith("milliseconds since 1970-01-01")
+    assert ds.time.encoding["units"].startswith("microseconds since 1970-01-01")
     assert ds.pixels.encoding["chunks"] == (32, 32, 32)
     labels = (archive / "classifications/classifications.csv").read_bytes()
     sums = ds.attrs["source_sha256"]

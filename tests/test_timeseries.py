@@ -177,3 +177,19 @@ def test_clear_errors(raw: Path, cube: str) -> None:
     )
     with pytest.raises(ModelError, match="hist_bins"):
         classify(cube, model, station="fsmi", progress=False, scheduler="synchronous")
+
+
+def test_real_themis_files_keep_their_times(shared: Path, tmp_path: Path) -> None:
+    import warnings
+
+    cube = str(tmp_path / "real.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no lossy time encoding, no other surprise
+        written = ingest([shared / "data" / "themis"], cube, progress=False)
+    assert written == {"gako": 23, "gill": 40}
+    gako = xr.open_zarr(cube, group="stations/gako")
+    assert gako.time.values[0] == np.datetime64("2011-01-06T17:00:00.053")
+    gill = xr.open_zarr(cube, group="stations/gill").time.values
+    assert gill[0] == np.datetime64("2014-03-10T06:00:00.063119")  # microseconds kept
+    tree = xr.open_datatree(cube, engine="zarr")
+    assert set(tree["stations"].children) == {"gako", "gill"}
