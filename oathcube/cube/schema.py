@@ -36,7 +36,8 @@ __all__ = [
 CLASS6_NAMES: tuple[str, ...] = ("arc", "diffuse", "discrete", "cloudy", "moon", "noaurora")
 CLASS2_NAMES: tuple[str, ...] = ("aurora", "no_aurora")
 
-#: CF encoding of every time coordinate: integer microseconds (UCalgary PGM times carry them), explicit units, UTC.
+#: CF encoding of every time coordinate: integer microseconds (UCalgary PGM times
+#: carry them), explicit units, UTC.
 TIME_ENCODING: dict[str, Any] = {
     "units": "microseconds since 1970-01-01T00:00:00",
     "calendar": "proleptic_gregorian",
