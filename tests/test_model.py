@@ -124,3 +124,11 @@ def test_trained_model_is_arrays_and_predicts_like_sklearn(cube: Path, target: s
 def test_unknown_model_is_a_clear_error(cube: Path) -> None:
     with pytest.raises(ModelError, match="no model 'x'"):
         load_model(str(cube), "x")
+
+
+def test_evaluate_plot_writes_the_confusion_matrix(cube: Path, runner, tmp_path: Path) -> None:
+    png = tmp_path / "cm.png"
+    out = runner.invoke(app, ["evaluate", str(cube), "--plot", str(png)])
+    assert out.exit_code == 0, out.output
+    assert f"confusion matrix plot: {png}" in out.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
