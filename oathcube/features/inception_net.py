@@ -439,11 +439,13 @@ def build_inception_v4(
 
     logits_layer = None
     if last >= ENDPOINTS.index("PreLogitsFlatten"):
-        # slim's 8x8 VALID average pool over the 8x8 map is the global mean.
-        flat = keras.layers.GlobalAveragePooling2D(name="AvgPool_1a", dtype=dtype)(x)
+        # slim's 8x8 VALID average pool over the 8x8 map is the global mean.  The head
+        # runs in float32 whatever the precision: it costs nothing, and the features
+        # are not rounded to bfloat16's 8-bit mantissa on their way out.
+        flat = keras.layers.GlobalAveragePooling2D(name="AvgPool_1a", dtype="float32")(x)
         b.endpoints["PreLogitsFlatten"] = flat
         if last >= ENDPOINTS.index("Logits"):
-            logits_layer = keras.layers.Dense(NUM_CLASSES, name="Logits", dtype=dtype)
+            logits_layer = keras.layers.Dense(NUM_CLASSES, name="Logits", dtype="float32")
             b.endpoints["Logits"] = logits_layer(flat)
     outputs = {name: b.endpoints[name] for name in wanted}
     model = keras.Model(inputs, outputs, name="InceptionV4")
