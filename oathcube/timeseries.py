@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
+from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks
 from .cube.read import (
@@ -84,6 +85,16 @@ def _prepare(block: FrameBlock, prep: RawPreparation) -> _Prepared:
     return _Prepared(block.station, block.time, str(block.source), pixels)
 
 
+def _last_time(node: zarr.Group) -> np.datetime64 | None:
+    """The station's last frame time, read and decoded from one value of the store."""
+    times = array_at(node, "time")
+    if times.shape[0] == 0:
+        return None
+    units = str(times.attrs["units"])
+    calendar = str(times.attrs.get("calendar", "proleptic_gregorian"))
+    return decode_cf_datetime(np.asarray(times[-1:]), units, calendar)[0]
+
+
 def _append_block(
     cube: str, block: _Prepared, prep_attrs: str, chunk_frames: int | None = None
 ) -> int:
@@ -92,9 +103,8 @@ def _append_block(
     root = live_group(cube, "r+")
     times, pixels = block.time, block.pixels
     if group in root:
-        existing = station_times(cube, block.station)
-        last = existing[-1] if existing.size else None
         node = group_at(root, group)
+        last = _last_time(node)
         if node.attrs.get("preparation") not in (None, prep_attrs):
             raise IngestError(
                 "frames prepared differently from the station's earlier frames",
@@ -108,9 +118,10 @@ def _append_block(
                 path=block.source,
                 expected=f"{stored} like the station's others",
             )
-        if last is not None:
+        if last is not None and times[0] <= last:
+            # A rerun or an overlap: only then is the station's whole time axis read.
             keep = times > last
-            already = np.isin(times[~keep], existing)
+            already = np.isin(times[~keep], station_times(cube, block.station))
             if (~keep).any() and not already.all():
                 raise IngestError(
                     f"frames from {times[0]} overlap the station's archive (ends {last})",
