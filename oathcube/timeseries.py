@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,18 +217,33 @@ def ingest(
     cache: dict[tuple[str, str], list[_Prepared]] = {}
     too_big: set[tuple[str, str]] = set()
     cached_bytes = 0
-    for block in tqdm(reader, desc="reading", unit="block", disable=not progress, file=sys.stderr):
-        key = (str(block.source), block.station)
-        first[key] = min(first.get(key, block.time[0]), block.time[0])
+
+    def keep(key: tuple[str, str], prepared: _Prepared) -> None:
+        nonlocal cached_bytes
         if key in too_big:
-            continue
-        prepared = _prepare(block, prep)
+            return
         if cached_bytes + prepared.pixels.nbytes > PREPARED_CACHE_BYTES:
             too_big.add(key)
             cached_bytes -= sum(p.pixels.nbytes for p in cache.pop(key, []))
-            continue
+            return
         cache.setdefault(key, []).append(prepared)
         cached_bytes += prepared.pixels.nbytes
+
+    # One block is prepared (16 -> 8 bit) on a second thread while the next is read
+    # and decompressed (zlib and numpy release the GIL); at most two in memory.
+    in_flight: tuple[tuple[str, str], Future[_Prepared]] | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for block in tqdm(
+            reader, desc="reading", unit="block", disable=not progress, file=sys.stderr
+        ):
+            key = (str(block.source), block.station)
+            first[key] = min(first.get(key, block.time[0]), block.time[0])
+            future = pool.submit(_prepare, block, prep)
+            if in_flight is not None:
+                keep(in_flight[0], in_flight[1].result())
+            in_flight = (key, future)
+        if in_flight is not None:
+            keep(in_flight[0], in_flight[1].result())
     skipped = reader.skipped_as_attrs()
     if not first:
         raise IngestError(
