@@ -1,8 +1,9 @@
 """Running lists of dask tasks on the scheduler a user names, with progress.
 
 Schedulers: ``threads`` (default), ``processes``, ``synchronous``, or the address
-of a ``dask.distributed`` scheduler (``tcp://host:8786``).  Local schedulers show
-dask's progress bar; a distributed run shows ``distributed.progress`` and the
+of a ``dask.distributed`` scheduler (``tcp://host:8786``).  Local schedulers show a
+bar counted in images (tasks return how many they wrote: images done and images/s),
+or dask's own progress bar; a distributed run shows ``distributed.progress`` and the
 dashboard address.
 """
 
@@ -14,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import dask
+from dask.callbacks import Callback
 from dask.delayed import Delayed
 from dask.diagnostics import ProgressBar
+from tqdm.auto import tqdm
 
 __all__ = ["LOCAL_SCHEDULERS", "cores", "run_tasks"]
 
@@ -30,6 +33,21 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+class _ItemBar(Callback):
+    """A tqdm bar fed by tasks that return how many items (images) they wrote."""
+
+    def __init__(self, total: int, unit: str) -> None:
+        super().__init__()
+        self.bar = tqdm(total=total, unit=unit, file=sys.stderr, smoothing=0.1)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if type(result) is int:  # loaders return arrays; only writers return counts
+            self.bar.update(result)
+
+    def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
+        self.bar.close()
+
+
 def run_tasks(
     tasks: Sequence[Delayed],
     scheduler: str = "threads",
@@ -37,6 +55,8 @@ def run_tasks(
     num_workers: int | None = None,
     progress: bool = True,
     label: str = "",
+    total: int | None = None,
+    unit: str = "img",
 ) -> list[Any]:
     """Compute ``tasks`` on ``scheduler`` and return their results in order.
 
@@ -52,6 +72,9 @@ def run_tasks(
         Show a progress bar (stderr).
     label
         Printed before the bar so that users know what is running.
+    total, unit
+        When tasks return item counts (ints), the number of items all tasks
+        together write: the bar then counts items and shows items per second.
     """
     if not tasks:
         return []
@@ -61,10 +84,11 @@ def run_tasks(
         kwargs: dict[str, Any] = {"scheduler": scheduler}
         if scheduler != "synchronous":
             kwargs["num_workers"] = num_workers or cores()
-        if progress:
-            with ProgressBar(out=sys.stderr, dt=0.5):
-                return list(dask.compute(*tasks, **kwargs))
-        return list(dask.compute(*tasks, **kwargs))
+        if not progress:
+            return list(dask.compute(*tasks, **kwargs))
+        bar = _ItemBar(total, unit) if total else ProgressBar(out=sys.stderr, dt=0.5)
+        with bar:
+            return list(dask.compute(*tasks, **kwargs))
     from distributed import Client
     from distributed import progress as dprogress
 

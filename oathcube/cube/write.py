@@ -297,4 +297,5 @@ def write_oath_cube(
         scheduler,
         progress=progress,
         label=f"writing pixels of {archive.n_images} images in {len(tasks)} chunks",
+        total=archive.n_images,
     )

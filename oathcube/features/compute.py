@@ -178,7 +178,8 @@ def compute_features(
     todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
     if progress:
         print(
-            f"{var}: {len(done) - len(todo)} of {len(done)} chunks already done",
+            f"{var}: {len(todo)} chunks to compute ({len(done) - len(todo)} of {len(done)} "
+            "already done)",
             file=sys.stderr,
             flush=True,
         )
@@ -196,6 +197,7 @@ def compute_features(
         num_workers=workers if local else None,
         progress=progress,
         label=f"computing {var} ({scheduler})",
+        total=sum(min(n, (i + 1) * size) - i * size for i in todo),
     )
     elapsed = time.perf_counter() - tic
     if progress and counts:
