@@ -404,8 +404,10 @@ def classify(
             )
     done: dict[str, int] = {}
     for group in groups:
-        if group is None:
-            rows = (0, array_at(root, "pixels").shape[0])
+        if group is None or (start is None and end is None):
+            # The whole archive: its length is in the metadata, no time axis to read.
+            node = group_at(root, group) if group else root
+            rows = (0, array_at(node, "pixels").shape[0])
         else:
             code = group.split("/", 1)[1]
             rows = _rows(station_times(cube, code), start, end, f"{cube}/{group}")
