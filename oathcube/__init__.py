@@ -1,20 +1,51 @@
 """oathcube: auroral all-sky image archives as chunked Zarr cubes.
 
 The public API is flat; each function is a stage of the one-way flow
-archive -> cube -> features -> model -> predictions.
+archive -> cube -> features -> model -> classify/timeline.  Names are resolved on
+first use (PEP 562), so that ``import oathcube`` (and the command line's
+``--help``) imports none of xarray, dask, zarr, scikit-learn or TensorFlow.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("oathcube")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from ._version import __version__
+from .errors import OathcubeError
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from .classification import classify as classify
+    from .cube.store import Cube as Cube
+    from .cube.store import open_cube as open_cube
+    from .cube.store import open_station as open_station
+    from .features.compute import compute_features as compute_features
+    from .ingestion import ingest as ingest
+    from .labelled import build as build
+    from .model import evaluate as evaluate
+    from .model import train as train
+    from .synthetic import synth as synth
+    from .timelines import timeline as timeline
+
+#: public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "Cube": "oathcube.cube.store",
+    "open_cube": "oathcube.cube.store",
+    "open_station": "oathcube.cube.store",
+    "build": "oathcube.labelled",
+    "compute_features": "oathcube.features.compute",
+    "evaluate": "oathcube.model",
+    "train": "oathcube.model",
+    "ingest": "oathcube.ingestion",
+    "classify": "oathcube.classification",
+    "timeline": "oathcube.timelines",
+    "synth": "oathcube.synthetic",
+}
 
 __all__ = [
     "__version__",
+    "OathcubeError",
+    "Cube",
     "open_cube",
     "open_station",
     "build",
@@ -25,16 +56,17 @@ __all__ = [
     "classify",
     "timeline",
     "synth",
-    "OathcubeError",
 ]
 
-# Eager on purpose: the modules `oathcube.build` and `oathcube.synth` share their
-# function's name, and only binding the functions here keeps `oathcube.build` a function.
-# None of these imports TensorFlow (only the inception_v4 extractor does, on demand).
-from .build import build  # noqa: E402
-from .cube.read import open_cube, open_station  # noqa: E402
-from .errors import OathcubeError  # noqa: E402
-from .features.compute import compute_features  # noqa: E402
-from .model import evaluate, train  # noqa: E402
-from .synth import synth  # noqa: E402
-from .timeseries import classify, ingest, timeline  # noqa: E402
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oathcube' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,20 +1,25 @@
 """The ``oathcube`` command: parses arguments and calls the library, nothing more.
 
 Every :class:`~oathcube.errors.OathcubeError` becomes one line on stderr and exit
-status 1; an interrupt says what was kept.
+status 1; an interrupt says what was kept.  The library is imported inside each
+command, so that ``oathcube --help`` costs little more than importing typer.
+The library's log (``logging.getLogger("oathcube")``) goes to stderr, one
+message per line, like the progress bars.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from .errors import OathcubeError
+from .errors import OathcubeError, OptionError
 
 app = typer.Typer(
     name="oathcube",
@@ -28,9 +33,31 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _StderrHandler(logging.Handler):
+    """Writes each record to the ``sys.stderr`` of the moment (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # a closed or broken stream must not stop the work
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    """Show the library's INFO messages on stderr, once."""
+    logger = logging.getLogger("oathcube")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _errors_to_exit(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _log_to_stderr()
         try:
             return func(*args, **kwargs)
         except OathcubeError as err:
@@ -47,12 +74,6 @@ def _errors_to_exit(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-Scheduler = Annotated[
-    str,
-    typer.Option(
-        help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler"
-    ),
-]
 Checkpoint = Annotated[
     Path | None,
     typer.Option(
@@ -60,7 +81,7 @@ Checkpoint = Annotated[
         "OATHCUBE_INCEPTION_V4_CHECKPOINT"
     ),
 ]
-Cube = Annotated[Path, typer.Argument(help="The cube")]
+Cube = Annotated[str, typer.Argument(help="The cube: a path or an fsspec URL")]
 Layer = Annotated[str, typer.Option(help="Inception-v4 endpoint: Logits | PreLogitsFlatten")]
 Precision = Annotated[str, typer.Option(help="fp32 | bf16 (fast only with native bf16)")]
 BatchSize = Annotated[int | None, typer.Option(help="Images per network call")]
@@ -98,6 +119,25 @@ def _feature_options(
     return options
 
 
+def _scheduler(value: str) -> str:
+    from .parallel import check_scheduler
+
+    try:
+        check_scheduler(value)
+    except OptionError as err:
+        raise typer.BadParameter(str(err.message), param_hint="--scheduler") from None
+    return value
+
+
+Scheduler = Annotated[
+    str,
+    typer.Option(
+        help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler",
+        callback=_scheduler,
+    ),
+]
+
+
 @app.command()
 @_errors_to_exit
 def synth(
@@ -107,7 +147,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
     """Write a SYNTHETIC archive in the published OATH layout."""
-    from .synth import synth as make
+    from .synthetic import synth as make
 
     path = make(out, n=n, size=size, seed=seed, progress=True)
     typer.echo(f"wrote a synthetic OATH-layout archive of {n} images to {path}")
@@ -117,7 +157,7 @@ def synth(
 @_errors_to_exit
 def build(
     source: Annotated[Path, typer.Argument(help="OATH archive folder or .tgz")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Cube to write")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Cube to write (path or URL)")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cube")] = False,
     features: Annotated[
         list[str] | None,
@@ -132,14 +172,14 @@ def build(
     chunk_images: Annotated[int | None, typer.Option(help="Images per chunk")] = None,
 ) -> None:
     """Build a Zarr cube from an OATH archive (published at OUTPUT only when complete)."""
-    from .build import build as run
+    from .labelled import build as run
 
     names = features or []
     options = {
         n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights)
         for n in names
     }
-    run(
+    location = run(
         source,
         output,
         overwrite=overwrite,
@@ -148,7 +188,7 @@ def build(
         chunk_images=chunk_images,
         feature_options=options,
     )
-    typer.echo(f"cube written to {output}")
+    typer.echo(f"cube written to {location}")
 
 
 @app.command()
@@ -168,19 +208,17 @@ def features(
     overwrite: Annotated[bool, typer.Option(help="Recompute every chunk")] = False,
 ) -> None:
     """Compute features_<MODEL> into an existing cube, resuming where a run stopped."""
-    from .cube.schema import station_group
+    from .cube.store import Cube as CubeStore
+    from .features import feature_spec
     from .features.compute import compute_features
 
-    options = _feature_options(model, checkpoint, layer, precision, batch_size, random_weights)
-    var = compute_features(
-        str(cube),
-        model,
-        group=station_group(station) if station else None,
-        scheduler=scheduler,
-        overwrite=overwrite,
-        **options,
+    spec = feature_spec(
+        model, **_feature_options(model, checkpoint, layer, precision, batch_size, random_weights)
     )
-    typer.echo(f"{var} complete in {cube}")
+    opened = CubeStore.open(cube, "r+")
+    group = opened.require_station(station) if station else None
+    var = compute_features(opened, spec, group=group, scheduler=scheduler, overwrite=overwrite)
+    typer.echo(f"{var} complete in {opened.location}")
 
 
 @app.command()
@@ -196,9 +234,14 @@ def evaluate(
     ] = None,
 ) -> None:
     """Run ridge.py's protocol (5 published folds) on the cube's features."""
+    from .model import check_alpha, check_target
     from .model import evaluate as run
 
-    result = run(str(cube), features=features, target=target, alpha=alpha)
+    check_target(target)
+    check_alpha(alpha)
+    if plot is not None:
+        _check_suffix(plot, "--plot", (".png",))
+    result = run(cube, features=features, target=target, alpha=alpha)
     if plot is not None:
         from .plots import plot_confusion
 
@@ -233,13 +276,18 @@ def info(
     ] = None,
 ) -> None:
     """Summarise a cube: images per class and station, time range, variables, size."""
+    from .cube.store import Cube as CubeStore
     from .info import describe, montage_images
 
-    typer.echo(describe(str(cube)))
+    if montage is not None:
+        _check_suffix(montage, "--montage", (".png",))
+    opened = CubeStore.open(cube)
+    typer.echo(describe(opened))
     if montage is not None:
         from .plots import plot_montage
 
-        plot_montage(montage_images(str(cube)), montage, title=f"{cube.name}: examples per class")
+        name = Path(opened.location).name
+        plot_montage(montage_images(opened), montage, title=f"{name}: examples per class")
         typer.echo(f"montage: {montage}")
 
 
@@ -255,7 +303,7 @@ def train(
     """Fit a ridge classifier on all labelled images; store it in the cube as arrays."""
     from .model import train as run
 
-    model = run(str(cube), features, target=target, alpha=alpha, name=name)
+    model = run(cube, features, target=target, alpha=alpha, name=name)
     typer.echo(f"model {model} stored in {cube}/models/{model}")
 
 
@@ -266,7 +314,9 @@ def ingest(
         list[Path],
         typer.Argument(help="CDF/PGM files, folders of them, or folders of PNG/JPEG frames"),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Cube (created if missing)")],
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Cube (created if missing): path or URL")
+    ],
     skip_bad: Annotated[
         bool,
         typer.Option(
@@ -288,16 +338,18 @@ def ingest(
     ] = None,
 ) -> None:
     """Append raw THEMIS frames to station groups (stations/<code>) of a cube."""
+    from .ingestion import ingest as run
     from .rawprep import RawPreparation
-    from .timeseries import ingest as run
 
     try:
         preparation = RawPreparation(**json.loads(prep)) if prep else RawPreparation()
     except (TypeError, ValueError) as err:
-        raise typer.BadParameter(f"--prep: {err}") from None
+        raise OptionError(
+            f"{prep!r}: {err}", path="--prep", expected="RawPreparation fields as JSON"
+        ) from None
     written = run(
         [str(s) for s in sources],
-        str(output),
+        output,
         preparation=preparation,
         skip_bad=skip_bad,
         station=station,
@@ -317,16 +369,27 @@ def classify(
     end: End = None,
     scheduler: Scheduler = "threads",
     checkpoint: Checkpoint = None,
+    precision: Precision = "fp32",
+    batch_size: BatchSize = None,
 ) -> None:
-    """Compute missing features and write per-frame predictions into the station groups."""
-    from .timeseries import classify as run
+    """Compute missing features and write per-frame predictions into the station groups.
 
-    options: dict[str, Any] = {"checkpoint": str(checkpoint)} if checkpoint else {}
-    done = run(
-        str(cube), model, station=station, start=start, end=end, scheduler=scheduler, **options
-    )
+    The extractor is rebuilt from the settings the model recorded (layer,
+    weights, ...); give only where the Inception-v4 checkpoint is.
+    """
+    from .classification import classify as run
+
+    options: dict[str, Any] = {"checkpoint": str(checkpoint) if checkpoint else None}
+    if precision != "fp32":
+        options["precision"] = precision
+    if batch_size:
+        options["batch_size"] = batch_size
+    done = run(cube, model, station=station, start=start, end=end, scheduler=scheduler, **options)
     for group, count in done.items():
         typer.echo(f"{group or 'labelled images'}: {count} frames classified")
+
+
+_TIMELINE_SUFFIXES = (".csv", ".nc", ".nc4", ".netcdf", ".png")
 
 
 @app.command()
@@ -343,28 +406,43 @@ def timeline(
     ] = None,
 ) -> None:
     """Class occurrence per time bin at one station, as a table, NetCDF or plot."""
-    from .timeseries import timeline as run
+    from .cube.store import Cube as CubeStore
+    from .timelines import timeline as run
 
-    result = run(str(cube), station, freq, model=model, start=start, end=end)
     for path in out or []:
-        _write_timeline(result, path, str(cube), station)
+        _check_suffix(path, "--out", _TIMELINE_SUFFIXES)
+    opened = CubeStore.open(cube)
+    result = run(opened, station, freq, model=model, start=start, end=end)
+    for path in out or []:
+        _write_timeline(result, path, opened, station)
         typer.echo(f"wrote {path}")
     if not out:
         typer.echo(result["fraction"].to_pandas().round(3).to_string())
 
 
-def _write_timeline(result: Any, path: Path, cube: str, station: str) -> None:
+def _check_suffix(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output file whose kind cannot be told from its suffix, before any work."""
+    if path.suffix.lower() not in suffixes:
+        raise OptionError(
+            f"{path}: unknown file kind {path.suffix or '(no suffix)'!r}",
+            path=option,
+            expected=" or ".join(suffixes),
+        )
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OptionError(f"{path.parent} is not a folder", path=option)
+
+
+def _write_timeline(result: Any, path: Path, cube: Any, station: str) -> None:
     suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         frame = result[["count", "fraction"]].to_dataframe().unstack("class")
         frame.columns = [f"{var}_{cls}" for var, cls in frame.columns]
         frame["n_frames"] = result["n_frames"].to_pandas()
         frame.to_csv(path)
-    elif suffix in (".nc", ".nc4", ".netcdf"):
-        result.to_netcdf(path)
     elif suffix == ".png":
         from .plots import plot_timeline
-        from .timeseries import sample_frames
+        from .timelines import sample_frames
 
         plot_timeline(
             result,
@@ -373,7 +451,7 @@ def _write_timeline(result: Any, path: Path, cube: str, station: str) -> None:
             title=f"{station}: {result.attrs['model']}, {result.attrs['freq']} bins",
         )
     else:
-        raise typer.BadParameter(f"--out {path}: expected .csv, .nc or .png")
+        result.to_netcdf(path)
 
 
 @app.command()

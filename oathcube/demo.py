@@ -8,8 +8,8 @@ sequence is known -> ingest -> classify -> timeline plot and its accuracy.
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,24 +18,30 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import LinAlgWarning
 
-from .build import build
-from .cube.read import open_station
-from .cube.schema import CLASS6_NAMES, prediction_names
+from .classification import classify
+from .cube.schema import prediction_names
+from .cube.store import Cube
 from .info import describe, montage_images
+from .ingestion import ingest
+from .labelled import build
+from .labels import CLASS6_NAMES
 from .model import evaluate, train
+from .parallel import check_scheduler
 from .plots import plot_confusion, plot_montage, plot_timeline
-from .synth import station_night, synth
-from .timeseries import classify, ingest, sample_frames, timeline
+from .synthetic import check_synth_options, station_night, synth
+from .timelines import sample_frames, timeline
 
 __all__ = ["run_demo", "night_accuracy"]
+
+log = logging.getLogger(__name__)
 
 _STEP = "\n=== {} ===".format
 
 
-def night_accuracy(cube: str, station: str, model: str, truth_csv: Path) -> tuple[float, int]:
+def night_accuracy(cube: Cube, station: str, model: str, truth_csv: Path) -> tuple[float, int]:
     """Fraction of a station's frames whose prediction equals the truth CSV's class6."""
     truth = pd.read_csv(truth_csv, parse_dates=["time"])
-    ds = open_station(cube, station)
+    ds = cube.station(station)
     pred = pd.Series(ds[prediction_names(model)[0]].values, index=ds["time"].values)
     want = truth.set_index("time")["class6"]
     common = want.index.intersection(pred.index)
@@ -46,23 +52,25 @@ def run_demo(
     directory: str | Path, n: int = 5824, size: int = 256, scheduler: str = "threads"
 ) -> dict[str, float]:
     """Run the demo in ``directory``; return its headline figures."""
+    check_scheduler(scheduler)
+    check_synth_options(n, size)
     tic = time.perf_counter()
     work = Path(directory)
     work.mkdir(parents=True, exist_ok=True)
-    archive, cube, night = work / "oath_synthetic", work / "oath.zarr", work / "night_fsmi"
+    archive, cube_path, night = work / "oath_synthetic", work / "oath.zarr", work / "night_fsmi"
     for old in (archive, night):
         shutil.rmtree(old, ignore_errors=True)
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+    say = log.info
 
     say(_STEP("1/6 synth: a SYNTHETIC archive in the published OATH layout"))
     synth(archive, n=n, size=size, seed=0, progress=True)
     say(_STEP("2/6 build: archive -> Zarr cube, with handcrafted features (dask)"))
-    build(archive, cube, overwrite=True, features=["handcrafted"], scheduler=scheduler)
-    say(describe(str(cube)))
+    build(archive, cube_path, overwrite=True, features=["handcrafted"], scheduler=scheduler)
+    cube = Cube.open(cube_path, "r+")  # opened once, passed to every later stage
+    say(describe(cube))
     plot_montage(
-        montage_images(str(cube)),
+        montage_images(cube),
         work / "montage.png",
         title="synthetic archive: examples per class",
     )
@@ -73,7 +81,7 @@ def run_demo(
         with warnings.catch_warnings():
             # Small demo archives have fewer training images than the 1001 synthetic logits.
             warnings.simplefilter("ignore", LinAlgWarning)
-            result = evaluate(str(cube), features=features)
+            result = evaluate(cube, features=features)
         say(f"features_{features} (synthetic archive):\n{result.ridge_text()}")
         figures[f"accuracy_{features}"] = result.accuracy_mean
         plot_confusion(
@@ -84,25 +92,25 @@ def run_demo(
         )
 
     say(_STEP("4/6 train: a ridge model stored in the cube as arrays"))
-    model = train(str(cube), "handcrafted", target="class6")
+    model = train(cube, "handcrafted", target="class6")
     say(f"model {model} stored under models/{model}")
 
     say(_STEP("5/6 ingest + classify: a generated fsmi night with a known class sequence"))
     sequence = (5, 0, 2, 1, 3, 4)
     station_night(night, station="fsmi", sequence=sequence, frames_per_class=60, size=size)
-    ingest([night / "frames"], str(cube))
-    classify(str(cube), model, station="fsmi", scheduler=scheduler)
-    accuracy, frames = night_accuracy(str(cube), "fsmi", model, night / "truth.csv")
+    ingest([night / "frames"], cube)
+    classify(cube, model, station="fsmi", scheduler=scheduler)
+    accuracy, frames = night_accuracy(cube, "fsmi", model, night / "truth.csv")
     figures["night_accuracy"] = accuracy
 
     say(_STEP("6/6 timeline: class occurrence per 1-minute bin"))
-    counts = timeline(str(cube), "fsmi", "1min", model=model)
+    counts = timeline(cube, "fsmi", "1min", model=model)
     truth = pd.read_csv(night / "truth.csv", parse_dates=["time"]).set_index("time")
     truth_da = truth["label"].to_xarray()
     plot_timeline(
         counts,
         work / "timeline_fsmi.png",
-        samples=sample_frames(str(cube), "fsmi", counts),
+        samples=sample_frames(cube, "fsmi", counts),
         title="fsmi (SYNTHETIC night): handcrafted ridge model, 1-min bins",
         truth=truth_da,
     )
@@ -110,7 +118,7 @@ def run_demo(
 
     say("\n=== summary (everything above ran on SYNTHETIC data, not the OATH images) ===")
     say(f"archive      {archive} ({n} synthetic images, {size}x{size})")
-    say(f"cube         {cube}")
+    say(f"cube         {cube.location}")
     say(
         f"accuracy     published-style synthetic features {figures['accuracy_published']:.4f}, "
         f"handcrafted features {figures['accuracy_handcrafted']:.4f} (5-fold mean)"

@@ -1,7 +1,10 @@
-"""The errors oathcube raises for bad input, one class per kind of input.
+"""The errors oathcube raises for bad input, one family rooted in :class:`ValueError`.
 
-Every error carries *where* (a file, a line, a tar member or an image) and
-*what was expected*, so that the CLI can print it as one line.
+Every error carries *where* (a file, a line, a tar member, an option or an image)
+and *what was expected*, so that the CLI can print it as one line.  The family is
+rooted in :class:`ValueError` (bad input is a bad value), as zarr-python roots its
+own; a cube that is not there is also a :class:`FileNotFoundError`, so that
+``except FileNotFoundError`` works for library users as it does for files.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from os import PathLike
 
 __all__ = [
     "OathcubeError",
+    "OptionError",
+    "ExistsError",
     "ArchiveError",
     "CubeError",
+    "CubeNotFoundError",
+    "CubeExistsError",
     "FeatureError",
     "CheckpointError",
     "ModelError",
@@ -19,7 +26,7 @@ __all__ = [
 ]
 
 
-class OathcubeError(Exception):
+class OathcubeError(ValueError):
     """Base class of every error oathcube raises on purpose.
 
     Parameters
@@ -63,13 +70,47 @@ class OathcubeError(Exception):
             text += f" (expected {self.expected})"
         return text
 
+    def __reduce__(self) -> tuple:
+        # Errors raised in dask worker processes travel back pickled: keep every field.
+        return (
+            _rebuild,
+            (type(self), self.message, self.path, self.line, self.member, self.expected),
+        )
+
+
+def _rebuild(
+    cls: type[OathcubeError],
+    message: str,
+    path: str | None,
+    line: int | None,
+    member: str | None,
+    expected: str | None,
+) -> OathcubeError:
+    return cls(message, path=path, line=line, member=member, expected=expected)
+
+
+class OptionError(OathcubeError):
+    """A value given by the user (an option, a parameter) is out of its range or unknown."""
+
+
+class ExistsError(OptionError, FileExistsError):
+    """The output location already holds something that oathcube will not write over."""
+
 
 class ArchiveError(OathcubeError):
     """An OATH archive (folder or tarball) is missing something or holds bad data."""
 
 
 class CubeError(OathcubeError):
-    """A cube is missing, incomplete, already exists, or lacks a variable."""
+    """A cube is incomplete, already exists, holds bad data, or lacks a variable."""
+
+
+class CubeNotFoundError(CubeError, FileNotFoundError):
+    """Nothing that oathcube can read as a cube is at the given location."""
+
+
+class CubeExistsError(CubeError, ExistsError):
+    """A cube (or something else) is already where a new cube would go."""
 
 
 class FeatureError(OathcubeError):

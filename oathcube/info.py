@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cube.read import list_stations, open_cube, open_station
-from .cube.schema import CLASS6_NAMES
+from .cube.store import Cube
+from .labels import CLASS6_NAMES
 
 __all__ = ["describe", "montage_images", "size_on_disk"]
 
 
-def size_on_disk(cube: str | Path) -> int | None:
+def size_on_disk(cube: str | os.PathLike[str] | Cube) -> int | None:
     """Bytes under a local cube folder (None for URLs)."""
-    path = Path(cube)
-    if "://" in str(cube) or not path.exists():
-        return None
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return Cube.open(cube, complete=False).size_on_disk()
 
 
 def _human(n: float) -> str:
@@ -40,15 +37,14 @@ def _variables(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def describe(cube: str) -> str:
+def describe(cube: str | os.PathLike[str] | Cube) -> str:
     """Return a multi-line summary of ``cube``."""
-    from .model import list_models
-
-    ds = open_cube(cube)
-    out = [f"cube {cube}"]
+    cube = Cube.open(cube)
+    ds = cube.labelled()
+    out = [f"cube {cube.location}"]
     if ds.attrs.get("synthetic_archive"):
         out.append("  built from a SYNTHETIC archive (oathcube synth), not the OATH data")
-    size = size_on_disk(cube)
+    size = cube.size_on_disk()
     if size is not None:
         out.append(f"  size on disk: {_human(size)}")
     if "class6" in ds:
@@ -75,11 +71,11 @@ def describe(cube: str) -> str:
             )
     out.append("\nvariables:")
     out += _variables(ds)
-    models = list_models(cube)
+    models = cube.models()
     if models:
         out.append("\nmodels: " + ", ".join(models))
-    for code in list_stations(cube):
-        st = open_station(cube, code)
+    for code in cube.stations():
+        st = cube.station(code)
         t = st["time"].values
         extra = [str(v) for v in st.data_vars if v != "pixels"]
         out.append(f"\nstation {code}: {t.size} frames, {t.min()} .. {t.max()} UTC")
@@ -89,9 +85,11 @@ def describe(cube: str) -> str:
     return "\n".join(out)
 
 
-def montage_images(cube: str, per_class: int = 6) -> dict[str, list[np.ndarray]]:
+def montage_images(
+    cube: str | os.PathLike[str] | Cube, per_class: int = 6
+) -> dict[str, list[np.ndarray]]:
     """Up to ``per_class`` example images of each class (the first of each in the cube)."""
-    ds = open_cube(cube)
+    ds = Cube.open(cube).labelled()
     labels = ds["class6"].values
     examples: dict[str, list[np.ndarray]] = {}
     for k, name in enumerate(CLASS6_NAMES):

@@ -13,26 +13,19 @@ in the cube as plain arrays (no pickle): ``models/<name>`` with ``coef``,
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sklearn
 import xarray as xr
-from sklearn.linear_model import RidgeClassifier
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .cube.read import _open_zarr, group_at, live_group, open_cube
-from .cube.schema import (
-    CLASS2_NAMES,
-    CLASS6_NAMES,
-    IGNORED_SETTINGS,
-    MODEL_GROUP,
-    model_group,
-    provenance,
-)
-from .cube.write import publish_metadata
-from .errors import CubeError, ModelError
+from .cube.schema import model_group, provenance
+from .cube.store import Cube
+from .errors import CubeError, ModelError, OptionError
+from .features import spec_from_attrs, value_settings
+from .labels import TARGETS, TRAIN_FRACTION, class_names
 
 __all__ = [
     "Evaluation",
@@ -42,6 +35,9 @@ __all__ = [
     "list_models",
     "decision_scores",
     "feature_matrix",
+    "check_alpha",
+    "check_target",
+    "model_spec",
 ]
 
 
@@ -130,15 +126,44 @@ def feature_matrix(ds: xr.Dataset, features: str) -> tuple[np.ndarray, str]:
     return values, var
 
 
+def check_target(target: str) -> str:
+    """Refuse a target other than ``class6`` or ``class2`` (before any work starts)."""
+    if target not in TARGETS:
+        raise OptionError(
+            f"unknown target {target!r}", path="--target", expected="class6 or class2"
+        )
+    return target
+
+
+def check_alpha(alpha: float) -> float:
+    """Refuse a ridge alpha that is negative, NaN or infinite (before any work starts)."""
+    if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0):
+        raise OptionError(
+            f"alpha {alpha}",
+            path="--alpha",
+            expected="a finite number of 0 or more (ridge.py: 0.03)",
+        )
+    return float(alpha)
+
+
 def _target(ds: xr.Dataset, target: str) -> tuple[np.ndarray, list[str]]:
-    if target not in ("class6", "class2"):
-        raise ModelError(f"unknown target {target!r}", expected="class6 or class2")
-    names = list(CLASS6_NAMES if target == "class6" else CLASS2_NAMES)
-    return np.asarray(ds[target].values).astype(np.int64), names
+    check_target(target)
+    return np.asarray(ds[target].values).astype(np.int64), list(class_names(target))
+
+
+def _ridge(alpha: float) -> Any:
+    # scikit-learn is imported only by the stages that fit or score models.
+    from sklearn.linear_model import RidgeClassifier
+
+    return RidgeClassifier(alpha=alpha)
+
+
+def _labelled(cube: str | os.PathLike[str] | Cube | xr.Dataset) -> xr.Dataset:
+    return cube if isinstance(cube, xr.Dataset) else Cube.open(cube).labelled()
 
 
 def evaluate(
-    cube: str | xr.Dataset,
+    cube: str | os.PathLike[str] | Cube | xr.Dataset,
     features: str = "published",
     target: str = "class6",
     alpha: float = 0.03,
@@ -148,7 +173,7 @@ def evaluate(
     Parameters
     ----------
     cube
-        A cube path or an opened cube.
+        A cube path, a :class:`~oathcube.cube.store.Cube`, or its labelled Dataset.
     features
         ``published`` (the archive's auroral_feat.h5) or an extractor name.
     target
@@ -156,16 +181,33 @@ def evaluate(
     alpha
         Ridge regularisation (ridge.py uses 0.03).
     """
-    ds = open_cube(cube) if not isinstance(cube, xr.Dataset) else cube
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    check_target(target)
+    alpha = check_alpha(alpha)
+    ds = _labelled(cube)
     X, var = feature_matrix(ds, features)
     y, names = _target(ds, target)
     split = np.asarray(ds["split"].values).astype(np.int64)
     n = len(y)
-    ntrain = round(0.7 * n)
+    ntrain = round(TRAIN_FRACTION * n)
+    if ntrain < 2 or n - ntrain < 1:
+        raise CubeError(
+            f"{n} labelled image{'s' if n != 1 else ''}: ridge.py's protocol trains on "
+            f"{ntrain} and tests on {n - ntrain}",
+            path=ds.encoding.get("source"),
+            expected="at least 4 labelled images",
+        )
     accuracies: list[float] = []
-    for fold in split:
+    for k, fold in enumerate(split):
         train_idx, test_idx = fold[:ntrain], fold[ntrain:]
-        clf = RidgeClassifier(alpha=alpha)
+        if np.unique(y[train_idx]).size < 2:
+            raise CubeError(
+                f"fold {k} trains on one class only",
+                member="split",
+                expected=f"training images of at least two {target} classes",
+            )
+        clf = _ridge(alpha)
         clf.fit(X[train_idx], y[train_idx])
         pred = clf.predict(X[test_idx])
         accuracies.append(float(np.mean(pred == y[test_idx])))
@@ -200,12 +242,8 @@ def evaluate(
     )
 
 
-def _settings(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attrs.items() if k not in IGNORED_SETTINGS}
-
-
 def train(
-    cube: str,
+    cube: str | os.PathLike[str] | Cube,
     features: str,
     target: str = "class6",
     alpha: float = 0.03,
@@ -218,11 +256,24 @@ def train(
     picNums it saw); attributes record the features variable and its settings,
     alpha, the target and provenance.  Returns the model name.
     """
-    ds = open_cube(cube)
+    import sklearn
+
+    check_target(target)
+    alpha = check_alpha(alpha)
+    cube = Cube.open(cube, "r+")
+    ds = cube.labelled()
     X, var = feature_matrix(ds, features)
     y, names = _target(ds, target)
-    clf = RidgeClassifier(alpha=alpha).fit(X, y)
+    if np.unique(y).size < 2:
+        raise CubeError(
+            f"every labelled image is of one {target} class",
+            path=cube.location,
+            expected="images of at least two classes to train on",
+        )
+    clf = _ridge(alpha).fit(X, y)
     name = name or f"{var.removeprefix('features_')}_{target}"
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise OptionError(f"model name {name!r}", path="--name", expected="letters, digits, _ or -")
     model = xr.Dataset(
         {
             "coef": (("decision", "feature"), np.atleast_2d(clf.coef_).astype(np.float64)),
@@ -235,7 +286,7 @@ def train(
             model="sklearn.linear_model.RidgeClassifier",
             sklearn_version=sklearn.__version__,
             features=var,
-            feature_settings=json.dumps(_settings(dict(ds[var].attrs)), sort_keys=True),
+            feature_settings=json.dumps(value_settings(dict(ds[var].attrs)), sort_keys=True),
             target=target,
             alpha=alpha,
             n_train=len(y),
@@ -244,29 +295,45 @@ def train(
             "or one row for two classes (positive = the second class)",
         ),
     )
-    model.to_zarr(cube, group=model_group(name), mode="w", zarr_format=3, consolidated=False)
-    publish_metadata(cube)
+    model.to_zarr(
+        cube.root.store, group=model_group(name), mode="w", zarr_format=3, consolidated=False
+    )
+    cube.publish()
     return name
 
 
-def list_models(cube: str) -> list[str]:
+def list_models(cube: str | os.PathLike[str] | Cube) -> list[str]:
     """Names of the models stored in the cube."""
-    root = live_group(str(cube), "r")
-    if MODEL_GROUP not in root:
-        return []
-    return sorted(name for name, _ in group_at(root, MODEL_GROUP).groups())
+    return Cube.open(cube, complete=False).models()
 
 
-def load_model(cube: str, name: str) -> xr.Dataset:
+def load_model(cube: str | os.PathLike[str] | Cube, name: str) -> xr.Dataset:
     """Open the stored model ``name`` (arrays only, loaded into memory)."""
-    models = list_models(cube)
-    if name not in models:
-        raise ModelError(
-            f"no model {name!r} in the cube",
-            path=cube,
-            expected=f"one of {', '.join(models) or '(none: run oathcube train)'}",
-        )
-    return _open_zarr(cube, group=model_group(name), consolidated=False).load()
+    return Cube.open(cube, complete=False).model(name)
+
+
+def model_spec(model: xr.Dataset, **local: Any) -> Any:
+    """The feature extractor a stored model needs, rebuilt from its ``feature_settings``.
+
+    Parameters
+    ----------
+    model
+        A model from :func:`load_model`.
+    **local
+        Options the record cannot hold (where the checkpoint is, batch size,
+        precision, threads).
+
+    Returns
+    -------
+    FeatureSpec or None
+        None for a model of the archive's published features (nothing to compute).
+    """
+    var = str(model.attrs["features"])
+    extractor = var.removeprefix("features_")
+    if extractor == "published":
+        return None
+    settings = json.loads(model.attrs.get("feature_settings", "{}"))
+    return spec_from_attrs(extractor, settings, **local)
 
 
 def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +361,7 @@ def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.nd
 def check_feature_settings(model: xr.Dataset, attrs: dict[str, Any], where: str) -> None:
     """Refuse features computed with other settings than the model was trained on."""
     trained = json.loads(model.attrs.get("feature_settings", "{}"))
-    now = _settings(attrs)
+    now = value_settings(attrs)
     diff = [k for k in trained if trained[k] != now.get(k)]
     if diff:
         raise ModelError(

@@ -169,8 +169,8 @@ def bench_network(args: argparse.Namespace, precisions: list[str]) -> dict[tuple
 
 
 def _synthetic_cube(work: Path, n: int, chunk_images: int) -> str:
-    from oathcube.build import build
-    from oathcube.synth import synth
+    from oathcube import build
+    from oathcube.synthetic import synth
 
     archive = synth(work / "oath", n=n, size=256, seed=0)
     return build(archive, work / "cube.zarr", overwrite=True, chunk_images=chunk_images,

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oathcube.archive.oath import parse_classifications
-from oathcube.synth import synth
+from oathcube.synthetic import synth
 
 #: ../shared beside the repository root (CI clones the repository with it there).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import intake
 import pytest
+import xarray as xr
 import yaml
 
 from oathcube import build
@@ -37,18 +38,29 @@ def catalog(tmp_path: Path, archive: Path) -> Path:
     return tmp_path / "catalog.yaml"
 
 
-def test_catalog_opens_the_demo_cube_and_a_user_cube(
+def test_catalog_opens_the_demo_cube_and_any_cube_by_path(
     catalog: Path, archive: Path, tmp_path: Path
 ) -> None:
-    other = build(archive, tmp_path / "other.zarr", progress=False, chunk_images=16)
+    demo_path = catalog.parent / "oathcube-demo" / "oath.zarr"
+    # A second cube from a copy of the archive elsewhere, with other chunks: its attrs
+    # (source_path) and encoding differ from the demo cube's.
+    elsewhere = shutil.copytree(archive, tmp_path / "elsewhere" / "oath")
+    other = Path(build(elsewhere, tmp_path / "other.zarr", progress=False, chunk_images=16))
+    direct = {p: xr.open_zarr(p).attrs for p in (demo_path, other)}
+    assert direct[demo_path] != direct[other]
     with warnings.catch_warnings():
-        # intake 2.0.9 warns about shell expansion for every parameter default.
+        # intake 2.0.9 warns about shell expansion for every parameter it fills in.
         warnings.filterwarnings("ignore", message="Shell command not executed")
         cat = intake.open_catalog(str(catalog))
         assert {"demo_cube", "cube"} <= set(cat)
         demo = cat.demo_cube.to_dask()
-        mine = cat._entries["cube"].get(path=str(other)).to_dask()
+        # The idiom of catalog.yaml, twice on the same catalog: each path reaches the source.
+        mine = cat(path=str(other)).cube.to_dask()
+        again = cat(path=str(demo_path)).cube.to_dask()
+        with pytest.raises(FileNotFoundError):
+            cat(path=str(tmp_path / "missing.zarr")).cube.to_dask()
     assert demo.sizes["image"] == 90 and demo.pixels.dtype == "uint8"
-    # The parameter must really reach the source: the other cube has other chunks.
+    assert demo.attrs == direct[demo_path]
+    assert mine.attrs == direct[other] and again.attrs == direct[demo_path]
     assert mine.pixels.encoding["chunks"][0] == 16
-    assert demo.pixels.encoding["chunks"][0] != 16
+    assert again.pixels.encoding["chunks"][0] == demo.pixels.encoding["chunks"][0] != 16

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
-from oathcube.synth import (
+from oathcube.synthetic import (
     CLASS_NAMES,
     OATH_CLASS_COUNTS,
     STATION_LONGITUDES,
@@ -27,7 +27,7 @@ from oathcube.synth import (
 )
 
 # The module itself (the package binds the name `oathcube.synth` to the function).
-SYNTH_MODULE = sys.modules["oathcube.synth"]
+SYNTH_MODULE = sys.modules["oathcube.synthetic"]
 
 N, SIZE, SEED = 40, 32, 5
 DASHES = "-" * 79

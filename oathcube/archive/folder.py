@@ -32,7 +32,7 @@ import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 
-from oathcube.archive.frames import IMAGE_SUFFIXES, FrameBlock
+from oathcube.archive.blocks import IMAGE_SUFFIXES, FrameBlock
 from oathcube.errors import IngestError
 
 __all__ = ["iter_folder_blocks", "read_folder", "parse_image_name", "load_grey_image"]

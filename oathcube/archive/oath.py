@@ -32,6 +32,8 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import ArchiveError
+from ..labels import CLASS6_NAMES as CLASS_NAMES
+from ..labels import N_FOLDS, SPLIT_SEED
 
 __all__ = [
     "CLASS_NAMES",
@@ -44,8 +46,6 @@ __all__ = [
     "decode_png",
 ]
 
-#: class6 index -> picType label of the published CSV.
-CLASS_NAMES: tuple[str, ...] = ("arc", "diffuse", "discrete", "cloudy", "moon", "noaurora")
 _LABEL_ALIASES = {"clear": "noaurora", "clear/noaurora": "noaurora"}
 _HEADER_NAMES = {"class2", "class6", "picnum", "rotang"}
 _LABELS_CSV = (
@@ -60,7 +60,6 @@ _FEATURES = "features/auroral_feat.h5"
 _IMAGE_DIR = "images/cropped_scaled"
 _IMAGE_RE = re.compile(r"(\d{5})(?:_\d+)?\.(png|jpe?g)$", re.IGNORECASE)
 _STATION_RE = re.compile(r"^[A-Za-z]{3,5}$")
-SPLIT_SEED = 1804
 
 
 @dataclass
@@ -366,7 +365,7 @@ def parse_files_origin(data: bytes, path: str) -> pd.DataFrame:
     return frame
 
 
-def generate_split(n: int, folds: int = 5) -> np.ndarray:
+def generate_split(n: int, folds: int = N_FOLDS) -> np.ndarray:
     """Return ridge.py's split: ``numpy.random.seed(1804); argsort(rand(5, n), axis=1)``.
 
     Uses a private ``RandomState`` so that the caller's global RNG is untouched;

@@ -30,7 +30,7 @@ from pathlib import Path
 import cdflib
 import numpy as np
 
-from oathcube.archive.frames import FrameBlock
+from oathcube.archive.blocks import FrameBlock
 from oathcube.errors import IngestError
 
 __all__ = ["read_cdf", "station_from_cdf_name", "CDF_NAME_RE"]

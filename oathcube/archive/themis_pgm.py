@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oathcube.archive.frames import FrameBlock
+from oathcube.archive.blocks import FrameBlock
 from oathcube.errors import IngestError
 
 __all__ = ["read_pgm", "parse_pgm_stream", "station_from_pgm_name", "PGM_NAME_RE"]

@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 
 __all__ = [
-    "CLASS6_NAMES",
-    "CLASS2_NAMES",
     "IGNORED_SETTINGS",
     "TIME_ENCODING",
     "STATION_GROUP",
@@ -31,10 +29,6 @@ __all__ = [
     "model_group",
     "prediction_names",
 ]
-
-#: class6 index -> name used in cubes and plots (the CSV's ``noaurora`` is ``clear``'s label).
-CLASS6_NAMES: tuple[str, ...] = ("arc", "diffuse", "discrete", "cloudy", "moon", "noaurora")
-CLASS2_NAMES: tuple[str, ...] = ("aurora", "no_aurora")
 
 #: CF encoding of every time coordinate: integer microseconds (UCalgary PGM times
 #: carry them), explicit units, UTC.

@@ -10,32 +10,25 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
+import os
 import time
 from typing import Any
 
-import dask
 import numpy as np
 import zarr
 
-from ..cube.read import array_at, dims_of, group_at, live_group
-from ..cube.schema import IGNORED_SETTINGS, provenance
-from ..cube.write import create_rows, publish_metadata, write_labels
+from ..cube.schema import provenance
+from ..cube.store import Cube, array_at, dims_of
+from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
-from ..parallel import LOCAL_SCHEDULERS, cores, run_tasks
-from . import accepts_option, get_extractor, variable_name
+from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
+from . import FeatureSpec, feature_spec
 
 __all__ = ["compute_features", "chunks_done"]
 
-
-def _open(store: str, group: str | None) -> zarr.Group:
-    root = live_group(store, "r+")
-    if group:
-        if group not in root:
-            raise CubeError(f"no group {group!r}", path=store)
-        return group_at(root, group)
-    return root
+log = logging.getLogger(__name__)
 
 
 def chunks_done(array: zarr.Array) -> np.ndarray:
@@ -49,58 +42,42 @@ def chunks_done(array: zarr.Array) -> np.ndarray:
     return done
 
 
-def _worker_threads(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """On a dask.distributed worker, give the extractor the worker's thread budget.
-
-    A worker owns ``nthreads`` cores of its machine; letting TensorFlow take all the
-    machine's cores in every worker would put more threads than cores to work.
-    """
-    if "threads" in options or not accepts_option(name, "threads"):
-        return options
-    try:
-        from distributed import get_worker
-
-        return {**options, "threads": get_worker().state.nthreads}
-    except (ImportError, ValueError):  # not running on a distributed worker
-        return options
-
-
 def _feature_chunk(
-    store: str,
+    cube: Cube,
     group: str | None,
-    var: str,
-    name: str,
-    options: dict[str, Any],
+    spec: FeatureSpec,
+    threads: int | None,
     start: int,
     stop: int,
 ) -> int:
-    node = _open(store, group)
+    node = cube.group(group)
     pixels = np.asarray(array_at(node, "pixels")[start:stop])
     if "rot_angle" in node:
         angles = np.asarray(array_at(node, "rot_angle")[start:stop])
     else:
         angles = np.zeros(stop - start, dtype=np.int16)
-    extractor = get_extractor(name, **_worker_threads(name, options))
+    extractor = spec.build(worker_thread_budget(threads))
     values = np.asarray(extractor(pixels, angles), dtype=np.float32)
-    if values.shape != (stop - start, extractor.n_features) or not np.isfinite(values).all():
+    want = (stop - start, spec.n_features)
+    if values.shape != want or not np.isfinite(values).all():
         raise FeatureError(
-            f"extractor {name!r} returned {values.shape} with non-finite values"
-            if values.shape == (stop - start, extractor.n_features)
-            else f"extractor {name!r} returned shape {values.shape}",
-            path=store,
+            f"extractor {spec.name!r} returned {values.shape} with non-finite values"
+            if values.shape == want
+            else f"extractor {spec.name!r} returned shape {values.shape}",
+            path=cube.location,
             member=f"{group or ''}/pixels[{start}:{stop}]",
-            expected=f"finite float32 of shape {(stop - start, extractor.n_features)}",
+            expected=f"finite float32 of shape {want}",
         )
-    array_at(node, var)[start:stop] = values
+    array_at(node, spec.variable)[start:stop] = values
     return stop - start
 
 
 def compute_features(
-    cube: str,
-    name: str,
+    cube: str | os.PathLike[str] | Cube,
+    name: str | FeatureSpec,
     *,
     group: str | None = None,
-    scheduler: str = "threads",
+    scheduler: str | None = None,
     progress: bool = True,
     overwrite: bool = False,
     rows: tuple[int, int] | None = None,
@@ -111,101 +88,92 @@ def compute_features(
     Parameters
     ----------
     cube
-        Path or URL of the cube.
+        Path, URL or :class:`~oathcube.cube.store.Cube`.
     name
-        A registered extractor (``handcrafted``, ``inception_v4``).
+        A registered extractor (``handcrafted``, ``inception_v4``), or a
+        :class:`~oathcube.features.FeatureSpec` already checked.
     group
         ``None`` for the labelled images (dimension ``image``), or a station
         group such as ``stations/fsmi`` (dimension ``time``; frames unrotated).
     scheduler
-        ``threads``, ``processes``, ``synchronous`` or a ``tcp://`` address.
+        ``threads``, ``processes``, ``synchronous``, a ``tcp://`` address, or None
+        (a ``distributed.Client`` the caller has, else threads).
     progress
-        Show dask's progress bar and a closing images/s line.
+        Show a progress bar and a closing images/s line.
     overwrite
         Recompute every chunk, even when the variable exists with other settings.
     rows
         Only the chunks that overlap positions ``rows[0]:rows[1]`` (default: all).
     **options
         Passed to the extractor (``checkpoint``, ``layer``, ``precision``,
-        ``batch_size``, ``random_weights``).
+        ``batch_size``, ``random_weights``) when ``name`` is a name.
 
     Raises
     ------
     CubeError, FeatureError
-        No cube or pixels; an existing variable made with other settings.
+        No cube or pixels; an existing variable made with other settings; a bad
+        option (all checked before anything is written or built).
     """
-    node = _open(cube, group)
+    check_scheduler(scheduler)
+    spec = name if isinstance(name, FeatureSpec) else feature_spec(name, **options)
+    cube = Cube.open(cube, "r+", complete=False)
+    node = cube.group(group)
     if "pixels" not in node:
-        raise CubeError("no pixels to compute features from", path=cube, member=group)
+        raise CubeError("no pixels to compute features from", path=cube.where(group))
     pixels = array_at(node, "pixels")
     n, size = pixels.shape[0], pixels.chunks[0]
     dim = (dims_of(pixels) or ("image",))[0]
-    var = variable_name(name)
-
-    workers = cores()
-    if scheduler == "processes" and "threads" not in options and accepts_option(name, "threads"):
-        # Each worker process gets its share of the cores: never more threads than cores.
-        options = {**options, "threads": max(1, cores() // workers)}
-    extractor = get_extractor(name, **options)
-    attrs = provenance(**{"extractor": name, **extractor.attrs()})
-    attrs["long_name"] = f"{name} features of pixels"
+    var = spec.variable
+    attrs = provenance(**spec.attrs)
+    attrs["long_name"] = f"{spec.name} features of pixels"
 
     if var in node and not overwrite:
         old = dict(array_at(node, var).attrs)
-        changed = [
-            k for k, v in attrs.items() if k not in IGNORED_SETTINGS and k in old and old[k] != v
-        ]
+        changed = [k for k in spec.differences(old) if k in old and k in attrs]
         if changed:
             raise FeatureError(
                 f"{var} exists with other settings ({', '.join(changed)})",
-                path=cube,
+                path=cube.where(group),
                 expected="the same settings to resume, or --overwrite to recompute",
             )
         array = array_at(node, var)
         if array.shape[0] < n:  # a station archive grew since: extend, keep what is there
             array.resize((n, array.shape[1]))
     else:
-        featdim = extractor.dim
         array = create_rows(
-            node, var, (n, extractor.n_features), size, "float32", np.nan, [dim, featdim], attrs
+            node, var, (n, spec.n_features), size, "float32", np.nan, [dim, spec.dim], attrs
         )
-        labels = extractor.feature_labels()
-        if labels is not None and featdim not in node:
-            write_labels(node, featdim, labels)
+        if spec.labels is not None and spec.dim not in node:
+            write_labels(node, spec.dim, list(spec.labels))
 
     done = chunks_done(array)
     lo, hi = rows or (0, n)
     todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
-    if progress:
-        print(
-            f"{var}: {len(todo)} chunks to compute ({len(done) - len(todo)} of {len(done)} "
-            "already done)",
-            file=sys.stderr,
-            flush=True,
-        )
+    log.info(
+        "%s: %d chunks to compute (%d of %d already done)",
+        var,
+        len(todo),
+        len(done) - len(todo),
+        len(done),
+    )
+    import dask
+
+    budget = thread_budget(scheduler)
     tasks = [
-        dask.delayed(_feature_chunk)(
-            cube, group, var, name, options, i * size, min(n, (i + 1) * size)
-        )
+        dask.delayed(_feature_chunk)(cube, group, spec, budget, i * size, min(n, (i + 1) * size))
         for i in todo
     ]
     tic = time.perf_counter()
-    local = scheduler in LOCAL_SCHEDULERS
     counts = run_tasks(
         tasks,
         scheduler,
-        num_workers=workers if local else None,
         progress=progress,
-        label=f"computing {var} ({scheduler})",
+        label=f"computing {var} ({scheduler or 'threads'})",
         total=sum(min(n, (i + 1) * size) - i * size for i in todo),
     )
     elapsed = time.perf_counter() - tic
-    if progress and counts:
+    if counts:
         total = sum(counts)
-        print(
-            f"{var}: {total} images in {elapsed:.1f} s ({total / elapsed:.1f} images/s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    publish_metadata(cube)
+        log.info("%s: %d images in %.1f s (%.1f images/s)", var, total, elapsed, total / elapsed)
+    cube.publish()
     return var

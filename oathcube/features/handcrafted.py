@@ -48,7 +48,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import graycomatrix, graycoprops
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FeatureError
 from ..imaging import rotate_like_oath, sky_disc_mask
 
@@ -282,6 +282,20 @@ class HandcraftedExtractor:
                 "tensor, GLCM, uniform LBP, top-hat star counts, edge sharpness, moments"
             ),
         }
+
+    @classmethod
+    def options_from_attrs(cls, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The constructor options that reproduce features recorded with ``attrs``."""
+        out: dict[str, Any] = {}
+        if "rotate" in attrs:
+            out["rotate"] = bool(int(attrs["rotate"]))
+        for key in ("hist_bins", "n_annuli", "glcm_levels"):
+            if key in attrs:
+                out[key] = int(attrs[key])
+        for key in ("glcm_distances", "lbp_radii", "star_thresholds"):
+            if key in attrs:
+                out[key] = tuple(int(v) for v in attrs[key])
+        return out
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray) -> np.ndarray:
         """Return float32 features ``(n, n_features)`` for ``n`` frames.

@@ -19,6 +19,7 @@ one dask thread prepares a batch while another runs TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
@@ -27,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import CheckpointError, FeatureError
 from ..imaging import rotate_like_oath, to_rgb
+from . import FeatureSpec
 from .inception_net import (
     INPUT_SIZE,
     InceptionV4Net,
@@ -267,6 +269,18 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
     return os.fspath(checkpoint)
 
 
+@functools.lru_cache(maxsize=8)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return checkpoint_sha256(path)
+
+
+def _cached_sha256(path: str) -> str:
+    """The checkpoint's SHA-256, hashed once per process for unchanged files."""
+    files = checkpoint_files(path)
+    stats = [f.stat() for f in files]
+    return _sha256_of(path, sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats))
+
+
 class InceptionV4Extractor:
     """TF-slim Inception-v4 features of cube images (see the module docstring).
 
@@ -299,6 +313,9 @@ class InceptionV4Extractor:
 
     name = "inception_v4"
 
+    #: The constructor takes a TensorFlow thread budget (see oathcube.parallel).
+    threaded = True
+
     def __init__(
         self,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -308,49 +325,132 @@ class InceptionV4Extractor:
         random_weights: bool = False,
         threads: int | None = None,
     ) -> None:
-        if layer not in LAYERS:
-            raise FeatureError(
-                f"unknown Inception-v4 layer {layer!r}", expected=f"one of {', '.join(LAYERS)}"
-            )
-        if precision not in ("fp32", "bf16"):
-            raise FeatureError(f"unknown precision {precision!r}", expected="fp32 or bf16")
-        if int(batch_size) < 1:
-            raise FeatureError(f"batch size {batch_size}", expected="a batch size of 1 or more")
+        # Every check (and the checkpoint's hash) runs before TensorFlow is imported,
+        # so a bad option or a missing checkpoint fails in milliseconds.
+        spec = self.describe(
+            checkpoint=checkpoint,
+            layer=layer,
+            precision=precision,
+            batch_size=batch_size,
+            random_weights=random_weights,
+        )
+        self._attrs = spec.attrs
         self.layer = layer
         self.dim, self.n_features = LAYERS[layer]
         self.precision = precision
         self.batch_size = int(batch_size)
         self.random_weights = bool(random_weights)
-        if precision == "bf16" and not bf16_native():
-            warnings.warn(
-                "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so bfloat16 "
-                "is emulated and will be slower than fp32",
-                UserWarning,
-                stacklevel=2,
-            )
-        # Resolve and find the checkpoint before importing TensorFlow, so a
-        # missing one fails in milliseconds.
-        self.checkpoint: str | None = None
-        if not self.random_weights:
-            self.checkpoint = resolve_checkpoint(checkpoint)
-            checkpoint_files(self.checkpoint)
+        self.checkpoint: str | None = spec.options.get("checkpoint")
         self.threads = configure_threads(threads, strict=threads is not None)
 
         self._net: InceptionV4Net = build_inception_v4([layer], precision=precision)
         if self.random_weights:
             values = random_variables(self._net.variables)
-            self._sha256 = ""
         else:
-            assert self.checkpoint is not None  # resolved above unless random_weights
+            assert self.checkpoint is not None  # resolved by describe unless random_weights
             values = read_checkpoint(
                 self.checkpoint, self._net.required_variables(), self._net.variables
             )
-            self._sha256 = checkpoint_sha256(self.checkpoint)
         self._net.load(values)
         del values
         self._lock = threading.Lock()
         # Trace once now, not inside the first dask task.
         self._run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32))
+
+    @classmethod
+    def describe(
+        cls,
+        checkpoint: str | os.PathLike[str] | None = None,
+        layer: str = "Logits",
+        precision: str = "fp32",
+        batch_size: int = 32,
+        random_weights: bool = False,
+        threads: int | None = None,
+    ) -> FeatureSpec:
+        """Check the options and say what the extractor computes, without building it.
+
+        The checkpoint is resolved and hashed (its SHA-256 is a value setting);
+        neither TensorFlow nor the network is touched.
+
+        Raises
+        ------
+        CheckpointError
+            No checkpoint given or found.
+        FeatureError
+            An unknown layer or precision, or a batch size below 1.
+        """
+        if layer not in LAYERS:
+            raise FeatureError(
+                f"unknown Inception-v4 layer {layer!r}",
+                path="--layer",
+                expected=f"one of {', '.join(LAYERS)}",
+            )
+        if precision not in ("fp32", "bf16"):
+            raise FeatureError(
+                f"unknown precision {precision!r}", path="--precision", expected="fp32 or bf16"
+            )
+        if int(batch_size) < 1:
+            raise FeatureError(
+                f"batch size {batch_size}",
+                path="--batch-size",
+                expected="a batch size of 1 or more",
+            )
+        if threads is not None and int(threads) < 1:
+            raise FeatureError(f"{threads} threads", expected="1 or more")
+        if precision == "bf16" and not bf16_native():
+            warnings.warn(
+                "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so bfloat16 "
+                "is emulated and will be slower than fp32",
+                UserWarning,
+                stacklevel=3,
+            )
+        resolved: str | None = None
+        sha256 = ""
+        if not random_weights:
+            resolved = resolve_checkpoint(checkpoint)
+            checkpoint_files(resolved)
+            sha256 = _cached_sha256(resolved)
+        attrs: dict[str, Any] = {
+            "extractor": cls.name,
+            "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
+            "Nickisch (2018)",
+            "checkpoint": "" if resolved is None else str(Path(resolved).resolve()),
+            "checkpoint_sha256": sha256,
+            "layer": layer,
+            "precision": precision,
+            "oathcube_version": __version__,
+            "preprocessing": PREPROCESSING,
+            "random_weights": int(bool(random_weights)),
+        }
+        if random_weights:
+            attrs["warning"] = RANDOM_WEIGHTS_WARNING
+        options: dict[str, Any] = {
+            "layer": layer,
+            "precision": precision,
+            "batch_size": int(batch_size),
+            "random_weights": bool(random_weights),
+        }
+        if resolved is not None:
+            options["checkpoint"] = resolved
+        if threads is not None:
+            options["threads"] = int(threads)
+        dim, n = LAYERS[layer]
+        return FeatureSpec(
+            name=cls.name, dim=dim, n_features=n, attrs=attrs, options=options, threaded=True
+        )
+
+    @classmethod
+    def options_from_attrs(cls, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The options that reproduce features recorded with ``attrs``.
+
+        The layer and whether the weights were random come from the record; the
+        checkpoint's bytes are recorded as a hash, so where the checkpoint is
+        stays the caller's to say (``--checkpoint`` or the environment).
+        """
+        return {
+            "layer": str(attrs.get("layer", "Logits")),
+            "random_weights": bool(int(attrs.get("random_weights", 0))),
+        }
 
     def feature_labels(self) -> None:
         """Inception-v4 features have no names."""
@@ -358,20 +458,7 @@ class InceptionV4Extractor:
 
     def attrs(self) -> dict[str, Any]:
         """Provenance recorded on ``features_inception_v4`` in the cube."""
-        out: dict[str, Any] = {
-            "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
-            "Nickisch (2018)",
-            "checkpoint": "" if self.checkpoint is None else str(Path(self.checkpoint).resolve()),
-            "checkpoint_sha256": self._sha256,
-            "layer": self.layer,
-            "precision": self.precision,
-            "oathcube_version": __version__,
-            "preprocessing": PREPROCESSING,
-            "random_weights": int(self.random_weights),
-        }
-        if self.random_weights:
-            out["warning"] = RANDOM_WEIGHTS_WARNING
-        return out
+        return dict(self._attrs)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -38,10 +38,16 @@ import imageio.v3 as iio
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from ._version import __version__
+from .errors import ExistsError, OptionError
+from .labels import CLASS6_NAMES as CLASS_NAMES
+from .labels import N_FOLDS, SPLIT_SEED
+
 __all__ = [
     "CLASS_NAMES",
     "OATH_CLASS_COUNTS",
     "STATION_LONGITUDES",
+    "check_synth_options",
     "class_counts",
     "render_sky",
     "station_night",
@@ -49,9 +55,6 @@ __all__ = [
     "synth_logits",
     "write_split",
 ]
-
-#: ``picType`` of class6 = 0..5, as spelled in ``classifications.csv``.
-CLASS_NAMES: tuple[str, ...] = ("arc", "diffuse", "discrete", "cloudy", "moon", "noaurora")
 
 #: Images per class6 in the real OATH v1.1 (5,824 in all).
 OATH_CLASS_COUNTS: tuple[int, ...] = (774, 1102, 1400, 852, 614, 1082)
@@ -86,8 +89,6 @@ STATION_LONGITUDES: dict[str, float] = {
 }
 
 N_LOGITS = 1001
-SPLIT_SEED = 1804  # the seed ridge.py's comment gives for train_test_split.csv
-N_FOLDS = 5
 DASHES = "-" * 79
 # Month abbreviations of files_origin.csv, spelled out so that the locale cannot change them
 # (strftime's %b follows LC_TIME).
@@ -356,9 +357,9 @@ def render_sky(class6: int, rng: np.random.Generator, size: int = 256) -> np.nda
         If ``class6`` is not in 0..5 or ``size`` is below 16.
     """
     if class6 not in range(6):
-        raise ValueError(f"class6 must be 0..5 (arc..noaurora), got {class6!r}")
+        raise OptionError(f"class6 must be 0..5 (arc..noaurora), got {class6!r}")
     if size < 16:
-        raise ValueError(f"size must be at least 16 pixels, got {size}")
+        raise OptionError(f"size must be at least 16 pixels, got {size}")
     g = _grid(size)
 
     # The sky itself: airglow and light pollution grow towards the horizon.
@@ -700,12 +701,6 @@ does not reproduce them: oathcube implements both protocols itself
 """
 
 
-def _version() -> str:
-    from oathcube import __version__
-
-    return __version__
-
-
 @lru_cache(maxsize=1)
 def _tqdm() -> Callable[..., Any]:
     from tqdm.auto import tqdm
@@ -726,7 +721,16 @@ def _fresh_dir(out: Path) -> Path:
     that looks like a finished archive.
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out}: already exists and is not an empty folder")
+        raise ExistsError(
+            "already exists and is not an empty folder",
+            path=out,
+            expected="a new or empty folder (nothing is ever written over)",
+        )
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OptionError(
+                f"{parent} is a file", path=out, expected="a folder path whose parents are folders"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
 
@@ -769,6 +773,14 @@ def _run_parallel(jobs: list[tuple], work: Callable[..., None], progress: bool, 
         bar.close()
 
 
+def check_synth_options(n: int, size: int) -> None:
+    """Refuse an archive of fewer than 1 image or images smaller than 16 pixels."""
+    if n < 1:
+        raise OptionError(f"n must be at least 1, got {n}", path="--n")
+    if size < 16:
+        raise OptionError(f"size must be at least 16 pixels, got {size}", path="--size")
+
+
 def synth(
     out: str | Path,
     n: int = 5824,
@@ -802,15 +814,10 @@ def synth(
 
     Raises
     ------
-    ValueError
-        If ``n < 1`` or ``size < 16``.
-    FileExistsError
-        If ``out`` exists and is not an empty folder.
+    OptionError
+        If ``n < 1`` or ``size < 16``, or ``out`` exists and is not an empty folder.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    check_synth_options(n, size)
     out = Path(out)
     tmp = _fresh_dir(out)
     try:
@@ -818,7 +825,7 @@ def synth(
             (tmp / sub).mkdir(parents=True)
         cat = _catalogue(seed, n)
         (tmp / "00_README").write_text(
-            _README.format(version=_version(), seed=seed, n=n, size=size), encoding="ascii"
+            _README.format(version=__version__, seed=seed, n=n, size=size), encoding="ascii"
         )
         (tmp / "code" / "README").write_text(_CODE_README, encoding="ascii")
         _write_classifications(tmp / "classifications" / "classifications.csv", cat, seed)
@@ -913,22 +920,22 @@ def station_night(
         If ``out`` exists and is not an empty folder.
     """
     if station not in STATION_LONGITUDES:
-        raise ValueError(
+        raise OptionError(
             f"unknown THEMIS station {station!r}; known: {', '.join(sorted(STATION_LONGITUDES))}"
         )
     try:
         t0 = datetime.fromisoformat(start)
     except ValueError as exc:
-        raise ValueError(f"start {start!r} is not an ISO 8601 time: {exc}") from None
+        raise OptionError(f"start {start!r} is not an ISO 8601 time: {exc}") from None
     if t0.tzinfo is not None:
-        raise ValueError(f"start {start!r} must be UTC without a time zone suffix")
+        raise OptionError(f"start {start!r} must be UTC without a time zone suffix")
     bad = [c for c in sequence if c not in range(6)]
     if bad or not sequence:
-        raise ValueError(f"sequence must hold classes 0..5, got {tuple(sequence)!r}")
+        raise OptionError(f"sequence must hold classes 0..5, got {tuple(sequence)!r}")
     if frames_per_class < 1:
-        raise ValueError(f"frames_per_class must be at least 1, got {frames_per_class}")
+        raise OptionError(f"frames_per_class must be at least 1, got {frames_per_class}")
     if cadence_s < 1:
-        raise ValueError(
+        raise OptionError(
             f"cadence_s must be at least 1 s (file names hold seconds), got {cadence_s}"
         )
     out = Path(out)
@@ -954,7 +961,7 @@ def station_night(
         readable = ", ".join(f"{c} {CLASS_NAMES[c]}" for c in sequence)
         (tmp / "00_README").write_text(
             _NIGHT_README.format(
-                version=_version(),
+                version=__version__,
                 seed=seed,
                 count=len(jobs),
                 size=size,

@@ -1,4 +1,4 @@
-"""Open a cube: plain xarray, plus an index that selects by station *and* time.
+"""An xarray index that selects a cube's labelled images by station *and* time.
 
 Plain xarray refuses two indexes on one dimension, and a ``PandasMultiIndex``
 refuses a slice on one of its levels, so ``ds.sel(station="fsmi", time=slice(a, b))``
@@ -8,32 +8,15 @@ over the single ``image`` dimension needs a custom :class:`xarray.Index`
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
 from xarray.core.indexing import IndexSelResult
 
-from ..errors import CubeError
-from .schema import STATION_GROUP
-
-__all__ = [
-    "StationTimeIndex",
-    "open_cube",
-    "open_station",
-    "cube_status",
-    "list_stations",
-    "live_group",
-    "array_at",
-    "group_at",
-    "dims_of",
-    "attr_list",
-]
+__all__ = ["StationTimeIndex"]
 
 
 def _time_bounds(value: Any) -> tuple[np.datetime64, np.datetime64]:
@@ -146,115 +129,3 @@ class StationTimeIndex(xr.Index):
 
     def __repr__(self) -> str:
         return f"StationTimeIndex({self.names[0]}, {self.names[1]}; {self.station.size} items)"
-
-
-def live_group(cube: str | Path, mode: Literal["r", "r+"] = "r") -> zarr.Group:
-    """Open the cube's Zarr group from the store itself, never from consolidated metadata.
-
-    Consolidated metadata is what plain xarray users see (refreshed when a command
-    finishes); oathcube's own reads and writes must see arrays created since.
-
-    Raises
-    ------
-    CubeError
-        Nothing (or no Zarr group) at ``cube``.
-    """
-    try:
-        return zarr.open_group(str(cube), mode=mode, use_consolidated=False)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        raise CubeError(
-            "no cube here", path=cube, expected="a cube written by oathcube build or ingest"
-        ) from None
-
-
-def array_at(node: zarr.Group, path: str) -> zarr.Array:
-    """The array at ``path`` below ``node`` (a typed lookup: zarr returns array or group)."""
-    item = node[path]
-    if not isinstance(item, zarr.Array):
-        raise CubeError(f"{path} is a group", path=str(node.store), expected="an array")
-    return item
-
-
-def group_at(node: zarr.Group, path: str) -> zarr.Group:
-    """The group at ``path`` below ``node``."""
-    item = node[path]
-    if not isinstance(item, zarr.Group):
-        raise CubeError(f"{path} is an array", path=str(node.store), expected="a group")
-    return item
-
-
-def dims_of(array: zarr.Array) -> tuple[str, ...]:
-    """Dimension names of a Zarr v3 array (empty when it has none)."""
-    names = getattr(array.metadata, "dimension_names", None) or ()
-    return tuple(str(n) for n in names)
-
-
-def attr_list(node: zarr.Group | zarr.Array, key: str) -> list[str]:
-    """A list-valued attribute (``sources``, ``skipped``) as strings; [] when absent."""
-    value = node.attrs.get(key)
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _open_zarr(cube: str | Path, group: str | None = None, **kwargs: Any) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*consolidated.*")
-        try:
-            return xr.open_zarr(cube, group=group, **kwargs)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError) as err:
-            where = f"{cube}" + (f" (group {group})" if group else "")
-            raise CubeError(f"no cube here ({type(err).__name__})", path=where) from None
-
-
-def cube_status(cube: str | Path) -> str:
-    """Return the cube's ``oathcube_status`` attribute ("complete" once published)."""
-    return str(live_group(cube).attrs.get("oathcube_status", "unknown"))
-
-
-def open_cube(cube: str | Path, *, chunks: Any = None) -> xr.Dataset:
-    """Open a cube's labelled images, indexed by station and time.
-
-    Parameters
-    ----------
-    cube
-        Path or fsspec URL of the cube.
-    chunks
-        Passed to :func:`xarray.open_zarr` (default: the cube's own chunks).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``ds.sel(station="fsmi", time=slice("2011-01-01", "2011-02-01"))`` works.
-
-    Raises
-    ------
-    CubeError
-        No cube at ``cube``, or one that an interrupted build left incomplete.
-    """
-    status = cube_status(cube)
-    if status != "complete":
-        raise CubeError(
-            f"cube is {status}, not complete", path=cube, expected="a cube whose build finished"
-        )
-    ds = _open_zarr(cube, chunks=chunks) if chunks is not None else _open_zarr(cube)
-    if "station" in ds.coords and "time" in ds.coords:
-        ds = ds.set_xindex(["station", "time"], StationTimeIndex)
-    return ds
-
-
-def list_stations(cube: str | Path) -> list[str]:
-    """Return the station codes that have a ``stations/<code>`` group."""
-    root = live_group(cube)
-    if STATION_GROUP not in root:
-        return []
-    return sorted(name for name, _ in group_at(root, STATION_GROUP).groups())
-
-
-def open_station(cube: str | Path, station: str) -> xr.Dataset:
-    """Open one station archive (``stations/<code>``) with its monotonic ``time`` index."""
-    if station not in list_stations(cube):
-        raise CubeError(
-            f"no station {station!r} in the cube",
-            path=cube,
-            expected=f"one of {', '.join(list_stations(cube)) or '(none ingested)'}",
-        )
-    return _open_zarr(cube, group=f"{STATION_GROUP}/{station}")

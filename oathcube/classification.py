@@ -1,0 +1,188 @@
+"""Classify frames with a stored model: the missing features first, then predictions.
+
+A model carries the settings of the features it was trained on
+(``feature_settings``); :func:`classify` rebuilds the extractor from them
+(:func:`oathcube.model.model_spec`), so a user adds only where the checkpoint
+is, and every setting is compared before any feature is computed.  Predictions
+are written as ``predicted_<model>(time)`` and ``score_<model>(time, class)``
+beside the features, for every station group and for the labelled images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .cube.schema import prediction_names, provenance, station_group
+from .cube.store import Cube, array_at, dims_of
+from .cube.write import create_rows, write_labels
+from .errors import CubeError, ModelError
+from .features import FeatureSpec
+from .features.compute import compute_features
+from .ingestion import station_times
+from .model import check_feature_settings, decision_scores, model_spec
+from .parallel import check_scheduler
+from .times import parse_time
+
+__all__ = ["classify"]
+
+log = logging.getLogger(__name__)
+
+
+def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int]:
+    lo = 0 if start is None else int(np.searchsorted(times, start, side="left"))
+    hi = len(times) if end is None else int(np.searchsorted(times, end, side="right"))
+    if hi <= lo:
+        span = f"{times[0]} .. {times[-1]}" if len(times) else "no frames"
+        raise CubeError(
+            f"no frames between {start} and {end}", path=where, expected=f"a range within {span}"
+        )
+    return lo, hi
+
+
+def _write_predictions(
+    cube: Cube, group: str | None, model_name: str, model: xr.Dataset, rows: tuple[int, int]
+) -> int:
+    node = cube.group(group)
+    features = array_at(node, model.attrs["features"])
+    check_feature_settings(model, dict(features.attrs), cube.where(group))
+    pred_name, score_name, class_dim = prediction_names(model_name)
+    n, size = features.shape[0], features.chunks[0]
+    dim = (dims_of(features) or ("time",))[0]
+    classes = [str(c) for c in model["classes"].values]
+    if pred_name not in node:
+        attrs = provenance(
+            long_name=f"class predicted by {model_name}",
+            flag_values=model["class_index"].values.tolist(),
+            flag_meanings=" ".join(classes),
+            missing="-1: not classified yet",
+        )
+        create_rows(node, pred_name, (n,), size, "int8", -1, [dim], attrs)
+        attrs = {"long_name": f"decision scores of {model_name}"}
+        create_rows(
+            node, score_name, (n, len(classes)), size, "float32", np.nan, [dim, class_dim], attrs
+        )
+        write_labels(node, class_dim, classes)
+    predicted, scored = array_at(node, pred_name), array_at(node, score_name)
+    for array in (predicted, scored):
+        if array.shape[0] < n:  # the station grew since its last classification
+            array.resize((n, *array.shape[1:]))
+    lo, hi = rows
+    for start in range(lo - lo % size, hi, size):
+        a, b = max(start, lo), min(start + size, hi)
+        index, scores = decision_scores(model, np.asarray(features[a:b]))
+        predicted[a:b] = index
+        scored[a:b] = scores
+    return hi - lo
+
+
+def classify(
+    cube: str | os.PathLike[str] | Cube,
+    model: str,
+    *,
+    station: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    **feature_options: Any,
+) -> dict[str, int]:
+    """Classify frames with a stored model: missing features first, then predictions.
+
+    Parameters
+    ----------
+    cube
+        Path, URL or :class:`~oathcube.cube.store.Cube`.
+    model
+        Name of a model in ``models/`` (see :func:`oathcube.train`).
+    station
+        One station code; by default every station group and the labelled images.
+    start, end
+        Optional time range (inclusive) within the station archives.
+    scheduler
+        Where features are computed (``threads``, ``processes``, ``tcp://...``;
+        None: a ``distributed.Client`` the caller has, else threads).
+    progress
+        Show progress bars.
+    **feature_options
+        Options the model's record cannot hold: ``checkpoint`` (where the
+        Inception-v4 checkpoint is), ``batch_size``, ``precision``.  Every
+        setting that changes feature values comes from the model.
+
+    Returns
+    -------
+    dict
+        Frames classified per group (``""`` for the labelled images).
+
+    Raises
+    ------
+    OptionError
+        A bad time or scheduler (checked before anything is read).
+    ModelError
+        No such model, or features that cannot be made as the model's were.
+    """
+    check_scheduler(scheduler)
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    cube = Cube.open(cube, "r+")
+    stored = cube.model(model)
+    spec: FeatureSpec | None = model_spec(stored, **feature_options)
+    if station is not None:
+        cube.require_station(station)  # raises the CubeError that lists the stations
+    groups: list[str | None] = [
+        station_group(s) for s in ([station] if station else cube.stations())
+    ]
+    if station is None and cube.has("pixels") and t0 is None and t1 is None:
+        groups.insert(0, None)
+    if spec is None:
+        groups = [g for g in groups if g is None]
+        if not groups:
+            raise ModelError(
+                f"model {model!r} uses the archive's published features, which "
+                "exist only for the labelled images",
+                path=cube.location,
+                expected="a model trained on computable features (--features)",
+            )
+    else:
+        # Every setting is compared before any feature is computed: the extractor
+        # rebuilt from the model (its checkpoint's hash included), and features
+        # already stored in each group.
+        check_feature_settings(stored, spec.attrs, f"{spec.name} extractor for {model}")
+        trained_on = int(stored["coef"].shape[1])
+        if spec.n_features != trained_on:
+            raise ModelError(
+                f"the model's feature_settings {stored.attrs.get('feature_settings')} make "
+                f"{spec.n_features} features per frame",
+                path=cube.where(f"models/{model}"),
+                expected=f"{trained_on}, the columns of the model's coef",
+            )
+        for group in groups:
+            node = cube.group(group)
+            if spec.variable in node:
+                check_feature_settings(
+                    stored, dict(array_at(node, spec.variable).attrs), cube.where(group)
+                )
+    done: dict[str, int] = {}
+    for group in groups:
+        if group is None or (t0 is None and t1 is None):
+            # The whole archive: its length is in the metadata, no time axis to read.
+            rows = (0, array_at(cube.group(group), "pixels").shape[0])
+        else:
+            code = group.split("/", 1)[1]
+            rows = _rows(station_times(cube, code), t0, t1, cube.where(group))
+        if spec is not None:
+            compute_features(
+                cube, spec, group=group, scheduler=scheduler, progress=progress, rows=rows
+            )
+        done[group or ""] = _write_predictions(cube, group, model, stored, rows)
+        log.info(
+            "classified %d frames of %s with %s",
+            done[group or ""],
+            group or "the labelled images",
+            model,
+        )
+    cube.publish()
+    return done

@@ -1,0 +1,61 @@
+"""Times and time bins given by users: parsed and checked before any work starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import OptionError
+
+__all__ = ["parse_time", "check_freq"]
+
+
+def parse_time(value: Any, option: str) -> np.datetime64 | None:
+    """``value`` as a UTC ``datetime64[ns]`` (None stays None).
+
+    Parameters
+    ----------
+    value
+        An ISO 8601 string (``2011-01-06``, ``2011-01-06T17:00``), a datetime or a
+        numpy/pandas time; a zone-aware time is converted to UTC.
+    option
+        The option it came from, named in the error.
+
+    Raises
+    ------
+    OptionError
+        ``value`` is not a time.
+    """
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise OptionError(
+            f"{value!r} is not a time",
+            path=option,
+            expected="an ISO 8601 UTC time such as 2011-01-06T17:00",
+        )
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(stamp.to_datetime64(), "ns")
+
+
+def check_freq(freq: str) -> str:
+    """Refuse a bin width that pandas cannot resample with (before any work starts)."""
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError):
+        offset = None
+    # Calendar offsets (month ends, years) are fine for resampling; only the sign matters.
+    if offset is None or offset.n <= 0:
+        raise OptionError(
+            f"bin width {freq!r}",
+            path="--freq",
+            expected="a positive pandas frequency such as 10min, 1h or 1D",
+        )
+    return freq
