@@ -12,6 +12,7 @@ import oathcube.features as registry
 from oathcube import build, compute_features, evaluate
 from oathcube.cli import app
 from oathcube.errors import FeatureError
+from oathcube.features import FEATURE_TOLERANCE
 
 
 class CountingExtractor:
@@ -99,8 +100,10 @@ def test_handcrafted_equal_on_threads_processes_and_distributed(
             compute_features(cube, "handcrafted", scheduler=scheduler, progress=False)
         results[scheduler] = xr.open_zarr(cube, consolidated=False).features_handcrafted.values
     assert np.isfinite(results["threads"]).all()
-    np.testing.assert_array_equal(results["threads"], results["processes"])
-    np.testing.assert_array_equal(results["threads"], results["cluster"])
+    # Across schedulers the promise is a tolerance, not bits (see FEATURE_TOLERANCE).
+    atol = FEATURE_TOLERANCE * float(np.abs(results["threads"]).max())
+    np.testing.assert_allclose(results["processes"], results["threads"], rtol=0, atol=atol)
+    np.testing.assert_allclose(results["cluster"], results["threads"], rtol=0, atol=atol)
 
 
 @pytest.mark.slow
@@ -148,8 +151,18 @@ def test_inception_random_weights_threads_equal_distributed(
             progress=False,
         )
     b = xr.open_zarr(clustered, consolidated=False).features_inception_v4.values
-    np.testing.assert_array_equal(a.values[:16], b[:16])
+    # 1-thread workers sum in another order than the threaded run's 2-thread pool: the
+    # README promises agreement within FEATURE_TOLERANCE of the largest value, not bits.
+    scale = float(np.abs(a.values[:16]).max())
+    np.testing.assert_allclose(b[:16], a.values[:16], rtol=0, atol=FEATURE_TOLERANCE * scale)
     assert np.isnan(b[16:]).all()  # rows outside the range were left for later
+    # The same settings on the same machine and scheduler give the same bits.
+    again = build(archive, tmp_path / "again.zarr", progress=False, chunk_images=8)
+    compute_features(
+        again, "inception_v4", random_weights=True, batch_size=8, rows=rows, progress=False
+    )
+    c = xr.open_zarr(again, consolidated=False).features_inception_v4.values
+    np.testing.assert_array_equal(c[:16], a.values[:16])
 
 
 def test_inception_without_checkpoint_says_where_it_comes_from(

@@ -32,6 +32,7 @@ from ..errors import FeatureError
 __all__ = [
     "FeatureExtractor",
     "FeatureSpec",
+    "FEATURE_TOLERANCE",
     "IGNORED_SETTINGS",
     "REGISTRY",
     "extractor_class",
@@ -107,6 +108,12 @@ IGNORED_SETTINGS = frozenset(
         "preprocessing",
     }
 )
+
+#: What oathcube promises about float features computed twice.  With the same settings,
+#: scheduler and thread count on one machine: the same bits.  Across schedulers, thread
+#: counts or CPUs, where TensorFlow sums in another order: every value within
+#: ``FEATURE_TOLERANCE`` times the largest absolute value of the features compared.
+FEATURE_TOLERANCE = 1e-5
 
 _CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], FeatureExtractor] = {}
 _CACHE_LOCK = threading.Lock()
