@@ -125,7 +125,9 @@ def _scheduler(value: str) -> str:
     try:
         check_scheduler(value)
     except OptionError as err:
-        raise typer.BadParameter(str(err.message), param_hint="--scheduler") from None
+        raise typer.BadParameter(
+            f"{err.message} (expected {err.expected})", param_hint="--scheduler"
+        ) from None
     return value
 
 

@@ -257,7 +257,7 @@ def build(
         )
     with staging(location, overwrite) as target:
         # Check the target first: a long read must not end in "already exists".
-        archive = read_oath(source)
+        archive = read_oath(Path(source))
         kind = "SYNTHETIC archive" if archive.synthetic else "archive"
         log.info(
             "%s %s: %d images %s, split: %s",

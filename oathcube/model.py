@@ -107,20 +107,35 @@ def _features_variable(ds: xr.Dataset, features: str) -> str:
     return var
 
 
-def feature_matrix(ds: xr.Dataset, features: str) -> tuple[np.ndarray, str]:
+def feature_matrix(
+    ds: xr.Dataset, features: str, cube: Cube | None = None
+) -> tuple[np.ndarray, str]:
     """Return the float32 ``(image, feature)`` matrix of ``features`` and its variable name.
+
+    Parameters
+    ----------
+    ds
+        The labelled images.
+    features
+        ``published`` or an extractor name.
+    cube
+        The Cube ``ds`` came from: the matrix is then read from its store, and a
+        damaged chunk is named in the error.
 
     Raises
     ------
     CubeError
-        The variable is missing or has unwritten (NaN) rows: an unfinished run.
+        The variable is missing, has unwritten (NaN) rows (an unfinished run), or
+        a damaged chunk.
     """
     var = _features_variable(ds, features)
-    values = np.asarray(ds[var].values, dtype=np.float32)
+    raw = cube.read(var) if cube is not None else ds[var].values
+    values = np.asarray(raw, dtype=np.float32)
     missing = ~np.isfinite(values).all(axis=1)
     if missing.any():
         raise CubeError(
             f"{var} is incomplete: {int(missing.sum())} of {len(values)} rows not computed",
+            path=None if cube is None else cube.location,
             expected="a finished `oathcube features` run (rerun it to resume)",
         )
     return values, var
@@ -158,8 +173,11 @@ def _ridge(alpha: float) -> Any:
     return RidgeClassifier(alpha=alpha)
 
 
-def _labelled(cube: str | os.PathLike[str] | Cube | xr.Dataset) -> xr.Dataset:
-    return cube if isinstance(cube, xr.Dataset) else Cube.open(cube).labelled()
+def _labelled(cube: str | os.PathLike[str] | Cube | xr.Dataset) -> tuple[xr.Dataset, Cube | None]:
+    if isinstance(cube, xr.Dataset):
+        return cube, None
+    opened = Cube.open(cube)
+    return opened.labelled(), opened
 
 
 def evaluate(
@@ -185,8 +203,8 @@ def evaluate(
 
     check_target(target)
     alpha = check_alpha(alpha)
-    ds = _labelled(cube)
-    X, var = feature_matrix(ds, features)
+    ds, opened = _labelled(cube)
+    X, var = feature_matrix(ds, features, opened)
     y, names = _target(ds, target)
     split = np.asarray(ds["split"].values).astype(np.int64)
     n = len(y)
@@ -195,7 +213,7 @@ def evaluate(
         raise CubeError(
             f"{n} labelled image{'s' if n != 1 else ''}: ridge.py's protocol trains on "
             f"{ntrain} and tests on {n - ntrain}",
-            path=ds.encoding.get("source"),
+            path=None if opened is None else opened.location,
             expected="at least 4 labelled images",
         )
     accuracies: list[float] = []
@@ -204,6 +222,7 @@ def evaluate(
         if np.unique(y[train_idx]).size < 2:
             raise CubeError(
                 f"fold {k} trains on one class only",
+                path=None if opened is None else opened.location,
                 member="split",
                 expected=f"training images of at least two {target} classes",
             )
@@ -262,7 +281,7 @@ def train(
     alpha = check_alpha(alpha)
     cube = Cube.open(cube, "r+")
     ds = cube.labelled()
-    X, var = feature_matrix(ds, features)
+    X, var = feature_matrix(ds, features, cube)
     y, names = _target(ds, target)
     if np.unique(y).size < 2:
         raise CubeError(

@@ -709,7 +709,16 @@ def _read_features(data: bytes, path: str, table: pd.DataFrame) -> np.ndarray:
                     path=path,
                     expected="datasets Logits (N, 1001) and filenames",
                 )
-            logits = np.asarray(h5["Logits"][()], dtype=np.float32)
+            dataset = h5["Logits"]
+            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
+                kind = getattr(dataset, "dtype", "a group")
+                raise ArchiveError(
+                    f"Logits holds {kind}",
+                    path=path,
+                    member="Logits",
+                    expected="numbers (float32 Inception-v4 Logits)",
+                )
+            logits = np.asarray(dataset[()], dtype=np.float32)
             filenames = (
                 [f.decode() if isinstance(f, bytes) else str(f) for f in h5["filenames"][()]]
                 if "filenames" in h5
@@ -718,6 +727,11 @@ def _read_features(data: bytes, path: str, table: pd.DataFrame) -> np.ndarray:
     except OSError as err:
         raise ArchiveError(f"not a readable HDF5 file ({err})", path=path) from None
     n = len(table)
+    if not np.isfinite(logits).all():
+        bad = int(np.flatnonzero(~np.isfinite(logits).all(axis=-1))[0])
+        raise ArchiveError(
+            f"Logits row {bad} holds NaN or infinity", path=path, expected="finite numbers"
+        )
     if logits.ndim != 2 or logits.shape[0] != n:
         raise ArchiveError(
             f"Logits has shape {logits.shape}",

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 import zarr
 import zarr.errors
@@ -45,6 +46,7 @@ __all__ = [
     "group_at",
     "dims_of",
     "attr_list",
+    "read_rows",
 ]
 
 Mode = Literal["r", "r+"]
@@ -127,6 +129,40 @@ def dims_of(array: zarr.Array) -> tuple[str, ...]:
     """Dimension names of a Zarr v3 array (empty when it has none)."""
     names = getattr(array.metadata, "dimension_names", None) or ()
     return tuple(str(n) for n in names)
+
+
+def read_rows(
+    array: zarr.Array, start: int | None = None, stop: int | None = None, *, where: str = ""
+) -> np.ndarray:
+    """Rows ``start:stop`` of ``array``; a chunk that cannot be decoded is named in the error.
+
+    Zarr reports a damaged chunk as whatever its codec raises (zstd says
+    ``RuntimeError``); oathcube turns it into a :class:`CubeError` that names the
+    array and the chunk, so that users know what to rebuild.
+    """
+    try:
+        return np.asarray(array[start:stop])
+    except (RuntimeError, ValueError, OSError, EOFError) as err:
+        size = array.chunks[0] if array.ndim else 1
+        lo = (start or 0) // size
+        hi = (
+            max(lo + 1, -(-(array.shape[0] if stop is None else stop) // size)) if array.ndim else 1
+        )
+        bad = lo
+        for index in range(lo, hi):  # find the first chunk that fails on its own
+            try:
+                array[index * size : (index + 1) * size]
+            except (RuntimeError, ValueError, OSError, EOFError):
+                bad = index
+                break
+        key = "/".join(["c", str(bad), *["0"] * (array.ndim - 1)])
+        raise CubeError(
+            f"chunk {key} of {array.path} cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})",
+            path=where or str(array.store),
+            expected="an intact chunk: the cube is damaged; rebuild it, or rerun the "
+            "command that wrote this array with --overwrite",
+        ) from None
 
 
 def attr_list(node: zarr.Group | zarr.Array, key: str) -> list[str]:
@@ -237,6 +273,10 @@ class Cube:
         self._root = None
 
     def _open_root(self) -> zarr.Group:
+        if not self.is_url and Path(self.location).is_file():
+            raise CubeNotFoundError(
+                "is a file, not a cube", path=self.location, expected="a cube folder"
+            )
         try:
             node = zarr.open(self.location, mode=self.mode, use_consolidated=False)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
@@ -350,6 +390,16 @@ class Cube:
                 expected=f"one of {', '.join(have) or '(none ingested)'}",
             )
         return station_group(code)
+
+    def read(self, path: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the array at ``path``, naming a chunk that cannot be read.
+
+        Raises
+        ------
+        CubeError
+            A chunk in the range is damaged (truncated, corrupt): the error names it.
+        """
+        return read_rows(self.array(path), start, stop, where=self.location)
 
     # -- xarray views -----------------------------------------------------------------
 

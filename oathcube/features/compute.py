@@ -20,7 +20,7 @@ import numpy as np
 import zarr
 
 from ..cube.schema import provenance
-from ..cube.store import Cube, array_at, dims_of
+from ..cube.store import Cube, array_at, dims_of, read_rows
 from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
 from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
@@ -37,7 +37,7 @@ def chunks_done(array: zarr.Array) -> np.ndarray:
     n_chunks = math.ceil(array.shape[0] / size) if array.shape[0] else 0
     done = np.zeros(n_chunks, dtype=bool)
     for i in range(n_chunks):
-        block = array[i * size : (i + 1) * size]
+        block = read_rows(array, i * size, (i + 1) * size)
         done[i] = bool(np.isfinite(block).all())
     return done
 
@@ -51,9 +51,9 @@ def _feature_chunk(
     stop: int,
 ) -> int:
     node = cube.group(group)
-    pixels = np.asarray(array_at(node, "pixels")[start:stop])
+    pixels = read_rows(array_at(node, "pixels"), start, stop, where=cube.location)
     if "rot_angle" in node:
-        angles = np.asarray(array_at(node, "rot_angle")[start:stop])
+        angles = read_rows(array_at(node, "rot_angle"), start, stop, where=cube.location)
     else:
         angles = np.zeros(stop - start, dtype=np.int16)
     extractor = spec.build(worker_thread_budget(threads))
