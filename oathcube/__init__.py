@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
 from .errors import OathcubeError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from ._version import __version__ as __version__
     from .classification import classify as classify
     from .cube.store import Cube as Cube
     from .cube.store import open_cube as open_cube
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
 
 #: public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "__version__": "oathcube._version",
     "Cube": "oathcube.cube.store",
     "open_cube": "oathcube.cube.store",
     "open_station": "oathcube.cube.store",

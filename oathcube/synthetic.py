@@ -42,6 +42,7 @@ from ._version import __version__
 from .errors import ExistsError, OptionError
 from .labels import CLASS6_NAMES as CLASS_NAMES
 from .labels import N_FOLDS, SPLIT_SEED
+from .parallel import cores
 
 __all__ = [
     "CLASS_NAMES",
@@ -757,7 +758,7 @@ def _run_parallel(jobs: list[tuple], work: Callable[..., None], progress: bool, 
     nearly halve the time; each job owns its random generator, so the result does not
     depend on the scheduling.
     """
-    workers = min(4, os.cpu_count() or 1)
+    workers = min(4, cores())
     bar = _tqdm()(total=len(jobs), desc=desc, unit="img", disable=not progress)
     try:
         # The smooth fields are small matrix products that a multi-threaded BLAS slows

@@ -175,3 +175,29 @@ def test_public_names_resolve() -> None:
     assert callable(oathcube.build) and callable(oathcube.synth)
     with pytest.raises(AttributeError):
         _ = oathcube.no_such_name  # type: ignore[attr-defined]
+
+
+def test_every_imported_package_is_declared() -> None:
+    import importlib.metadata as md
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {
+        d.split(">")[0].split("=")[0].split("[")[0].strip().lower().replace("_", "-")
+        for d in project["dependencies"]
+    }
+    tops: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                tops.add(node.module.split(".")[0])
+    third_party = {t for t in tops - set(sys.stdlib_module_names) if t != "oathcube"}
+    dists = md.packages_distributions()
+    missing = {
+        top: dists.get(top, [top])
+        for top in sorted(third_party)
+        if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & declared
+    }
+    assert missing == {}

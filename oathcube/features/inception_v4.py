@@ -31,6 +31,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import CheckpointError, FeatureError
 from ..imaging import rotate_like_oath, to_rgb
+from ..parallel import cores
 from . import FeatureSpec
 from .inception_net import (
     INPUT_SIZE,
@@ -205,13 +206,6 @@ def bf16_native() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def configure_threads(threads: int | None = None, *, strict: bool = False) -> int:
     """Set TensorFlow's intra-op pool to ``threads`` (default: the usable cores).
 
@@ -228,7 +222,7 @@ def configure_threads(threads: int | None = None, *, strict: bool = False) -> in
     """
     import tensorflow as tf
 
-    want = threads or _cores()
+    want = threads or cores()
     inter = 1 if want <= 2 else 2
     current = tf.config.threading.get_intra_op_parallelism_threads()
     if current == want:
