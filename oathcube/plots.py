@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch, Patch
 from matplotlib.transforms import blended_transform_factory
 
+from .errors import OptionError
+
 __all__ = [
     "CLASS_COLORS",
     "class_color",
@@ -101,7 +103,7 @@ def _as_grey(image: np.ndarray, what: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr[..., :3].mean(axis=2) if arr.shape[2] > 1 else arr[..., 0]
     if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(
+        raise OptionError(
             f"{what}: image of shape {np.shape(image)} (expected (y, x) or (y, x, 1|3|4))"
         )
     return arr
@@ -147,20 +149,20 @@ def plot_confusion(
 
     Raises
     ------
-    ValueError
+    OptionError
         If ``matrix`` is not square, does not match ``class_names`` or holds negative
         or non-finite values.
     """
     cm = np.asarray(matrix)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix of shape {cm.shape} (expected square (n, n))")
+        raise OptionError(f"confusion matrix of shape {cm.shape} (expected square (n, n))")
     if cm.shape[0] != len(class_names):
-        raise ValueError(
+        raise OptionError(
             f"confusion matrix is {cm.shape[0]}x{cm.shape[1]} but got "
             f"{len(class_names)} class names"
         )
     if cm.size == 0 or not np.isfinite(cm).all() or (cm < 0).any():
-        raise ValueError("confusion matrix must be non-empty, finite and non-negative")
+        raise OptionError("confusion matrix must be non-empty, finite and non-negative")
     n = cm.shape[0]
     total = cm.sum()
     accuracy = float(np.trace(cm) / total) if total > 0 else float("nan")
@@ -240,13 +242,13 @@ def plot_montage(
 
     Raises
     ------
-    ValueError
+    OptionError
         If ``images`` is empty or a frame is not 2-D (or 3-D with 1, 3 or 4 bands).
     """
     if not images:
-        raise ValueError("montage needs at least one class")
+        raise OptionError("montage needs at least one class")
     if max_per_class < 1:
-        raise ValueError(f"max_per_class={max_per_class} (expected >= 1)")
+        raise OptionError(f"max_per_class={max_per_class} (expected >= 1)")
     rows = {
         str(name): [_as_grey(im, f"class {name!r}, example {i}") for i, im in enumerate(ims)]
         for name, ims in images.items()
@@ -352,12 +354,12 @@ def _edges_with_gaps(
 def _truth_codes(truth: xr.DataArray, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Times and class indices (into ``classes``; -1 = unknown) of a truth DataArray."""
     if truth.ndim != 1 or truth.dims[0] != "time" or "time" not in truth.coords:
-        raise ValueError(
+        raise OptionError(
             f"truth has dims {truth.dims} (expected one dimension 'time' with a time coordinate)"
         )
     times = np.asarray(truth["time"].values)
     if not np.issubdtype(times.dtype, np.datetime64):
-        raise ValueError(f"truth time coordinate has dtype {times.dtype} (expected datetime64)")
+        raise OptionError(f"truth time coordinate has dtype {times.dtype} (expected datetime64)")
     values = np.asarray(truth.values)
     if np.issubdtype(values.dtype, np.integer):
         codes = np.where((values >= 0) & (values < len(classes)), values, -1)
@@ -408,22 +410,24 @@ def plot_timeline(
 
     Raises
     ------
-    ValueError
+    OptionError
         If a variable is missing or has other dimensions, the time coordinate is not
         datetime64, there are no bins, or a sample or ``truth`` does not fit.
     """
     for var, dims in (("fraction", {"time", "class"}), ("n_frames", {"time"})):
         if var not in timeline:
-            raise ValueError(f"timeline has no variable {var!r} (has {list(timeline.data_vars)})")
+            raise OptionError(f"timeline has no variable {var!r} (has {list(timeline.data_vars)})")
         if set(timeline[var].dims) != dims:
-            raise ValueError(
+            raise OptionError(
                 f"timeline[{var!r}] has dims {timeline[var].dims} (expected {sorted(dims)})"
             )
     if timeline.sizes["time"] == 0:
-        raise ValueError("timeline has no time bins")
+        raise OptionError("timeline has no time bins")
     starts = np.asarray(timeline["time"].values)
     if not np.issubdtype(starts.dtype, np.datetime64):
-        raise ValueError(f"timeline time coordinate has dtype {starts.dtype} (expected datetime64)")
+        raise OptionError(
+            f"timeline time coordinate has dtype {starts.dtype} (expected datetime64)"
+        )
     order = np.argsort(starts, kind="stable")
     starts = starts[order]
     classes = [str(c) for c in timeline["class"].values]
@@ -438,7 +442,7 @@ def plot_timeline(
         try:
             when = np.datetime64(pd.Timestamp(t).to_datetime64(), "ns")
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"sample {i}: time {t!r} is not a datetime") from exc
+            raise OptionError(f"sample {i}: time {t!r} is not a datetime") from exc
         thumbs.append((when, _as_grey(img, f"sample {i}")))
     thumbs.sort(key=lambda pair: pair[0])
     if len(thumbs) > max_samples:

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from oathcube.errors import IngestError
+from .errors import IngestError, OptionError
 
 __all__ = [
     "RawPreparation",
@@ -127,30 +127,30 @@ class RawPreparation:
         if self.skymap is not None and not isinstance(self.skymap, str):
             object.__setattr__(self, "skymap", os.fspath(self.skymap))
         if self.crop_radius_fraction is not None and not 0 < self.crop_radius_fraction <= 1.5:
-            raise ValueError(
+            raise OptionError(
                 f"crop_radius_fraction must be in (0, 1.5], not {self.crop_radius_fraction}"
             )
         if self.min_elevation_deg is not None:
             if not -10 <= self.min_elevation_deg < 90:
-                raise ValueError(
+                raise OptionError(
                     f"min_elevation_deg must be in [-10, 90), not {self.min_elevation_deg}"
                 )
             if self.skymap is None:
-                raise ValueError("min_elevation_deg needs a skymap file")
+                raise OptionError("min_elevation_deg needs a skymap file")
         if self.skymap_orientation not in SKYMAP_ORIENTATIONS:
-            raise ValueError(f"skymap_orientation must be one of {SKYMAP_ORIENTATIONS}")
+            raise OptionError(f"skymap_orientation must be one of {SKYMAP_ORIENTATIONS}")
         if self.scaling == "percentile":
             if not 0 <= self.low_percentile < self.high_percentile <= 100:
-                raise ValueError("need 0 <= low_percentile < high_percentile <= 100")
+                raise OptionError("need 0 <= low_percentile < high_percentile <= 100")
         elif self.scaling == "fixed":
             if self.fixed_low is None or self.fixed_high is None:
-                raise ValueError('scaling="fixed" needs fixed_low and fixed_high (raw counts)')
+                raise OptionError('scaling="fixed" needs fixed_low and fixed_high (raw counts)')
             if not self.fixed_low < self.fixed_high:
-                raise ValueError("need fixed_low < fixed_high")
+                raise OptionError("need fixed_low < fixed_high")
         else:
-            raise ValueError(f'scaling must be "percentile" or "fixed", not {self.scaling!r}')
+            raise OptionError(f'scaling must be "percentile" or "fixed", not {self.scaling!r}')
         if int(self.out_size) != self.out_size or self.out_size < 8:
-            raise ValueError(f"out_size must be an integer >= 8, not {self.out_size}")
+            raise OptionError(f"out_size must be an integer >= 8, not {self.out_size}")
 
     # ------------------------------------------------------------------ geometry
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
@@ -204,9 +204,9 @@ class RawPreparation:
         if single:
             frames = frames[None]
         if frames.ndim != 3:
-            raise ValueError(f"frames must be (n, y, x), not {frames.shape}")
+            raise OptionError(f"frames must be (n, y, x), not {frames.shape}")
         if frames.dtype.kind not in "uif":
-            raise ValueError(f"frames must be numeric, not {frames.dtype}")
+            raise OptionError(f"frames must be numeric, not {frames.dtype}")
         n, ny, nx = frames.shape
         keep = self.mask((ny, nx))
         out = np.zeros((n, self.out_size, self.out_size), dtype=np.uint8)
@@ -281,7 +281,7 @@ class RawPreparation:
             attrs.get("method", "oathcube.rawprep.RawPreparation")
             != "oathcube.rawprep.RawPreparation"
         ):
-            raise ValueError(f"not a RawPreparation record: method={attrs.get('method')!r}")
+            raise OptionError(f"not a RawPreparation record: method={attrs.get('method')!r}")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in attrs.items() if k in names})
 
@@ -354,7 +354,7 @@ def skymap_alignment(frames: np.ndarray, elevation: np.ndarray) -> dict[str, flo
     for name in SKYMAP_ORIENTATIONS:
         turned = _oriented(np.asarray(elevation), name)
         if turned.shape != lit.shape:
-            raise ValueError(f"skymap is {turned.shape}, frames are {lit.shape}")
+            raise OptionError(f"skymap is {turned.shape}, frames are {lit.shape}")
         with np.errstate(invalid="ignore"):
             view = np.isfinite(turned) & (turned >= 0)
         union = np.logical_or(lit, view).sum()

@@ -17,7 +17,6 @@ import numpy as np
 from .._version import __version__
 
 __all__ = [
-    "IGNORED_SETTINGS",
     "TIME_ENCODING",
     "STATION_GROUP",
     "MODEL_GROUP",
@@ -40,23 +39,6 @@ TIME_ENCODING: dict[str, Any] = {
 UNKNOWN_STATION = "unknown"
 STATION_GROUP = "stations"
 MODEL_GROUP = "models"
-
-#: Attributes of a feature variable that do not change its values: provenance, and
-#: settings of speed (or of round-off only), ignored when a run resumes and when a
-#: model checks that features were made the way its training features were.
-IGNORED_SETTINGS = frozenset(
-    {
-        "created",
-        "oathcube_version",
-        "long_name",
-        "description",
-        "checkpoint",
-        "batch_size",
-        "threads",
-        "precision",
-        "preprocessing",
-    }
-)
 
 #: Aim for chunks of a few tens of MB: big enough that dask's per-task overhead and
 #: object-store latency vanish, small enough that a few per worker fit in memory.

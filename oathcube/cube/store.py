@@ -29,7 +29,7 @@ import xarray as xr
 import zarr
 import zarr.errors
 
-from ..errors import CubeError, CubeExistsError, CubeNotFoundError, OptionError
+from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
 from .index import StationTimeIndex
 from .schema import MODEL_GROUP, STATION_GROUP, model_group, provenance, station_group
 
@@ -380,15 +380,19 @@ class Cube:
         """Names of the models stored under ``models/``."""
         return self._children(MODEL_GROUP)
 
+    def _require(
+        self, kind: str, name: str, have: list[str], error: type[CubeError | ModelError], empty: str
+    ) -> None:
+        if name not in have:
+            raise error(
+                f"no {kind} {name!r} in the cube",
+                path=self.location,
+                expected=f"one of {', '.join(have) or empty}",
+            )
+
     def require_station(self, code: str) -> str:
         """The group path of station ``code``; a CubeError lists the stations otherwise."""
-        have = self.stations()
-        if code not in have:
-            raise CubeError(
-                f"no station {code!r} in the cube",
-                path=self.location,
-                expected=f"one of {', '.join(have) or '(none ingested)'}",
-            )
+        self._require("station", code, self.stations(), CubeError, "(none ingested)")
         return station_group(code)
 
     def read(self, path: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
@@ -436,15 +440,7 @@ class Cube:
 
     def model(self, name: str) -> xr.Dataset:
         """The stored model ``name`` (arrays only), loaded into memory."""
-        have = self.models()
-        if name not in have:
-            from ..errors import ModelError
-
-            raise ModelError(
-                f"no model {name!r} in the cube",
-                path=self.location,
-                expected=f"one of {', '.join(have) or '(none: run oathcube train)'}",
-            )
+        self._require("model", name, self.models(), ModelError, "(none: run oathcube train)")
         return self.dataset(model_group(name)).load()
 
     # -- writing ----------------------------------------------------------------------
