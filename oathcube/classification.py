@@ -11,14 +11,13 @@ beside the features, for every station group and for the labelled images.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .cube.schema import prediction_names, provenance, station_group
-from .cube.store import Cube, array_at, dims_of
+from .cube.store import Cube, CubeLike, array_at, dims_of
 from .cube.write import create_rows, write_labels
 from .errors import CubeError, ModelError
 from .features import FeatureSpec
@@ -81,7 +80,7 @@ def _write_predictions(
 
 
 def classify(
-    cube: str | os.PathLike[str] | Cube,
+    cube: CubeLike,
     model: str,
     *,
     station: str | None = None,

@@ -122,23 +122,10 @@ def _feature_options(
     return options
 
 
-def _scheduler(value: str) -> str:
-    from .parallel import check_scheduler
-
-    try:
-        check_scheduler(value)
-    except OptionError as err:
-        raise typer.BadParameter(
-            f"{err.message} (expected {err.expected})", param_hint="--scheduler"
-        ) from None
-    return value
-
-
 Scheduler = Annotated[
     str,
     typer.Option(
-        help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler",
-        callback=_scheduler,
+        help="threads | processes | synchronous | tcp://ADDRESS of a dask.distributed scheduler"
     ),
 ]
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cube.store import Cube
+from .cube.store import Cube, CubeLike
 from .labels import CLASS6_NAMES
 
 __all__ = ["describe", "montage_images", "size_on_disk"]
 
 
-def size_on_disk(cube: str | os.PathLike[str] | Cube) -> int | None:
+def size_on_disk(cube: CubeLike) -> int | None:
     """Bytes under a local cube folder (None for URLs)."""
     return Cube.open(cube, complete=False).size_on_disk()
 
@@ -37,7 +35,7 @@ def _variables(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def describe(cube: str | os.PathLike[str] | Cube) -> str:
+def describe(cube: CubeLike) -> str:
     """Return a multi-line summary of ``cube``."""
     cube = Cube.open(cube)
     ds = cube.labelled()
@@ -85,9 +83,7 @@ def describe(cube: str | os.PathLike[str] | Cube) -> str:
     return "\n".join(out)
 
 
-def montage_images(
-    cube: str | os.PathLike[str] | Cube, per_class: int = 6
-) -> dict[str, list[np.ndarray]]:
+def montage_images(cube: CubeLike, per_class: int = 6) -> dict[str, list[np.ndarray]]:
     """Up to ``per_class`` example images of each class (the first of each in the cube)."""
     ds = Cube.open(cube).labelled()
     labels = ds["class6"].values

@@ -26,7 +26,15 @@ from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
-from .cube.store import Cube, array_at, attr_list, check_new_location, group_at, normalise_location
+from .cube.store import (
+    Cube,
+    CubeLike,
+    array_at,
+    attr_list,
+    check_new_location,
+    group_at,
+    normalise_location,
+)
 from .errors import CubeNotFoundError, IngestError, OptionError
 from .rawprep import RawPreparation
 
@@ -139,7 +147,7 @@ def _append_block(
 
 def ingest(
     sources: Sequence[str | os.PathLike[str]],
-    cube: str | os.PathLike[str] | Cube,
+    cube: CubeLike,
     *,
     preparation: RawPreparation | None = None,
     skip_bad: bool = False,
@@ -272,7 +280,7 @@ def ingest(
     return written
 
 
-def station_times(cube: str | os.PathLike[str] | Cube, station: str) -> np.ndarray:
+def station_times(cube: CubeLike, station: str) -> np.ndarray:
     """Times (datetime64[ns]) of a station's frames, read from the store itself."""
     opened = Cube.open(cube, complete=False)
     return opened.dataset(station_group(station))["time"].values

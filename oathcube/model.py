@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .cube.schema import model_group, provenance
-from .cube.store import Cube
+from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError, OptionError
 from .features import spec_from_attrs, value_settings
 from .labels import TARGETS, TRAIN_FRACTION, class_names
@@ -173,7 +172,7 @@ def _ridge(alpha: float) -> Any:
     return RidgeClassifier(alpha=alpha)
 
 
-def _labelled(cube: str | os.PathLike[str] | Cube | xr.Dataset) -> tuple[xr.Dataset, Cube | None]:
+def _labelled(cube: CubeLike | xr.Dataset) -> tuple[xr.Dataset, Cube | None]:
     if isinstance(cube, xr.Dataset):
         return cube, None
     opened = Cube.open(cube)
@@ -181,7 +180,7 @@ def _labelled(cube: str | os.PathLike[str] | Cube | xr.Dataset) -> tuple[xr.Data
 
 
 def evaluate(
-    cube: str | os.PathLike[str] | Cube | xr.Dataset,
+    cube: CubeLike | xr.Dataset,
     features: str = "published",
     target: str = "class6",
     alpha: float = 0.03,
@@ -262,7 +261,7 @@ def evaluate(
 
 
 def train(
-    cube: str | os.PathLike[str] | Cube,
+    cube: CubeLike,
     features: str,
     target: str = "class6",
     alpha: float = 0.03,
@@ -321,12 +320,12 @@ def train(
     return name
 
 
-def list_models(cube: str | os.PathLike[str] | Cube) -> list[str]:
+def list_models(cube: CubeLike) -> list[str]:
     """Names of the models stored in the cube."""
     return Cube.open(cube, complete=False).models()
 
 
-def load_model(cube: str | os.PathLike[str] | Cube, name: str) -> xr.Dataset:
+def load_model(cube: CubeLike, name: str) -> xr.Dataset:
     """Open the stored model ``name`` (arrays only, loaded into memory)."""
     return Cube.open(cube, complete=False).model(name)
 

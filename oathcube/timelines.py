@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from .cube.schema import prediction_names, station_group
-from .cube.store import Cube
+from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError
 from .times import check_freq, parse_time
 
@@ -57,7 +56,7 @@ def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
 
 
 def timeline(
-    cube: str | os.PathLike[str] | Cube,
+    cube: CubeLike,
     station: str,
     freq: str = "10min",
     *,
@@ -126,7 +125,7 @@ def timeline(
 
 
 def sample_frames(
-    cube: str | os.PathLike[str] | Cube, station: str, result: xr.Dataset, k: int = 8
+    cube: CubeLike, station: str, result: xr.Dataset, k: int = 8
 ) -> list[tuple[np.datetime64, np.ndarray]]:
     """Up to ``k`` frames spread evenly over a timeline's span, for the plot's strip."""
     ds = station_series(Cube.open(cube), station)

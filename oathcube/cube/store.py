@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import numpy as np
 import xarray as xr
@@ -35,6 +35,7 @@ from .schema import MODEL_GROUP, STATION_GROUP, model_group, provenance, station
 
 __all__ = [
     "Cube",
+    "CubeLike",
     "Mode",
     "normalise_location",
     "check_new_location",
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 Mode = Literal["r", "r+"]
+
+#: What every library function accepts as a cube: a path, an fsspec URL, or a Cube.
+CubeLike = Union[str, "os.PathLike[str]", "Cube"]
 _MODES: tuple[str, ...] = ("r", "r+")
 
 #: Status attribute of a cube whose writer finished (see docs/cube.md).
@@ -205,7 +209,7 @@ class Cube:
     @classmethod
     def open(
         cls,
-        where: str | os.PathLike[str] | Cube,
+        where: CubeLike,
         mode: Mode = "r",
         *,
         complete: bool = True,
@@ -241,7 +245,7 @@ class Cube:
         return cube
 
     @classmethod
-    def open_or_create(cls, where: str | os.PathLike[str] | Cube, **attrs: Any) -> Cube:
+    def open_or_create(cls, where: CubeLike, **attrs: Any) -> Cube:
         """Open a cube for writing, or create an empty one where there is nothing yet.
 
         Refuses, before writing anything, a location that holds something other
@@ -476,7 +480,7 @@ def _reopen(location: str, mode: Mode) -> Cube:
     return _REOPENED[key]
 
 
-def open_cube(cube: str | os.PathLike[str] | Cube, *, chunks: Any = None) -> xr.Dataset:
+def open_cube(cube: CubeLike, *, chunks: Any = None) -> xr.Dataset:
     """Open a cube's labelled images, indexed by station and time.
 
     Parameters
@@ -500,7 +504,7 @@ def open_cube(cube: str | os.PathLike[str] | Cube, *, chunks: Any = None) -> xr.
     return Cube.open(cube).labelled(**kwargs)
 
 
-def open_station(cube: str | os.PathLike[str] | Cube, station: str) -> xr.Dataset:
+def open_station(cube: CubeLike, station: str) -> xr.Dataset:
     """Open one station archive (``stations/<code>``) with its monotonic ``time`` index."""
     return Cube.open(cube).station(station)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import zarr
 
 from ..cube.schema import provenance
-from ..cube.store import Cube, array_at, dims_of, read_rows
+from ..cube.store import Cube, CubeLike, array_at, dims_of, read_rows
 from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
 from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
@@ -73,7 +72,7 @@ def _feature_chunk(
 
 
 def compute_features(
-    cube: str | os.PathLike[str] | Cube,
+    cube: CubeLike,
     name: str | FeatureSpec,
     *,
     group: str | None = None,
