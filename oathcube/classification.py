@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .cube.commit import committed_rows
+from .cube.nodes import array_at, dims_of, read_rows
 from .cube.schema import prediction_names, provenance, station_group
-from .cube.store import Cube, CubeLike, array_at, dims_of
+from .cube.store import Cube, CubeLike
 from .cube.write import create_rows, write_labels
 from .errors import CubeError, ModelError
+from .faults import kill_point
 from .features import FeatureSpec
 from .features.compute import compute_features
 from .ingestion import station_times
@@ -53,6 +56,16 @@ def _write_predictions(
     n, size = features.shape[0], features.chunks[0]
     dim = (dims_of(features) or ("time",))[0]
     classes = [str(c) for c in model["classes"].values]
+    # Each array is created when missing (a killed run may have made one and not the
+    # other); scores are written before the class, and -1 means "not classified yet",
+    # so a row counts as classified only once both are in.
+    if score_name not in node:
+        attrs = {"long_name": f"decision scores of {model_name}"}
+        create_rows(
+            node, score_name, (n, len(classes)), size, "float32", np.nan, [dim, class_dim], attrs
+        )
+        write_labels(node, class_dim, classes)
+        kill_point("classify.scores_created")
     if pred_name not in node:
         attrs = provenance(
             long_name=f"class predicted by {model_name}",
@@ -61,21 +74,19 @@ def _write_predictions(
             missing="-1: not classified yet",
         )
         create_rows(node, pred_name, (n,), size, "int8", -1, [dim], attrs)
-        attrs = {"long_name": f"decision scores of {model_name}"}
-        create_rows(
-            node, score_name, (n, len(classes)), size, "float32", np.nan, [dim, class_dim], attrs
-        )
-        write_labels(node, class_dim, classes)
+        kill_point("classify.predictions_created")
     predicted, scored = array_at(node, pred_name), array_at(node, score_name)
     for array in (predicted, scored):
-        if array.shape[0] < n:  # the station grew since its last classification
+        if array.shape[0] != n:  # the station grew since its last classification
             array.resize((n, *array.shape[1:]))
     lo, hi = rows
     for start in range(lo - lo % size, hi, size):
         a, b = max(start, lo), min(start + size, hi)
-        index, scores = decision_scores(model, np.asarray(features[a:b]))
-        predicted[a:b] = index
+        index, scores = decision_scores(model, read_rows(features, a, b, where=cube.where(group)))
         scored[a:b] = scores
+        kill_point("classify.scores_written")
+        predicted[a:b] = index
+        kill_point("classify.predictions_written")
     return hi - lo
 
 
@@ -127,6 +138,20 @@ def classify(
     check_scheduler(scheduler)
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
     cube = Cube.open(cube, "r+")
+    with cube.writing("classify"):
+        return _classify(cube, model, station, t0, t1, scheduler, progress, feature_options)
+
+
+def _classify(
+    cube: Cube,
+    model: str,
+    station: str | None,
+    t0: np.datetime64 | None,
+    t1: np.datetime64 | None,
+    scheduler: str | None,
+    progress: bool,
+    feature_options: dict[str, Any],
+) -> dict[str, int]:
     stored = cube.model(model)
     spec: FeatureSpec | None = model_spec(stored, **feature_options)
     if station is not None:
@@ -168,7 +193,7 @@ def classify(
     for group in groups:
         if group is None or (t0 is None and t1 is None):
             # The whole archive: its length is in the metadata, no time axis to read.
-            rows = (0, array_at(cube.group(group), "pixels").shape[0])
+            rows = (0, committed_rows(cube.group(group)))
         else:
             code = group.split("/", 1)[1]
             rows = _rows(station_times(cube, code), t0, t1, cube.where(group))

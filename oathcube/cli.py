@@ -291,11 +291,12 @@ def train(
     target: Target = "class6",
     alpha: Alpha = 0.03,
     name: Annotated[str | None, typer.Option(help="Model name (default FEATURES_TARGET)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a model of the same name")] = False,
 ) -> None:
     """Fit a ridge classifier on all labelled images; store it in the cube as arrays."""
     from .model import train as run
 
-    model = run(cube, features, target=target, alpha=alpha, name=name)
+    model = run(cube, features, target=target, alpha=alpha, name=name, overwrite=overwrite)
     typer.echo(f"model {model} stored in {cube}/models/{model}")
 
 

@@ -23,6 +23,7 @@ import xarray as xr
 from .cube.schema import model_group, provenance
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError, OptionError
+from .faults import kill_point
 from .features import spec_from_attrs, value_settings
 from .labels import TARGETS, TRAIN_FRACTION, class_names
 
@@ -266,13 +267,16 @@ def train(
     target: str = "class6",
     alpha: float = 0.03,
     name: str | None = None,
+    overwrite: bool = False,
 ) -> str:
     """Fit a ridge classifier on every labelled image and store it in the cube.
 
     The model lives in ``models/<name>`` as arrays: ``coef(decision, feature)``,
     ``intercept(decision)``, ``classes(class)`` (names) and ``train_image`` (the
     picNums it saw); attributes record the features variable and its settings,
-    alpha, the target and provenance.  Returns the model name.
+    alpha, the target and provenance.  Returns the model name.  An existing model
+    of that name is replaced only with ``overwrite``; a model whose training was
+    interrupted is replaced by the next run.
     """
     import sklearn
 
@@ -313,10 +317,21 @@ def train(
             "or one row for two classes (positive = the second class)",
         ),
     )
-    model.to_zarr(
-        cube.root.store, group=model_group(name), mode="w", zarr_format=3, consolidated=False
-    )
-    cube.publish()
+    path = model_group(name)
+    with cube.writing("train"):
+        if name in cube.models() and not overwrite:
+            raise ModelError(
+                f"model {name!r} exists",
+                path=cube.where(path),
+                expected="--overwrite to replace it, or another --name",
+            )
+        # The model is marked complete only after its last array is written: a
+        # killed train leaves a model that is never listed nor applied.
+        model.attrs["oathcube_status"] = "building"
+        model.to_zarr(cube.root.store, group=path, mode="w", zarr_format=3, consolidated=False)
+        kill_point("train.arrays_written")
+        cube.group(path).attrs["oathcube_status"] = "complete"
+        cube.publish()
     return name
 
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oathcube"
 #: earlier ones, never of a later one.
 STAGES: list[tuple[str, ...]] = [
     # leaves every stage may use
-    ("_version", "errors", "labels", "times", "parallel", "imaging"),
+    ("_version", "errors", "faults", "labels", "times", "parallel", "imaging"),
     # archives: readers of the OATH layout and raw THEMIS files, synthetic archives
     ("archive", "rawprep", "synthetic"),
     # the cube: store, schema, index, region writes

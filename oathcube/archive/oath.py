@@ -33,7 +33,7 @@ from PIL import Image
 
 from ..errors import ArchiveError
 from ..labels import CLASS6_NAMES as CLASS_NAMES
-from ..labels import N_FOLDS, SPLIT_SEED
+from ..labels import N_FOLDS, SPLIT_SEED, TRAIN_FRACTION
 
 __all__ = [
     "CLASS_NAMES",
@@ -60,6 +60,9 @@ _FEATURES = "features/auroral_feat.h5"
 _IMAGE_DIR = "images/cropped_scaled"
 _IMAGE_RE = re.compile(r"(\d{5})(?:_\d+)?\.(png|jpe?g)$", re.IGNORECASE)
 _STATION_RE = re.compile(r"^[A-Za-z]{3,5}$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour types (IHDR byte 25) and their names in messages.
+_PNG_COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
 
 
 @dataclass
@@ -76,7 +79,8 @@ class OathArchive:
         files_origin.csv has no row), ``time`` (NaT when unknown), ``image``
         (path of the PNG relative to the archive root).
     split
-        ``(fold, rank)`` int array of 0-based rows, as published or generated.
+        ``(fold, rank)`` int array of 0-based rows, as published or generated; every
+        row is a permutation of ``0..n_images-1`` (see :attr:`n_folds`).
     split_source
         How ``split`` came about (the file, or the seed it was generated with).
     features
@@ -102,6 +106,11 @@ class OathArchive:
     def n_images(self) -> int:
         """Number of labelled images."""
         return len(self.table)
+
+    @property
+    def n_folds(self) -> int:
+        """Number of train/test folds: the rows of the split, all of which ridge.py averages."""
+        return int(self.split.shape[0])
 
     @property
     def synthetic(self) -> bool:
@@ -377,10 +386,16 @@ def generate_split(n: int, folds: int = N_FOLDS) -> np.ndarray:
 def parse_split(data: bytes, path: str, n: int) -> np.ndarray:
     """Parse train_test_split.csv (``np.savetxt`` floats) into an int ``(fold, n)`` array.
 
+    Every row must be a permutation of ``0..n-1``: ridge.py trains on the first
+    ``round(0.7 * n)`` positions of a row and tests on the rest, so a repeated index
+    could put one image in both parts (or twice in one) and a missing one drops it.
+    Any number of rows (folds) is kept.
+
     Raises
     ------
     ArchiveError
-        A row of the wrong length, a non-integer value, or an index outside ``0..n-1``.
+        A row of the wrong length, a non-integer value, an index outside ``0..n-1``,
+        a repeated or a missing index; the message names the 1-based line.
     """
     rows = []
     for idx, line in enumerate(_lines(data, path)):
@@ -410,22 +425,80 @@ def parse_split(data: bytes, path: str, n: int) -> np.ndarray:
                 line=idx + 1,
                 expected=f"integers in 0..{n - 1}",
             )
-        if np.unique(values).size != n:
-            warnings.warn(
-                f"{path}:{idx + 1}: split row is not a permutation of 0..{n - 1}", stacklevel=2
-            )
-        rows.append(values.astype(np.int32))
+        indices = values.astype(np.int32)
+        _check_permutation(indices, path, idx + 1)
+        rows.append(indices)
     if not rows:
         raise ArchiveError("empty split file", path=path, expected="rows of indices")
     return np.stack(rows)
 
 
+def _check_permutation(indices: np.ndarray, path: str, line: int) -> None:
+    """Refuse a split row (indices already in ``0..n-1``) that is not a permutation."""
+    n = indices.size
+    counts = np.bincount(indices, minlength=n)
+    if (counts == 1).all():
+        return
+    expected = f"a permutation of 0..{n - 1}"
+    missing = np.flatnonzero(counts == 0)
+    repeated = np.flatnonzero(counts > 1)
+    # A row of n in-range indices misses one exactly when it repeats one.
+    k = int(repeated[0])
+    first, second = (int(i) for i in np.flatnonzero(indices == k)[:2])
+    n_train = round(TRAIN_FRACTION * n)
+    if first < n_train <= second:
+        part = "in both the training and the test part"
+    else:
+        part = "twice in the " + ("training" if second < n_train else "test") + " part"
+    message = f"repeats index {k} at positions {first} and {second} ({part})"
+    if repeated.size > 1:
+        message += f" and {repeated.size - 1} more repeated"
+    message += f"; misses index {int(missing[0])}"
+    if missing.size > 1:
+        message += f" and {missing.size - 1} more"
+    raise ArchiveError(message, path=path, line=line, expected=expected)
+
+
+def _png_header(data: bytes, where: str) -> tuple[int, int]:
+    """Return ``(bit depth, colour type)`` from the IHDR chunk; refuse all but 8-bit.
+
+    IHDR is always the first chunk: bit depth is byte 24 of the file and colour type
+    byte 25.  Pillow silently cuts 16-bit RGB(A) and grey+alpha to 8 bits and turns
+    1-bit grey into booleans, so the depth is read here, before any decoder runs.
+    A palette image's depth counts index bits; its colours are 8-bit, so any is fine.
+    """
+    if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ArchiveError(
+            "not a PNG file (no PNG signature followed by an IHDR chunk)",
+            path=where,
+            expected="an 8-bit PNG",
+        )
+    depth, colour = data[24], data[25]
+    kind = _PNG_COLOUR_TYPES.get(colour)
+    if kind is None:
+        raise ArchiveError(
+            f"PNG colour type {colour}",
+            path=where,
+            expected="an 8-bit PNG of colour type 0 (grey), 2 (RGB), 3 (palette), "
+            "4 (grey+alpha) or 6 (RGBA)",
+        )
+    if depth != 8 and colour != 3:
+        raise ArchiveError(
+            f"{depth}-bit {kind} PNG (IHDR bit depth {depth}, colour type {colour})",
+            path=where,
+            expected="8-bit samples (IHDR bit depth 8): pixels are kept as stored, never rescaled",
+        )
+    return depth, colour
+
+
 def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Decode one image to uint8 exactly as stored; check it against ``shape``.
+    """Decode one 8-bit PNG to uint8 exactly as stored; check it against ``shape``.
 
     A greyscale image is repeated into three bands when ``shape`` asks for them
-    (lossless), so archives that mix grey and RGB PNGs still fit one cube.
+    (lossless), so archives that mix grey and RGB PNGs still fit one cube.  Any
+    other bit depth than 8 is refused from the IHDR chunk (see :func:`_png_header`).
     """
+    _png_header(data, where)
     try:
         image = iio.imread(data)
     except Exception as err:  # imageio raises many types; all mean "not an image"
@@ -434,8 +507,8 @@ def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) ->
         ) from None
     if image.dtype != np.uint8:
         raise ArchiveError(f"{image.dtype} pixels", path=where, expected="8-bit (uint8) pixels")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        image = image[:, :, 0] if image.shape[2] == 2 else image[:, :, :3]  # drop alpha
     if shape is not None and image.shape != shape:
         if image.ndim == 2 and len(shape) == 3 and image.shape == shape[:2]:
             image = np.repeat(image[:, :, None], shape[2], axis=2)
@@ -449,6 +522,8 @@ def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) ->
 
 
 def _png_shape(head: bytes, where: str) -> tuple[int, ...]:
+    """Shape of the decoded image from the first bytes of a PNG; refuse all but 8-bit."""
+    _png_header(head, where)
     try:
         with Image.open(io.BytesIO(head)) as im:
             width, height = im.size
@@ -457,7 +532,7 @@ def _png_shape(head: bytes, where: str) -> tuple[int, ...]:
         raise ArchiveError(
             f"not a readable image ({err})", path=where, expected="an 8-bit PNG"
         ) from None
-    if mode in ("L", "P", "1"):
+    if mode in ("L", "P"):
         return (height, width) if mode == "L" else (height, width, 3)
     if mode in ("RGB", "RGBA", "LA"):
         return (height, width, 3) if mode != "LA" else (height, width)
@@ -495,15 +570,39 @@ def _check_member(info: tarfile.TarInfo, tgz: Path) -> None:
 
 
 def _find_root(names: list[str], where: Path) -> tuple[str, str]:
+    """Return ``(root, labels path inside root)`` from the paths below ``where``.
+
+    The root is the folder that holds the labels file.  Exactly one is accepted:
+    two copies of the layout (``a/oath/...`` and ``b/oath/...``, or one root inside
+    another) would otherwise be read from whichever comes first, silently.
+    """
+    found: dict[str, list[str]] = {}
     for name in names:
         for rel in _LABELS_CSV:
             if name == rel or name.endswith("/" + rel):
-                return name[: len(name) - len(rel)].rstrip("/"), rel
-    raise ArchiveError(
-        "no labels file found",
-        path=where,
-        expected="classifications/classifications.csv (or classification/classification.csv)",
-    )
+                found.setdefault(name[: len(name) - len(rel)].rstrip("/"), []).append(rel)
+    if not found:
+        raise ArchiveError(
+            "no labels file found",
+            path=where,
+            expected="classifications/classifications.csv (or classification/classification.csv)",
+        )
+    if len(found) > 1:
+        roots = ", ".join(repr(r or ".") for r in sorted(found))
+        raise ArchiveError(
+            f"{len(found)} archive roots: {roots}",
+            path=where,
+            expected="one archive root (one folder with classifications/classifications.csv); "
+            "give that folder itself",
+        )
+    ((root, rels),) = found.items()
+    if len(rels) > 1:
+        raise ArchiveError(
+            f"{len(rels)} labels files in archive root {root or '.'!r}: {', '.join(sorted(rels))}",
+            path=where,
+            expected="one labels file, classifications/classifications.csv",
+        )
+    return root, rels[0]
 
 
 def read_oath(source: str | Path) -> OathArchive:
@@ -541,11 +640,14 @@ def read_oath(source: str | Path) -> OathArchive:
 
 
 def _read_folder(top: Path) -> OathArchive:
-    candidates = [
-        str(p.relative_to(top))
-        for pattern in ("*", "*/*", "*/*/*")
-        for p in top.glob(pattern + ".csv")
-    ]
+    # The labels file of a root at most two folders below ``top`` (``a/oath/...``).
+    candidates = {
+        p.relative_to(top).as_posix()
+        for depth in range(3)
+        for rel in _LABELS_CSV
+        for p in top.glob("*/" * depth + rel)
+        if p.is_file()
+    }
     root, labels_rel = _find_root(sorted(candidates, key=len), top)
     base = top / root if root else top
     files: dict[str, bytes] = {}

@@ -15,6 +15,7 @@ processes or on a ``dask.distributed`` cluster reopen it once in each worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -30,7 +31,9 @@ import zarr
 import zarr.errors
 
 from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
+from .commit import repair_rows
 from .index import StationTimeIndex
+from .nodes import array_at, group_at, read_rows
 from .schema import MODEL_GROUP, STATION_GROUP, model_group, provenance, station_group
 
 __all__ = [
@@ -43,12 +46,9 @@ __all__ = [
     "open_cube",
     "open_station",
     "staging",
-    "array_at",
-    "group_at",
-    "dims_of",
-    "attr_list",
-    "read_rows",
 ]
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["r", "r+"]
 
@@ -113,68 +113,6 @@ def check_new_location(where: str | os.PathLike[str]) -> str:
     return location
 
 
-def array_at(node: zarr.Group, path: str) -> zarr.Array:
-    """The array at ``path`` below ``node`` (a typed lookup: zarr returns array or group)."""
-    item = node[path]
-    if not isinstance(item, zarr.Array):
-        raise CubeError(f"{path} is a group", path=str(node.store), expected="an array")
-    return item
-
-
-def group_at(node: zarr.Group, path: str) -> zarr.Group:
-    """The group at ``path`` below ``node``."""
-    item = node[path]
-    if not isinstance(item, zarr.Group):
-        raise CubeError(f"{path} is an array", path=str(node.store), expected="a group")
-    return item
-
-
-def dims_of(array: zarr.Array) -> tuple[str, ...]:
-    """Dimension names of a Zarr v3 array (empty when it has none)."""
-    names = getattr(array.metadata, "dimension_names", None) or ()
-    return tuple(str(n) for n in names)
-
-
-def read_rows(
-    array: zarr.Array, start: int | None = None, stop: int | None = None, *, where: str = ""
-) -> np.ndarray:
-    """Rows ``start:stop`` of ``array``; a chunk that cannot be decoded is named in the error.
-
-    Zarr reports a damaged chunk as whatever its codec raises (zstd says
-    ``RuntimeError``); oathcube turns it into a :class:`CubeError` that names the
-    array and the chunk, so that users know what to rebuild.
-    """
-    try:
-        return np.asarray(array[start:stop])
-    except (RuntimeError, ValueError, OSError, EOFError) as err:
-        size = array.chunks[0] if array.ndim else 1
-        lo = (start or 0) // size
-        hi = (
-            max(lo + 1, -(-(array.shape[0] if stop is None else stop) // size)) if array.ndim else 1
-        )
-        bad = lo
-        for index in range(lo, hi):  # find the first chunk that fails on its own
-            try:
-                array[index * size : (index + 1) * size]
-            except (RuntimeError, ValueError, OSError, EOFError):
-                bad = index
-                break
-        key = "/".join(["c", str(bad), *["0"] * (array.ndim - 1)])
-        raise CubeError(
-            f"chunk {key} of {array.path} cannot be read ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''})",
-            path=where or str(array.store),
-            expected="an intact chunk: the cube is damaged; rebuild it, or rerun the "
-            "command that wrote this array with --overwrite",
-        ) from None
-
-
-def attr_list(node: zarr.Group | zarr.Array, key: str) -> list[str]:
-    """A list-valued attribute (``sources``, ``skipped``) as strings; [] when absent."""
-    value = node.attrs.get(key)
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
 class Cube:
     """An opened cube: its location, mode and status, and its one Zarr store.
 
@@ -203,6 +141,9 @@ class Cube:
         self.location = location
         self.mode: Mode = mode
         self._root = root
+        self._lock_depth = 0
+        #: True for the cube a build is writing (status "building" is expected there).
+        self.building = False
 
     # -- opening ----------------------------------------------------------------------
 
@@ -327,7 +268,13 @@ class Cube:
         return str(self.root.attrs.get("oathcube_status", "unknown"))
 
     def require_complete(self) -> None:
-        """Refuse a cube that oathcube did not write, or whose writer did not finish."""
+        """Refuse a cube that oathcube did not write, or whose writer did not finish.
+
+        The Cube a build is writing (from :func:`staging`) passes: its own steps
+        (features as part of the build) write into it before it is complete.
+        """
+        if self.building:
+            return
         status = self.root.attrs.get("oathcube_status")
         if status is None:
             raise CubeError(
@@ -380,9 +327,20 @@ class Cube:
         """Codes of the stations that have a ``stations/<code>`` group."""
         return self._children(STATION_GROUP)
 
-    def models(self) -> list[str]:
-        """Names of the models stored under ``models/``."""
-        return self._children(MODEL_GROUP)
+    def models(self, *, complete: bool = True) -> list[str]:
+        """Names of the models stored under ``models/`` (only whole ones by default).
+
+        ``train`` marks a model complete after its last array is written; a model
+        whose training was killed is not listed (``complete=False`` lists it too).
+        """
+        names = self._children(MODEL_GROUP)
+        if not complete:
+            return names
+        return [
+            n
+            for n in names
+            if self.group(model_group(n)).attrs.get("oathcube_status", COMPLETE) == COMPLETE
+        ]
 
     def _require(
         self, kind: str, name: str, have: list[str], error: type[CubeError | ModelError], empty: str
@@ -411,15 +369,24 @@ class Cube:
 
     # -- xarray views -----------------------------------------------------------------
 
-    def dataset(self, group: str | None = None, **kwargs: Any) -> xr.Dataset:
+    def dataset(self, group: str | None = None, *, live: bool = False, **kwargs: Any) -> xr.Dataset:
         """The xarray Dataset of ``group`` (the root by default), lazily loaded.
 
-        Read from this Cube's store, never from consolidated metadata, so that
-        variables written by the running command are seen.
+        By default this is what every reader sees: the consolidated metadata, which
+        each writer refreshes only at its commit points, so rows and variables that
+        a running (or killed) writer has not committed are not in it.  ``live=True``
+        reads the store itself, as a writer does.
         """
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*consolidated.*")
             try:
+                if not live:
+                    try:
+                        return xr.open_zarr(
+                            self.root.store, group=group, consolidated=True, **kwargs
+                        )
+                    except (KeyError, ValueError, zarr.errors.MetadataValidationError):
+                        pass  # never consolidated (not written by this oathcube): read live
                 return xr.open_zarr(self.root.store, group=group, consolidated=False, **kwargs)
             except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError) as err:
                 raise CubeError(
@@ -444,10 +411,45 @@ class Cube:
 
     def model(self, name: str) -> xr.Dataset:
         """The stored model ``name`` (arrays only), loaded into memory."""
+        if name in self.models(complete=False) and name not in self.models():
+            raise ModelError(
+                f"model {name!r} is incomplete: its training was interrupted",
+                path=self.where(model_group(name)),
+                expected="a finished `oathcube train` (run it again)",
+            )
         self._require("model", name, self.models(), ModelError, "(none: run oathcube train)")
-        return self.dataset(model_group(name)).load()
+        return self.dataset(model_group(name), live=True).load()
 
     # -- writing ----------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, command: str) -> Iterator[Cube]:
+        """Hold the cube's writer lock while ``command`` writes into it.
+
+        One writer at a time: a second command that writes into the same local
+        cube fails at once, naming the first.  The lock is a file beside the cube
+        (``.NAME.oathcube-writer.lock``) created exclusively; one
+        left by a killed writer on this machine is taken over once its process is
+        gone.  Re-entrant within one Cube (``classify`` computes features).  Cubes
+        at URLs have no such lock: run one writer at a time there.
+        """
+        self.require_writable()
+        if self._lock_depth or self.is_url:
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+            return
+        target = Path(self.location)
+        lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
+        _take_lock(lock, command, self.location)
+        self._lock_depth = 1
+        try:
+            yield self
+        finally:
+            self._lock_depth = 0
+            lock.unlink(missing_ok=True)
 
     def publish(self, **attrs: Any) -> None:
         """Set root attributes and consolidate the metadata of the whole hierarchy.
@@ -456,6 +458,9 @@ class Cube:
         is redone after every change so that it never hides a new variable.
         """
         self.require_writable()
+        # Rows a killed writer extended but never committed must not become visible.
+        for code in self.stations():
+            repair_rows(self.group(station_group(code)))
         if attrs:
             self.root.attrs.update(attrs)
         with warnings.catch_warnings():
@@ -467,6 +472,54 @@ class Cube:
         if self.is_url:
             return None
         return sum(f.stat().st_size for f in Path(self.location).rglob("*") if f.is_file())
+
+
+#: The writer lock of a local cube is a hidden sibling, ``.NAME.oathcube-writer.lock``
+#: (zarr would take a file inside the cube for a node): see :meth:`Cube.writing`.
+LOCK_SUFFIX = ".oathcube-writer.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _take_lock(lock: Path, command: str, location: str) -> None:
+    """Create ``lock`` exclusively; take over one whose writer is gone; else refuse."""
+    import json
+    import socket
+
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(lock.read_text() or "{}")
+            except (OSError, ValueError):
+                other = {}
+            pid = int(other.get("pid", 0) or 0)
+            if other.get("host") == me["host"] and pid and not _pid_alive(pid):
+                log.warning(
+                    "taking over the writer lock of %s (pid %d), which is gone", location, pid
+                )
+                lock.unlink(missing_ok=True)
+                continue
+            raise CubeError(
+                f"another oathcube command ({other.get('command', '?')}, pid {pid or '?'} on "
+                f"{other.get('host', '?')}) is writing to this cube",
+                path=location,
+                expected=f"one writer at a time: wait for it (or delete {lock} if it is gone)",
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        return
+    raise CubeError("cannot take the writer lock", path=str(lock))
 
 
 #: Cubes unpickled in this process (a dask worker), by location and mode: one open each.
@@ -536,7 +589,9 @@ def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
             )
         if fs.exists(path):
             fs.rm(path, recursive=True)
-        yield Cube(location, "r+", zarr.open_group(location, mode="w", zarr_format=3))
+        cube = Cube(location, "r+", zarr.open_group(location, mode="w", zarr_format=3))
+        cube.building = True
+        yield cube
         return
     target = Path(location)
     for parent in target.parents:
@@ -557,7 +612,9 @@ def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
     try:
-        yield Cube(str(tmp), "r+", zarr.open_group(str(tmp), mode="w-", zarr_format=3))
+        cube = Cube(str(tmp), "r+", zarr.open_group(str(tmp), mode="w-", zarr_format=3))
+        cube.building = True
+        yield cube
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

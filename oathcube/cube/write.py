@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .store import Cube, array_at
+from .nodes import array_at
+from .store import Cube
 
 __all__ = ["create_rows", "write_labels", "write_region"]
 

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ..cube.commit import repair_rows
+from ..cube.nodes import array_at, dims_of, read_rows
 from ..cube.schema import provenance
-from ..cube.store import Cube, CubeLike, array_at, dims_of, read_rows
+from ..cube.store import Cube, CubeLike
 from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
 from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
@@ -115,13 +117,28 @@ def compute_features(
     """
     check_scheduler(scheduler)
     spec = name if isinstance(name, FeatureSpec) else feature_spec(name, **options)
-    cube = Cube.open(cube, "r+", complete=False)
+    cube = Cube.open(cube, "r+")
+    with cube.writing("features"):
+        return _compute(cube, spec, group, scheduler, progress, overwrite, rows)
+
+
+def _compute(
+    cube: Cube,
+    spec: FeatureSpec,
+    group: str | None,
+    scheduler: str | None,
+    progress: bool,
+    overwrite: bool,
+    rows: tuple[int, int] | None,
+) -> str:
     node = cube.group(group)
     if "pixels" not in node:
         raise CubeError("no pixels to compute features from", path=cube.where(group))
     pixels = array_at(node, "pixels")
-    n, size = pixels.shape[0], pixels.chunks[0]
+    size = pixels.chunks[0]
     dim = (dims_of(pixels) or ("image",))[0]
+    # A station may hold rows that a killed ingest never committed: drop them first.
+    n = repair_rows(node) if dim == "time" else pixels.shape[0]
     var = spec.variable
     attrs = provenance(**spec.attrs)
     attrs["long_name"] = f"{spec.name} features of pixels"
