@@ -248,6 +248,10 @@ def evaluate(
         return
     typer.echo(result.ridge_text())
     typer.echo("")
+    typer.echo(
+        f"{result.n_folds} folds (the rows of split), each {result.n_train} training and "
+        f"{result.n_test} test images; the matrix is the last fold's"
+    )
     typer.echo(f"{'class':<10} {'precision':>9} {'recall':>7} {'support':>8}  (last fold)")
     for name, row in result.per_class.items():
         typer.echo(

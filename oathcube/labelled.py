@@ -29,6 +29,7 @@ from .cube.schema import TIME_ENCODING, images_per_chunk, provenance
 from .cube.store import Cube, is_url, normalise_location, staging
 from .cube.write import write_region
 from .errors import OptionError
+from .faults import kill_point
 from .features import feature_spec
 from .features.compute import compute_features
 from .labels import CLASS2_NAMES, CLASS6_NAMES
@@ -164,6 +165,7 @@ def write_oath_cube(
         source_sha256=archive.checksums,
         synthetic_archive=int(archive.synthetic),
         split_source=archive.split_source,
+        n_folds=archive.n_folds,
         oathcube_status="building",
         Conventions="CF-1.10",
     )
@@ -172,6 +174,7 @@ def write_oath_cube(
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
         ds.to_zarr(cube.root.store, mode="w", compute=False, zarr_format=3, consolidated=False)
     cube.refresh()  # the template replaced the root group's metadata
+    kill_point("build.template_written")
     starts = list(range(0, archive.n_images, size))
     blocks = archive.iter_image_blocks(starts, size)
     if archive.is_tar:
@@ -249,12 +252,20 @@ def build(
     # first write; nothing builds a network here.
     specs = {name: feature_spec(name, **(feature_options or {}).get(name, {})) for name in features}
     location = normalise_location(cube)
-    if not is_url(location) and Path(location).resolve() == Path(source).resolve():
-        raise OptionError(
-            "the cube would replace its own source archive",
-            path=location,
-            expected="an output path other than the archive",
-        )
+    if not is_url(location):
+        out, src = Path(location).resolve(), Path(source).resolve()
+        if out == src or src in out.parents:
+            raise OptionError(
+                "the cube would be written into its own source archive",
+                path=location,
+                expected="an output path outside the archive",
+            )
+        if out in src.parents:
+            raise OptionError(
+                "the source archive lies inside the cube's path",
+                path=str(source),
+                expected="an archive outside the cube",
+            )
     with staging(location, overwrite) as target:
         # Check the target first: a long read must not end in "already exists".
         archive = read_oath(Path(source))

@@ -55,6 +55,7 @@ class Evaluation:
     n_train: int
     n_test: int
     aurora_tpr: float | None = None
+    n_folds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +87,7 @@ class Evaluation:
             "per_class": self.per_class,
             "n_train": self.n_train,
             "n_test": self.n_test,
+            "n_folds": self.n_folds,
         }
         if self.aurora_tpr is not None:
             out["aurora_true_positive_rate"] = self.aurora_tpr
@@ -166,6 +168,13 @@ def _target(ds: xr.Dataset, target: str) -> tuple[np.ndarray, list[str]]:
     return np.asarray(ds[target].values).astype(np.int64), list(class_names(target))
 
 
+def _check_inputs(cube: Cube, var: str, target: str) -> None:
+    """Nothing is scored or trained on a chunk missing from the store (it reads as zeros)."""
+    for name in (target, "split", var):
+        if name in cube.root:
+            cube.check_chunks(name)
+
+
 def _ridge(alpha: float) -> Any:
     # scikit-learn is imported only by the stages that fit or score models.
     from sklearn.linear_model import RidgeClassifier
@@ -205,6 +214,8 @@ def evaluate(
     alpha = check_alpha(alpha)
     ds, opened = _labelled(cube)
     X, var = feature_matrix(ds, features, opened)
+    if opened is not None:
+        _check_inputs(opened, var, target)
     y, names = _target(ds, target)
     split = np.asarray(ds["split"].values).astype(np.int64)
     n = len(y)
@@ -258,6 +269,7 @@ def evaluate(
         n_train=ntrain,
         n_test=n - ntrain,
         aurora_tpr=tpr,
+        n_folds=len(accuracies),
     )
 
 
@@ -285,6 +297,7 @@ def train(
     cube = Cube.open(cube, "r+")
     ds = cube.labelled()
     X, var = feature_matrix(ds, features, cube)
+    _check_inputs(cube, var, target)
     y, names = _target(ds, target)
     if np.unique(y).size < 2:
         raise CubeError(

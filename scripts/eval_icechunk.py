@@ -28,6 +28,7 @@ import hashlib
 import importlib.metadata as md
 import multiprocessing as mp
 import os
+import pickle
 import shutil
 import statistics
 import subprocess
@@ -103,6 +104,12 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ or exc.__context__:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
 # ---------------------------------------------------------------- 1. versions
 
 
@@ -149,12 +156,13 @@ def bench_write_read(ds: Any, work: Path, cube: Path, repeats: int) -> Path:
 
     plain = work / "plain.zarr"
     repo_path = work / "bench.icechunk"
+    repo_zarr_path = work / "bench_to_zarr.icechunk"
 
     def write_plain() -> None:
         ds.to_zarr(fresh(plain), mode="w", zarr_format=3)
 
     def write_ice_to_zarr() -> None:
-        repo = icechunk.Repository.create(storage(fresh(repo_path)))
+        repo = icechunk.Repository.create(storage(fresh(repo_zarr_path)))
         session = repo.writable_session("main")
         ds.to_zarr(session.store, mode="w", zarr_format=3, consolidated=False)
         session.commit("oathcube cube via Dataset.to_zarr")
@@ -193,7 +201,14 @@ def bench_write_read(ds: Any, work: Path, cube: Path, repeats: int) -> Path:
     mb = ds.pixels.nbytes / 2**20
     rows.append(("oathcube.build cube (reference)", None, None, tree_stats(cube)))
     rows.append(("plain Zarr  ds.to_zarr(path)", t_plain, t_read_plain, files_plain))
-    rows.append(("icechunk    ds.to_zarr(session.store)+commit", t_ice_zarr, None, None))
+    rows.append(
+        (
+            "icechunk    ds.to_zarr(session.store)+commit",
+            t_ice_zarr,
+            None,
+            tree_stats(repo_zarr_path),
+        )
+    )
     rows.append(("icechunk    to_icechunk(ds, session)+commit", t_ice, t_read_ice, files_ice))
     print(f"\n2. write / read ({repeats} repeats, median; pixels {mb:.1f} MB uncompressed)")
     print(f"  {'store':45s} {'write s':>8s} {'read s':>8s} {'files':>6s} {'MB':>7s}")
@@ -253,7 +268,8 @@ def transactions(repo_path: Path, work: Path) -> None:
     writer = repo.writable_session("main")
     ds = xr.open_zarr(writer.store, consolidated=False)
     brightness = ds.pixels.astype("float32").mean(("y", "x")).rename("brightness")
-    to_icechunk(brightness.to_dataset(), writer, mode="a")
+    # mode="a" replaces the root attributes with the Dataset's: carry them over
+    to_icechunk(brightness.to_dataset().assign_attrs(ds.attrs), writer, mode="a")
     during = repo.readonly_session("main")
     seen_during = "brightness" in xr.open_zarr(during.store, consolidated=False)
     seen_by_writer = "brightness" in xr.open_zarr(writer.store, consolidated=False)
@@ -275,6 +291,9 @@ def transactions(repo_path: Path, work: Path) -> None:
 
     # 3b. writer killed with SIGKILL before commit
     tip = repo.lookup_branch("main")
+    status_before = xr.open_zarr(repo.readonly_session("main").store, consolidated=False).attrs.get(
+        "oathcube_status"
+    )
     files_before = tree_stats(repo_path)
     chunk_files_before = tree_stats(repo_path / "chunks")[0]
     proc = subprocess.run(
@@ -296,7 +315,8 @@ def transactions(repo_path: Path, work: Path) -> None:
     orphans = tree_stats(repo_path / "chunks")[0] - chunk_files_before
     print(f"  killed writer: rc {proc.returncode} ({'SIGKILL' if killed else 'NOT KILLED'})")
     print(f"  branch tip before {tip}, after {tip_after}; 'ghost' visible: {ghost}")
-    print(f"  committed pixels intact: {intact}; status={status!r}; brightness: {has_brightness}")
+    print(f"  committed pixels intact: {intact}; brightness kept: {has_brightness}")
+    print(f"  root attr oathcube_status before {status_before!r}, after {status!r}")
     print(
         f"  files on disk {files_before[0]} -> {files_after[0]} "
         f"({orphans} orphan chunk objects, {(files_after[1] - files_before[1]) / 2**20:.2f} MB)"
@@ -319,7 +339,7 @@ def transactions(repo_path: Path, work: Path) -> None:
     )
     finding(
         "3. SIGKILLed writer: last snapshot intact, variable absent",
-        killed and tip == tip_after and not ghost and intact and status == "complete",
+        killed and tip == tip_after and not ghost and intact and status == status_before,
         f"tip unchanged={tip == tip_after}; {orphans} orphan chunk files until garbage_collect",
     )
 
@@ -414,6 +434,7 @@ def conflicts(work: Path, race_trials: int) -> None:
     # real race: two processes commit at the same moment, local filesystem storage
     if race_trials <= 0:
         return
+    history_before = sum(1 for _ in repo.ancestry(branch="main"))
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(2), ctx.Queue()
     procs = [
@@ -428,12 +449,14 @@ def conflicts(work: Path, race_trials: int) -> None:
         p.join(timeout=60)
     elapsed = time.perf_counter() - tic
     ancestry = {s.id for s in repo.ancestry(branch="main")}
+    grown = len(ancestry) - history_before
     by_trial: dict[int, list[tuple[Any, ...]]] = {}
     for r in results:
         by_trial.setdefault(r[0], []).append(r)
     tally = {"one ok, one ConflictError": 0, "both ok": 0, "both failed": 0, "other": 0}
     lost = 0
     other: list[str] = []
+    same_parent = sum(1 for rows in by_trial.values() if rows[0][2] == rows[1][2])
     for rows in by_trial.values():
         oks = [r for r in rows if r[3] == "ok"]
         lost += sum(1 for r in oks if r[4] not in ancestry)
@@ -450,6 +473,10 @@ def conflicts(work: Path, race_trials: int) -> None:
     print(f"  process race, {race_trials} trials on local_filesystem_storage ({elapsed:.1f} s):")
     for k, v in tally.items():
         print(f"    {k:28s} {v}")
+    print(f"    trials whose two sessions started from the same snapshot: {same_parent}")
+    print(
+        f"    commits reported ok: {sum(1 for r in results if r[3] == 'ok')}; main grew by {grown}"
+    )
     print(f"    'ok' commits missing from main's history (lost updates): {lost}")
     if other:
         print(f"    other errors: {sorted(set(other))[:3]}")
@@ -468,7 +495,11 @@ PLAIN_OPEN = """
 import sys, warnings
 warnings.simplefilter("ignore")
 import xarray as xr, zarr
-for name, fn in (("xarray.open_zarr", xr.open_zarr), ("zarr.open_group", zarr.open_group)):
+openers = (
+    ("xarray.open_zarr", lambda p: xr.open_zarr(p)),
+    ("zarr.open_group(mode='r')", lambda p: zarr.open_group(p, mode="r")),
+)
+for name, fn in openers:
     try:
         fn(sys.argv[1])
         print(name, "OPENED")
@@ -480,6 +511,8 @@ print("icechunk imported:", "icechunk" in sys.modules)
 
 def plain_xarray(repo_path: Path) -> None:
     print("\n5. plain xarray (no icechunk import) on the repository folder")
+    zarr_json = sum(1 for p in repo_path.rglob("zarr.json"))
+    print(f"  zarr.json files in the repository folder: {zarr_json}")
     out = subprocess.run(
         [sys.executable, "-c", PLAIN_OPEN, str(repo_path)],
         capture_output=True,
@@ -488,8 +521,6 @@ def plain_xarray(repo_path: Path) -> None:
     )
     for line in out.stdout.strip().splitlines():
         print(f"  {line}")
-    zarr_json = sum(1 for p in repo_path.rglob("zarr.json"))
-    print(f"  zarr.json files in the repository folder: {zarr_json}")
     opened = "xarray.open_zarr OPENED" in out.stdout
     finding(
         "5. plain xarray.open_zarr(repo folder) works without icechunk",
@@ -541,7 +572,7 @@ def distributed_writes(ds: Any, work: Path, cube: Path, rows: int) -> None:
             session.commit("to_zarr under distributed")
             a = "worked"
         except Exception as exc:
-            a = first_line(exc)
+            a = first_line(root_cause(exc))
         print(f"  ds.to_zarr(session.store): {a}")
 
         # 6b. to_icechunk (forks per task, merges in the graph)
@@ -562,7 +593,7 @@ def distributed_writes(ds: Any, work: Path, cube: Path, rows: int) -> None:
         session.commit("template")
         session = repo_c.writable_session("main")
         try:
-            client.submit(lambda s: s, session).result()
+            pickle.dumps(session)
             pickled = "pickled"
         except Exception as exc:
             pickled = first_line(exc)
@@ -580,7 +611,7 @@ def distributed_writes(ds: Any, work: Path, cube: Path, rows: int) -> None:
         back = repo_c.readonly_session("main").store
         ok_c = digest(xr.open_zarr(back, consolidated=False).pixels.values) == truth
         workers = len(client.scheduler_info()["workers"])
-        print(f"  sending a writable Session to a worker: {pickled}")
+        print(f"  pickle.dumps(writable Session): {pickled}")
         print(
             f"  fork x{len(forks)} -> {workers} workers -> merge -> commit {sid}: "
             f"{t_c:.2f} s, pixels identical: {ok_c}"
@@ -599,6 +630,12 @@ def distributed_writes(ds: Any, work: Path, cube: Path, rows: int) -> None:
 
 
 # ---------------------------------------------------------------- main
+
+
+def repo_of(state: dict[str, Path]) -> Path:
+    if "repo" not in state:
+        raise RuntimeError("skipped: needs the repository that section 2 writes")
+    return state["repo"]
 
 
 def main() -> int:
@@ -648,9 +685,9 @@ def main() -> int:
     sections.append(
         ("2", lambda: state.update(repo=bench_write_read(ds, work, Path(cube), args.repeats)))
     )
-    sections.append(("3", lambda: transactions(state["repo"], work)))
+    sections.append(("3", lambda: transactions(repo_of(state), work)))
     sections.append(("4", lambda: conflicts(work, args.race_trials)))
-    sections.append(("5", lambda: plain_xarray(state["repo"])))
+    sections.append(("5", lambda: plain_xarray(repo_of(state))))
     if not args.no_dask:
         sections.append(("6", lambda: distributed_writes(ds, work, Path(cube), args.rows)))
     for name, run in sections:

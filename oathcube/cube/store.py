@@ -31,6 +31,7 @@ import zarr
 import zarr.errors
 
 from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
+from ..faults import kill_point
 from .commit import repair_rows
 from .index import StationTimeIndex
 from .nodes import array_at, group_at, read_rows
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Every chunk is written, even one that equals the fill value, so that a chunk missing
+# from the store always means damage (see Cube.check_chunks), never "all zeros".
+zarr.config.set({"array.write_empty_chunks": True})
 
 Mode = Literal["r", "r+"]
 
@@ -357,6 +362,45 @@ class Cube:
         self._require("station", code, self.stations(), CubeError, "(none ingested)")
         return station_group(code)
 
+    def check_chunks(self, path: str, rows: tuple[int, int] | None = None) -> None:
+        """Refuse an array with a chunk missing from the store, naming the chunk.
+
+        oathcube writes every chunk of the arrays it checks this way (pixels,
+        labels, split, published features), so a missing one is damage: zarr
+        would read it as fill values (zeros: a valid pixel, a valid class), and
+        nothing may be computed or scored on those.
+
+        Parameters
+        ----------
+        path
+            The array, e.g. ``pixels`` or ``stations/fsmi/pixels``.
+        rows
+            Only the chunks that hold rows ``rows[0]:rows[1]`` along the first axis.
+        """
+        import itertools
+
+        import fsspec
+
+        array = self.array(path)
+        if array.size == 0 or array.ndim == 0:
+            return
+        grid = [range(-(-n // c)) for n, c in zip(array.shape, array.chunks, strict=True)]
+        if rows is not None and grid:
+            size = array.chunks[0]
+            grid[0] = range(rows[0] // size, -(-rows[1] // size))
+        fs, base = fsspec.core.url_to_fs(self.location)
+        prefix = f"{base}/{path}/c"
+        have = {f[len(prefix) + 1 :] for f in fs.find(prefix)} if fs.exists(prefix) else set()
+        for index in itertools.product(*grid):
+            key = "/".join(map(str, index))
+            if key not in have:
+                raise CubeError(
+                    f"chunk c/{key} of {path} is missing",
+                    path=self.location,
+                    expected="every chunk of the array: the cube is damaged; rebuild it, or "
+                    "rerun the command that wrote this array",
+                )
+
     def read(self, path: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of the array at ``path``, naming a chunk that cannot be read.
 
@@ -562,66 +606,146 @@ def open_station(cube: CubeLike, station: str) -> xr.Dataset:
     return Cube.open(cube).station(station)
 
 
-@contextmanager
-def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
-    """Yield a new, empty, writable Cube; publish it at ``where`` when the block succeeds.
+def _sibling(location: str, tag: str) -> str:
+    """A hidden sibling of ``location`` (a path or URL): ``.NAME.<tag>-<random>``."""
+    parent, _, name = location.rstrip("/").rpartition("/")
+    return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:8]}"
 
-    Local cubes are written into a hidden sibling folder and renamed into place
-    (atomic on one file system), so that an interrupted or failed build leaves
-    nothing at ``where``.  At URLs (object stores have no rename) the cube is
-    written in place and marked complete last, which :meth:`Cube.open` checks.
 
-    Raises
-    ------
-    CubeExistsError
-        Something is at ``where`` and ``overwrite`` is false.
-    OptionError
-        ``where`` lies below a regular file.
-    """
-    location = normalise_location(where)
+def _check_target(location: str, overwrite: bool) -> None:
+    """Refuse a build target that exists (without overwrite) or is not a cube (ever)."""
     if is_url(location):
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(location)
-        if fs.exists(path) and not overwrite:
-            raise CubeExistsError(
-                "cube already exists", path=location, expected="--overwrite to replace it"
-            )
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        cube = Cube(location, "r+", zarr.open_group(location, mode="w", zarr_format=3))
-        cube.building = True
-        yield cube
-        return
-    target = Path(location)
-    for parent in target.parents:
-        if parent.exists() and not parent.is_dir():
-            raise OptionError(
-                f"{parent} is a file", path=location, expected="a path whose parents are folders"
-            )
-    if target.exists() and not overwrite:
+        exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
+    else:
+        target = Path(location)
+        for parent in target.parents:
+            if parent.exists() and not parent.is_dir():
+                raise OptionError(
+                    f"{parent} is a file",
+                    path=location,
+                    expected="a path whose parents are folders",
+                )
+        exists, is_cube = target.exists(), (target / "zarr.json").exists()
+    if exists and not overwrite:
         raise CubeExistsError(
-            "cube already exists", path=location, expected="--overwrite to replace it"
+            "cube already exists" if is_cube else "something that is not a cube is here",
+            path=location,
+            expected="--overwrite to replace it" if is_cube else "a new path",
         )
-    if target.exists() and not (target / "zarr.json").exists():
+    if exists and not is_cube:
         raise CubeExistsError(
             "is not a cube, and --overwrite replaces only cubes",
             path=location,
             expected="a new path, or an existing cube to replace",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
+    """Yield a new, empty, writable Cube; publish it at ``where`` when the block succeeds.
+
+    The new cube is written into a hidden sibling, ``.NAME.building-XXXXXXXX``, so
+    that nothing at ``where`` changes until it is whole.  Then:
+
+    * locally it is renamed into place (atomic on one file system); without
+      ``overwrite`` the rename itself refuses a cube that another writer
+      published meanwhile, so of two racing builds one wins and the other fails,
+      keeping its result at the sibling and naming it;
+    * at URLs (object stores have no rename) the old cube, with ``overwrite``,
+      is deleted only now, and the sibling is copied into place with the root
+      ``zarr.json`` last, so a reader sees either no cube or a whole one; a crash
+      during the copy leaves the whole new cube at the sibling, which the log
+      names when the build starts.
+
+    A build that fails (an exception, an interrupt) removes its sibling.
+
+    Raises
+    ------
+    CubeExistsError
+        Something is at ``where`` and ``overwrite`` is false, or it is not a cube.
+    OptionError
+        ``where`` lies below a regular file.
+    """
+    location = normalise_location(where)
+    _check_target(location, overwrite)
+    tmp = _sibling(location, "building")
+    if not is_url(location):
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+    # At URLs a crash while copying into place leaves the whole cube at the sibling: say where.
+    (log.info if is_url(location) else log.debug)(
+        "building at %s, published at %s when complete", tmp, location
+    )
     try:
-        cube = Cube(str(tmp), "r+", zarr.open_group(str(tmp), mode="w-", zarr_format=3))
+        cube = Cube(tmp, "r+", zarr.open_group(tmp, mode="w-", zarr_format=3))
         cube.building = True
         yield cube
+        kill_point("build.before_publish")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
-    if target.exists():
+    if is_url(location):
+        _publish_url(tmp, location, overwrite)
+    else:
+        _publish_local(Path(tmp), Path(location), overwrite)
+
+
+def _remove(location: str) -> None:
+    """Delete a staging sibling that this run created."""
+    if is_url(location):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(location)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    else:
+        shutil.rmtree(location, ignore_errors=True)
+
+
+def _publish_local(tmp: Path, target: Path, overwrite: bool) -> None:
+    if overwrite and target.exists():
+        if not (target / "zarr.json").exists():
+            raise CubeExistsError(
+                "is no longer a cube: not replaced",
+                path=str(target),
+                expected=f"a cube; this build's cube is kept at {tmp}",
+            )
         trash = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:8]}"
         target.rename(trash)
         tmp.rename(target)
         shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(target)
+        return
+    try:
+        # rename(2) replaces only a missing or empty folder: a cube that another
+        # build published meanwhile makes it fail, and that build keeps its cube.
+        os.rename(tmp, target)
+    except OSError:
+        raise CubeExistsError(
+            "another writer published a cube here while this build ran",
+            path=str(target),
+            expected=f"one writer per target; this build's cube is kept at {tmp}",
+        ) from None
+
+
+def _publish_url(tmp: str, location: str, overwrite: bool) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location)
+    _, tmp_path = fsspec.core.url_to_fs(tmp)
+    if fs.exists(path):
+        if not overwrite:
+            raise CubeExistsError(
+                "another writer published a cube here while this build ran",
+                path=location,
+                expected=f"one writer per target; this build's cube is kept at {tmp}",
+            )
+        fs.rm(path, recursive=True)  # the new cube is whole at tmp: only now
+    root = f"{tmp_path}/zarr.json"
+    files = sorted(f for f in fs.find(tmp_path) if f != root)
+    for name in files:
+        fs.copy(name, path + name[len(tmp_path) :])
+    kill_point("build.url_copied")
+    fs.copy(root, f"{path}/zarr.json")  # last: the cube exists for readers from here on
+    fs.rm(tmp_path, recursive=True)

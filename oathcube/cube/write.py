@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ..faults import kill_point
 from .nodes import array_at
 from .store import Cube
 
@@ -59,4 +60,5 @@ def write_region(cube: Cube, name: str, start: int, block: np.ndarray) -> int:
     Returns the number of rows written (progress bars count them).
     """
     array_at(cube.root, name)[start : start + block.shape[0]] = block
+    kill_point("write.region")
     return int(block.shape[0])

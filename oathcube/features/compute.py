@@ -165,6 +165,13 @@ def _compute(
     done = chunks_done(array)
     lo, hi = rows or (0, n)
     todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
+    if todo:
+        # Nothing is computed on a chunk of pixels that is missing from the store.
+        prefix = f"{group}/" if group else ""
+        span = (todo[0] * size, min(n, (todo[-1] + 1) * size))
+        for name in ("pixels", "rot_angle"):
+            if name in node:
+                cube.check_chunks(prefix + name, rows=span)
     log.info(
         "%s: %d chunks to compute (%d of %d already done)",
         var,
