@@ -326,6 +326,9 @@ def ingest(
     times_csv: Annotated[
         Path | None, typer.Option(help="CSV file,station,time for image folders")
     ] = None,
+    chunk_frames: Annotated[
+        int | None, typer.Option(help="Frames per chunk of a new station (default ~32 MB)")
+    ] = None,
     prep: Annotated[
         str | None,
         typer.Option(
@@ -351,6 +354,7 @@ def ingest(
         skip_bad=skip_bad,
         station=station,
         times_csv=times_csv,
+        chunk_frames=chunk_frames,
     )
     for code, count in sorted(written.items()):
         typer.echo(f"{code}: {count} frames appended")

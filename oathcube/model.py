@@ -169,9 +169,13 @@ def _target(ds: xr.Dataset, target: str) -> tuple[np.ndarray, list[str]]:
 
 
 def _check_inputs(cube: Cube, var: str, target: str) -> None:
-    """Nothing is scored or trained on a chunk missing from the store (it reads as zeros)."""
-    for name in (target, "split", var):
-        if name in cube.root:
+    """Nothing is scored or trained on a chunk missing from the store (it reads as zeros).
+
+    Computed features are left to :func:`feature_matrix`: a chunk of those that is
+    not in the store is one not computed yet (NaN), which a rerun of the features fills.
+    """
+    for name in (target, "split", "features_published" if var == "features_published" else ""):
+        if name and name in cube.root:
             cube.check_chunks(name)
 
 
@@ -213,9 +217,9 @@ def evaluate(
     check_target(target)
     alpha = check_alpha(alpha)
     ds, opened = _labelled(cube)
-    X, var = feature_matrix(ds, features, opened)
     if opened is not None:
-        _check_inputs(opened, var, target)
+        _check_inputs(opened, _features_variable(ds, features), target)
+    X, var = feature_matrix(ds, features, opened)
     y, names = _target(ds, target)
     split = np.asarray(ds["split"].values).astype(np.int64)
     n = len(y)
@@ -296,8 +300,8 @@ def train(
     alpha = check_alpha(alpha)
     cube = Cube.open(cube, "r+")
     ds = cube.labelled()
+    _check_inputs(cube, _features_variable(ds, features), target)
     X, var = feature_matrix(ds, features, cube)
-    _check_inputs(cube, var, target)
     y, names = _target(ds, target)
     if np.unique(y).size < 2:
         raise CubeError(

@@ -24,6 +24,7 @@ from ..cube.schema import provenance
 from ..cube.store import Cube, CubeLike
 from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
+from ..faults import kill_point
 from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
 from . import FeatureSpec, feature_spec
 
@@ -70,6 +71,7 @@ def _feature_chunk(
             expected=f"finite float32 of shape {want}",
         )
     array_at(node, spec.variable)[start:stop] = values
+    kill_point("features.chunk_written")
     return stop - start
 
 
@@ -161,6 +163,7 @@ def _compute(
         )
         if spec.labels is not None and spec.dim not in node:
             write_labels(node, spec.dim, list(spec.labels))
+        kill_point("features.created")
 
     done = chunks_done(array)
     lo, hi = rows or (0, n)
@@ -198,5 +201,6 @@ def _compute(
     if counts:
         total = sum(counts)
         log.info("%s: %d images in %.1f s (%.1f images/s)", var, total, elapsed, total / elapsed)
+    kill_point("features.before_publish")
     cube.publish()
     return var

@@ -1,0 +1,347 @@
+"""Fault injection: real ``oathcube`` processes killed with SIGKILL, then rerun.
+
+Each case runs one command in a new process group with ``OATHCUBE_KILL_AT`` naming a
+point of its commit protocol (:mod:`oathcube.faults`): right after a metadata change,
+after a chunk is written, before or after a commit.  The process kills its whole
+group with SIGKILL there.  The test then checks what a plain xarray reader sees
+(only committed data), reruns the same command to the end, and compares every array
+of the cube with an uninterrupted run.  Seeded cases kill at a random moment from
+outside instead, wherever the process happens to be (a chunk write included).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from themis_files import write_cdf
+
+from oathcube import Cube, build, classify, compute_features, ingest, train
+from oathcube.cli import app
+from oathcube.errors import CubeError, ModelError, OptionError
+from oathcube.faults import KILL_ENV
+from oathcube.rawprep import RawPreparation
+
+PREP = '{"out_size": 32}'
+CHUNK = 16
+
+
+def _run(args: list[str], kill_at: str | None = None, timeout: float = 120) -> int:
+    """Run ``oathcube ARGS`` in its own process group; return its exit status."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    proc = subprocess.run(
+        [sys.executable, "-m", "oathcube.cli", *args],
+        env=env,
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"oathcube {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc.returncode
+
+
+def _arrays(cube: Path) -> dict[str, np.ndarray]:
+    """Every array of every group, as oathcube's readers see them (values only)."""
+    opened = Cube.open(cube)
+    groups = [None, *[f"stations/{s}" for s in opened.stations()]]
+    groups += [f"models/{m}" for m in opened.models()]
+    out: dict[str, np.ndarray] = {}
+    for group in groups:
+        ds = opened.dataset(group)
+        for name, var in ds.variables.items():
+            out[f"{group or ''}/{name}"] = np.asarray(var.values)
+    return out
+
+
+def _assert_same(cube: Path, reference: Path) -> None:
+    got, want = _arrays(cube), _arrays(reference)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        a, b = got[name], want[name]
+        equal = (
+            np.array_equal(a, b, equal_nan=True) if a.dtype.kind in "fcmM" else np.array_equal(a, b)
+        )
+        assert equal, f"{name} differs from the uninterrupted run"
+
+
+def _readable(cube: Path) -> None:
+    """A plain xarray reader opens every group of a killed cube consistently."""
+    if not (cube / "zarr.json").exists():
+        return
+    xr.open_zarr(cube).load()
+    root = zarr.open_group(str(cube), mode="r")
+    if "stations" in root:
+        for name, _ in root["stations"].groups():  # type: ignore[union-attr]
+            xr.open_zarr(cube, group=f"stations/{name}").load()
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three hour files of one station (two sources in time order, then a third)."""
+    folder = tmp_path_factory.mktemp("raw")
+    write_cdf(folder, "fsmi", "2011-01-06T05:00:00", 20, size=32, seed=1)
+    write_cdf(folder, "fsmi", "2011-01-06T06:00:00", 20, size=32, seed=2)
+    write_cdf(folder, "fsmi", "2011-01-06T07:00:00", 20, size=32, seed=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, _synth_template: Path, raw: Path
+) -> dict[str, Path]:
+    """Uninterrupted runs of every command, one cube after each."""
+    base = tmp_path_factory.mktemp("reference")
+    out: dict[str, Path] = {}
+    out["build"] = Path(build(_synth_template, base / "build.zarr", chunk_images=CHUNK))
+    features = Path(build(_synth_template, base / "features.zarr", chunk_images=CHUNK))
+    compute_features(features, "handcrafted", scheduler="synchronous", progress=False)
+    out["features"] = features
+    trained = Path(build(_synth_template, base / "train.zarr", chunk_images=CHUNK))
+    compute_features(trained, "handcrafted", scheduler="synchronous", progress=False)
+    train(trained, "handcrafted")
+    out["train"] = trained
+    ingested = Path(build(_synth_template, base / "ingest.zarr", chunk_images=CHUNK))
+    ingest(
+        sorted(raw.iterdir()),
+        ingested,
+        preparation=RawPreparation(out_size=32),
+        chunk_frames=8,
+        progress=False,
+    )
+    out["ingest"] = ingested
+    return out
+
+
+def _copy(cube: Path, to: Path) -> Path:
+    return Path(shutil.copytree(cube, to))
+
+
+BUILD_POINTS = ["build.template_written", "write.region:3", "build.before_publish"]
+
+
+@pytest.mark.parametrize("point", BUILD_POINTS)
+def test_build_killed(point: str, archive: Path, tmp_path: Path, reference) -> None:
+    cube = tmp_path / "cube.zarr"
+    args = ["build", str(archive), "-o", str(cube), "--chunk-images", str(CHUNK)]
+    assert _run(args, kill_at=point) == -signal.SIGKILL
+    assert not cube.exists()  # nothing at the target until the build is whole
+    assert _run(args) == 0
+    _assert_same(cube, reference["build"])
+
+
+def test_overwrite_killed_keeps_the_old_cube(archive: Path, tmp_path: Path, reference) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    args = ["build", str(archive), "-o", str(cube), "--overwrite", "--chunk-images", "8"]
+    assert _run(args, kill_at="write.region:2") == -signal.SIGKILL
+    _assert_same(cube, reference["build"])  # the old cube, untouched
+
+
+FEATURE_POINTS = ["features.created", "features.chunk_written:3", "features.before_publish"]
+
+
+@pytest.mark.parametrize("point", FEATURE_POINTS)
+def test_features_killed(point: str, tmp_path: Path, reference) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    args = ["features", str(cube), "--model", "handcrafted", "--scheduler", "synchronous"]
+    assert _run(args, kill_at=point) == -signal.SIGKILL
+    _readable(cube)
+    assert "features_handcrafted" not in xr.open_zarr(cube)  # not published before it is whole
+    assert _run(args) == 0
+    _assert_same(cube, reference["features"])
+
+
+INGEST_POINTS = [
+    "ingest.group_created",
+    "ingest.pixels_resized",
+    "ingest.pixels_written",
+    "ingest.times_written",
+    "ingest.rows_extended",
+    "ingest.committed",
+    "ingest.pixels_resized:2",
+    "ingest.pixels_written:3",
+    "ingest.committed:2",
+]
+
+
+@pytest.mark.parametrize("point", INGEST_POINTS)
+def test_ingest_killed(point: str, tmp_path: Path, raw: Path, reference) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    files = [str(f) for f in sorted(raw.iterdir())]
+    args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "8"]
+    assert _run(args, kill_at=point) == -signal.SIGKILL
+    _readable(cube)  # a plain reader sees committed frames only, consistently
+    if "stations" in zarr.open_group(str(cube), mode="r"):
+        seen = xr.open_zarr(cube, group="stations/fsmi").sizes["time"]
+        assert seen in (0, 20, 40, 60)  # whole sources only
+    assert _run(args) == 0
+    _assert_same(cube, reference["ingest"])
+
+
+def test_ingest_killed_then_features_repair_the_station(
+    tmp_path: Path, raw: Path, reference
+) -> None:
+    cube = _copy(reference["ingest"], tmp_path / "cube.zarr")
+    later = tmp_path / "later"
+    later.mkdir()
+    write_cdf(later, "fsmi", "2011-01-06T08:00:00", 20, size=32, seed=4)
+    args = ["ingest", str(next(later.iterdir())), "-o", str(cube), "--prep", PREP]
+    assert _run(args, kill_at="ingest.rows_extended") == -signal.SIGKILL
+    # a feature run drops the uncommitted rows instead of computing on them
+    compute_features(
+        cube, "handcrafted", group="stations/fsmi", scheduler="synchronous", progress=False
+    )
+    fsmi = xr.open_zarr(cube, group="stations/fsmi")
+    assert fsmi.sizes["time"] == 60 and np.isfinite(fsmi.features_handcrafted.values).all()
+
+
+CLASSIFY_POINTS = [
+    "classify.scores_created",
+    "classify.predictions_created",
+    "classify.scores_written",
+    "classify.predictions_written",
+]
+
+
+@pytest.fixture(scope="module")
+def classified(reference, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("classified")
+    cube = _copy(reference["ingest"], base / "cube.zarr")
+    compute_features(cube, "handcrafted", scheduler="synchronous", progress=False)
+    train(cube, "handcrafted")
+    ready = _copy(cube, base / "ready.zarr")
+    classify(cube, "handcrafted_class6", scheduler="synchronous", progress=False)
+    return ready, cube
+
+
+@pytest.mark.parametrize("point", CLASSIFY_POINTS)
+def test_classify_killed(point: str, tmp_path: Path, classified) -> None:
+    ready, done = classified
+    cube = _copy(ready, tmp_path / "cube.zarr")
+    args = ["classify", str(cube), "--model", "handcrafted_class6", "--scheduler", "synchronous"]
+    assert _run(args, kill_at=point) == -signal.SIGKILL
+    _readable(cube)
+    assert _run(args) == 0
+    _assert_same(cube, done)
+
+
+def test_train_killed(tmp_path: Path, reference) -> None:
+    cube = _copy(reference["features"], tmp_path / "cube.zarr")
+    args = ["train", str(cube), "--features", "handcrafted"]
+    assert _run(args, kill_at="train.arrays_written") == -signal.SIGKILL
+    assert Cube.open(cube).models() == []  # an interrupted model is never listed
+    with pytest.raises(ModelError, match="interrupted"):
+        Cube.open(cube).model("handcrafted_class6")
+    assert _run(args) == 0
+    _assert_same(cube, reference["train"])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ingest_killed_at_a_random_moment(seed: int, tmp_path: Path, raw: Path, reference) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    files = [str(f) for f in sorted(raw.iterdir())]
+    args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "8"]
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oathcube.cli", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Somewhere between start-up and the end of the writes (about 2-4 s on 2 cores).
+    time.sleep(random.Random(seed).uniform(1.5, 4.0))
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it finished first: the rerun must then change nothing
+    proc.wait(timeout=60)
+    _readable(cube)
+    assert _run(args) == 0
+    _assert_same(cube, reference["ingest"])
+
+
+# ------------------------------------------------------------------ races and mistakes
+
+
+def test_two_builds_racing_for_one_target(archive: Path, tmp_path: Path, reference) -> None:
+    cube = tmp_path / "cube.zarr"
+    args = ["-m", "oathcube.cli", "build", str(archive), "-o", str(cube)]
+    procs = [
+        subprocess.Popen([sys.executable, *args], stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert "oathcube: error:" in loser and ("already exists" in loser or "another" in loser)
+    assert xr.open_zarr(cube).sizes["image"] == 90
+
+
+def test_a_second_writer_is_refused_while_one_writes(tmp_path: Path, reference) -> None:
+    cube = Cube.open(_copy(reference["build"], tmp_path / "cube.zarr"), "r+")
+    with cube.writing("features"), pytest.raises(CubeError, match="another oathcube command"):
+        compute_features(str(cube), "handcrafted", scheduler="synchronous", progress=False)
+
+
+def test_train_never_replaces_a_model_without_overwrite(tmp_path: Path, reference) -> None:
+    cube = _copy(reference["train"], tmp_path / "cube.zarr")
+    with pytest.raises(ModelError, match="exists"):
+        train(cube, "handcrafted")
+    train(cube, "handcrafted", overwrite=True)
+
+
+@pytest.mark.parametrize("array", ["class6", "split", "pixels", "features_published"])
+def test_a_missing_chunk_is_named_before_anything_is_scored(
+    array: str, tmp_path: Path, reference, runner
+) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    chunk = sorted((cube / array / "c").rglob("*"))[-1]
+    chunk.unlink()
+    command = (
+        ["features", str(cube), "--model", "handcrafted", "--scheduler", "synchronous"]
+        if array == "pixels"
+        else ["evaluate", str(cube)]
+    )
+    out = runner.invoke(app, command)
+    assert out.exit_code == 1
+    assert f"of {array} is missing" in out.output
+    if array == "pixels":
+        assert "features_handcrafted" not in xr.open_zarr(cube)
+
+
+def test_building_cube_is_not_written_by_others(tmp_path: Path, reference) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    zarr.open_group(str(cube), mode="r+").attrs["oathcube_status"] = "building"
+    with pytest.raises(CubeError, match="not complete"):
+        compute_features(cube, "handcrafted", progress=False)
+    source = tmp_path / "frames"
+    source.mkdir()
+    with pytest.raises(CubeError, match="not complete"):
+        ingest([source], cube, progress=False)
+
+
+def test_build_refuses_targets_it_would_damage(archive: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in archive.rglob("*"))
+    with pytest.raises(OptionError, match="own source"):
+        build(archive, archive, overwrite=True)
+    with pytest.raises(OptionError, match="own source"):
+        build(archive, archive / "cube.zarr")
+    inside = Path(shutil.copytree(archive, tmp_path / "big.zarr" / "oath"))
+    with pytest.raises(OptionError, match="inside the cube"):
+        build(inside, tmp_path / "big.zarr", overwrite=True)
+    assert sorted(p.name for p in archive.rglob("*")) == before
