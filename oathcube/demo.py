@@ -8,8 +8,8 @@ sequence is known -> ingest -> classify -> timeline plot and its accuracy.
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +21,7 @@ from scipy.linalg import LinAlgWarning
 from .classification import classify
 from .cube.schema import prediction_names
 from .cube.store import Cube
+from .errors import OptionError
 from .info import describe, montage_images
 from .ingestion import ingest
 from .labelled import build
@@ -48,6 +49,55 @@ def night_accuracy(cube: Cube, station: str, model: str, truth_csv: Path) -> tup
     return float(np.mean(pred.loc[common].to_numpy() == want.loc[common].to_numpy())), len(common)
 
 
+#: What the demo writes into its folder (and nothing else), and the file that says so.
+OUTPUTS: tuple[str, ...] = (
+    "oath_synthetic",
+    "oath.zarr",
+    "night_fsmi",
+    "montage.png",
+    "confusion_published.png",
+    "confusion_handcrafted.png",
+    "timeline_fsmi.png",
+    "timeline_fsmi.csv",
+)
+MARKER = ".oathcube-demo.json"
+
+
+def _set_aside_previous_run(work: Path) -> Path | None:
+    """Move a previous demo's outputs into ``work/previous-<time>/``; refuse other content.
+
+    The demo deletes nothing: a rerun into the same folder keeps the last run's
+    files, moved aside.  A folder that holds anything a demo did not write is
+    refused before anything is written.
+    """
+    if not work.exists():
+        return None
+    if not work.is_dir():
+        raise OptionError("is a file", path=work, expected="a folder for the demo")
+    present = {p.name for p in work.iterdir()}
+    previous = {name for name in present if name.startswith("previous-")}
+    if not present - previous:
+        return None
+    if MARKER not in present:
+        raise OptionError(
+            "holds files that no demo wrote",
+            path=work,
+            expected="a new or empty folder, or one an earlier `oathcube demo` used",
+        )
+    strangers = sorted(present - set(OUTPUTS) - previous - {MARKER})
+    if strangers:
+        raise OptionError(
+            f"holds {', '.join(strangers)}, which no demo wrote",
+            path=work,
+            expected="only an earlier demo's files",
+        )
+    kept = work / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
+    kept.mkdir()
+    for name in sorted(present - previous):
+        (work / name).rename(kept / name)
+    return kept
+
+
 def run_demo(
     directory: str | Path, n: int = 5824, size: int = 256, scheduler: str = "threads"
 ) -> dict[str, float]:
@@ -56,17 +106,18 @@ def run_demo(
     check_synth_options(n, size)
     tic = time.perf_counter()
     work = Path(directory)
-    work.mkdir(parents=True, exist_ok=True)
-    archive, cube_path, night = work / "oath_synthetic", work / "oath.zarr", work / "night_fsmi"
-    for old in (archive, night):
-        shutil.rmtree(old, ignore_errors=True)
-
     say = log.info
+    kept = _set_aside_previous_run(work)
+    if kept is not None:
+        say(f"the previous demo's files in {work} were moved to {kept}")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text(json.dumps({"n": n, "size": size, "outputs": list(OUTPUTS)}))
+    archive, cube_path, night = work / "oath_synthetic", work / "oath.zarr", work / "night_fsmi"
 
     say(_STEP("1/6 synth: a SYNTHETIC archive in the published OATH layout"))
     synth(archive, n=n, size=size, seed=0, progress=True)
     say(_STEP("2/6 build: archive -> Zarr cube, with handcrafted features (dask)"))
-    build(archive, cube_path, overwrite=True, features=["handcrafted"], scheduler=scheduler)
+    build(archive, cube_path, features=["handcrafted"], scheduler=scheduler)
     cube = Cube.open(cube_path, "r+")  # opened once, passed to every later stage
     say(describe(cube))
     plot_montage(
