@@ -120,6 +120,8 @@ def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_a
     if path not in cube.root:
         return
     node = cube.group(path)
+    if "pixels" not in node or "time" not in node:
+        return  # a group a killed ingest left without arrays: nothing committed yet
     stored_prep = node.attrs.get("preparation")
     stored_shape = array_at(node, "pixels").shape[1:]
     n = committed_rows(node)
@@ -166,47 +168,57 @@ def _check_sources(entries: list[_Source]) -> None:
 def _station_node(
     cube: Cube, code: str, shape: tuple[int, ...], prep_attrs: str, chunk_frames: int | None
 ) -> zarr.Group:
-    """The station's group, repaired to its committed length, or a new empty one."""
+    """The station's group, repaired to its committed length, or a new empty one.
+
+    A group that a killed ingest created without (all of) its arrays gets them now.
+    """
     path = station_group(code)
     if path in cube.root:
         node = cube.group(path)
-        repair_rows(node)
-        return node
-    node = cube.root.create_group(
-        path,
-        attributes=provenance(
-            station=code, preparation=prep_attrs, sources=[], skipped=[], **{COMMITTED_ROWS: 0}
-        ),
-    )
-    node.create_array(
-        "time",
-        shape=(0,),
-        chunks=(_TIME_CHUNK,),
-        dtype="int64",
-        fill_value=0,
-        dimension_names=["time"],
-        attributes={
-            "long_name": "UTC exposure time",
-            "standard_name": "time",
-            "units": _TIME_UNITS,
-            "calendar": TIME_ENCODING["calendar"],
-        },
-    )
-    size = chunk_frames or images_per_chunk(shape)
-    node.create_array(
-        "pixels",
-        shape=(0, *shape),
-        chunks=(size, *shape),
-        dtype="uint8",
-        fill_value=0,
-        dimension_names=["time", "y", "x"],
-        attributes={
-            "long_name": "prepared 8-bit frame",
-            "units": "1",
-            "orientation": "as stored in the source file: row 0 = first row stored",
-        },
-    )
-    kill_point("ingest.group_created")
+    else:
+        node = cube.root.create_group(
+            path,
+            attributes=provenance(
+                station=code,
+                preparation=prep_attrs,
+                sources=[],
+                skipped=[],
+                **{COMMITTED_ROWS: 0},
+            ),
+        )
+        kill_point("ingest.group_created")
+    if "time" not in node:
+        node.create_array(
+            "time",
+            shape=(0,),
+            chunks=(_TIME_CHUNK,),
+            dtype="int64",
+            fill_value=0,
+            dimension_names=["time"],
+            attributes={
+                "long_name": "UTC exposure time",
+                "standard_name": "time",
+                "units": _TIME_UNITS,
+                "calendar": TIME_ENCODING["calendar"],
+            },
+        )
+        kill_point("ingest.time_created")
+    if "pixels" not in node:
+        size = chunk_frames or images_per_chunk(shape)
+        node.create_array(
+            "pixels",
+            shape=(0, *shape),
+            chunks=(size, *shape),
+            dtype="uint8",
+            fill_value=0,
+            dimension_names=["time", "y", "x"],
+            attributes={
+                "long_name": "prepared 8-bit frame",
+                "units": "1",
+                "orientation": "as stored in the source file: row 0 = first row stored",
+            },
+        )
+    repair_rows(node)
     return node
 
 

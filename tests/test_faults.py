@@ -28,7 +28,7 @@ from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, ingest, train
 from oathcube.cli import app
-from oathcube.errors import CubeError, ModelError, OptionError
+from oathcube.errors import ArchiveError, CubeError, IngestError, ModelError, OptionError
 from oathcube.faults import KILL_ENV
 from oathcube.rawprep import RawPreparation
 
@@ -166,6 +166,7 @@ def test_features_killed(point: str, tmp_path: Path, reference) -> None:
 
 INGEST_POINTS = [
     "ingest.group_created",
+    "ingest.time_created",
     "ingest.pixels_resized",
     "ingest.pixels_written",
     "ingest.times_written",
@@ -345,3 +346,40 @@ def test_build_refuses_targets_it_would_damage(archive: Path, tmp_path: Path) ->
     with pytest.raises(OptionError, match="inside the cube"):
         build(inside, tmp_path / "big.zarr", overwrite=True)
     assert sorted(p.name for p in archive.rglob("*")) == before
+
+
+def test_overlapping_sources_are_refused_before_anything_is_written(
+    tmp_path: Path, raw: Path, reference
+) -> None:
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    overlap = tmp_path / "overlap"
+    overlap.mkdir()
+    write_cdf(overlap, "fsmi", "2011-01-06T05:00:30", 20, size=32, seed=9)
+    before = _arrays(cube)
+    with pytest.raises(IngestError, match="overlap"):
+        ingest([*sorted(raw.iterdir()), *overlap.iterdir()], cube, progress=False)
+    assert Cube.open(cube).stations() == [] and sorted(_arrays(cube)) == sorted(before)
+
+
+def test_overwrite_at_a_url_keeps_the_old_cube_when_the_new_build_fails(
+    archive: Path, tmp_path: Path
+) -> None:
+    url = "memory://faults/cube.zarr"
+    build(archive, url, progress=False)
+    (archive / "classifications" / "classifications.csv").write_text("garbage\n")
+    with pytest.raises(ArchiveError):
+        build(archive, url, overwrite=True, progress=False)
+    assert xr.open_zarr(url).sizes["image"] == 90  # the old cube, whole
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    assert not [p for p in fs.ls("/faults") if ".building-" in p]  # the failed one is gone
+
+
+def test_features_overwrite_with_a_bad_scheduler_keeps_the_features(
+    tmp_path: Path, reference, runner
+) -> None:
+    cube = _copy(reference["features"], tmp_path / "cube.zarr")
+    args = ["features", str(cube), "--model", "handcrafted", "--overwrite", "--scheduler", "x"]
+    assert runner.invoke(app, args).exit_code == 1
+    _assert_same(cube, reference["features"])
