@@ -383,3 +383,25 @@ def test_features_overwrite_with_a_bad_scheduler_keeps_the_features(
     args = ["features", str(cube), "--model", "handcrafted", "--overwrite", "--scheduler", "x"]
     assert runner.invoke(app, args).exit_code == 1
     _assert_same(cube, reference["features"])
+
+
+def test_a_file_url_is_the_path_it_names(archive: Path, tmp_path: Path, runner) -> None:
+    target = tmp_path / "by_url.zarr"
+    out = runner.invoke(app, ["build", str(archive), "-o", f"file://{target}"])
+    assert out.exit_code == 0, out.output
+    assert xr.open_zarr(target).sizes["image"] == 90
+    assert str(target) in out.output and not Path("file:").exists()
+
+
+@pytest.mark.parametrize("rows", [4, 6])
+def test_evaluate_says_how_many_folds_it_averaged(
+    rows: int, archive: Path, tmp_path: Path, runner
+) -> None:
+    split = archive / "classifications" / "train_test_split.csv"
+    lines = split.read_text().splitlines()
+    split.write_text("\n".join((lines * 2)[:rows]) + "\n")
+    cube = build(archive, tmp_path / "cube.zarr", progress=False)
+    out = runner.invoke(app, ["evaluate", cube])
+    assert out.exit_code == 0, out.output
+    assert f"{rows} folds (the rows of split)" in out.output
+    assert xr.open_zarr(cube).attrs["n_folds"] == rows
