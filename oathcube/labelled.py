@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,10 @@ def oath_template(archive: OathArchive, chunk_images: int | None = None) -> xr.D
     return ds
 
 
+def _read_and_write(cube: Cube, start: int, load: Callable[[], np.ndarray]) -> int:
+    return write_region(cube, "pixels", start, load())
+
+
 def write_oath_cube(
     archive: OathArchive,
     cube: Cube,
@@ -185,10 +189,9 @@ def write_oath_cube(
             for start, load in blocks:
                 bar.update(write_region(cube, "pixels", start, load()))
         return
-    tasks = [
-        dask.delayed(write_region)(cube, "pixels", start, dask.delayed(load)())
-        for start, load in blocks
-    ]
+    # One task reads and writes a chunk: on a cluster, the worker reads the PNGs by
+    # path itself and no pixels travel between processes.
+    tasks = [dask.delayed(_read_and_write)(cube, start, load) for start, load in blocks]
     run_tasks(
         tasks,
         scheduler,
