@@ -329,6 +329,7 @@ def ingest(
     chunk_frames: Annotated[
         int | None, typer.Option(help="Frames per chunk of a new station (default ~32 MB)")
     ] = None,
+    scheduler: Scheduler = "threads",
     prep: Annotated[
         str | None,
         typer.Option(
@@ -355,6 +356,7 @@ def ingest(
         station=station,
         times_csv=times_csv,
         chunk_frames=chunk_frames,
+        scheduler=scheduler,
     )
     for code, count in sorted(written.items()):
         typer.echo(f"{code}: {count} frames appended")

@@ -5,21 +5,23 @@ dimension: ``pixels(time, y, x)`` (8-bit, prepared as :mod:`oathcube.rawprep`
 records in the attributes); features and predictions come later
 (:mod:`oathcube.classification`), along the same ``time``.
 
-The commit protocol of an append (one per source, in time order):
+An ingest is a dask graph over its sources, in four steps:
 
-1. every array indexed by ``time`` is extended, ``pixels`` first, and the new
-   frames and times are written into their chunks (each chunk write is atomic:
-   a whole chunk object or none);
-2. the group attribute ``oathcube_rows`` (the committed length) and ``sources``
-   are updated in one metadata write: the commit;
-3. the consolidated metadata, which is what plain ``xarray.open_zarr`` reads, is
-   refreshed: readers see the new frames only from here on.
+1. **scan** every source cheaply (a CDF's times and frame shape, without its
+   frames) and check them all, against each other and against the station already
+   stored, so that every error comes before the first write;
+2. **plan**: record the append (``oathcube_pending``: rows, sources, preparation),
+   extend every ``time``-indexed array and write the new times;
+3. **tasks** that each read, prepare and write whole chunks of ``pixels`` (no two
+   tasks write one chunk), on threads, processes or a ``dask.distributed`` cluster,
+   each worker reading its sources by path itself;
+4. **commit**: ``oathcube_rows`` (the committed length) and ``sources`` in one
+   metadata write, then the consolidated metadata that readers see.
 
-A writer killed at any point leaves rows beyond ``oathcube_rows`` that no reader
-sees; the next ingest (or feature run) drops them before it writes, and appends
-the frames again, so that a rerun ends with the arrays of an uninterrupted run.
-Every source is read, checked against the others and against the station
-(times, shapes, preparation) before the first write.
+Readers see the new frames only after step 4.  A run killed before it is resumed
+chunk by chunk: a rerun with the same sources finds its plan and writes only the
+chunks that are not in the store yet; any other writer first cuts the arrays back
+to ``oathcube_rows``.  Either way the arrays end as an uninterrupted run leaves them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zarr
@@ -38,44 +40,37 @@ from tqdm.auto import tqdm
 from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks
-from .cube.commit import COMMITTED_ROWS, committed_rows, repair_rows, row_arrays
+from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
 from .cube.nodes import array_at, attr_list
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
 from .cube.store import Cube, CubeLike, check_new_location, normalise_location
 from .errors import CubeNotFoundError, IngestError, OptionError
 from .faults import kill_point
+from .parallel import check_scheduler, cores, run_tasks
 from .rawprep import RawPreparation
 
-__all__ = ["ingest", "station_times", "PREPARED_CACHE_BYTES"]
+__all__ = ["ingest", "station_times", "PENDING", "ROWS_PER_TASK"]
 
 log = logging.getLogger(__name__)
 
-#: Frames kept in memory between the checking pass and the writing pass, so that a
-#: typical ingest reads each file once; sources beyond it are read again.
-PREPARED_CACHE_BYTES = 1 << 30
+#: Frames one task reads, prepares and writes at most (whole chunks): about two hour
+#: files, so that a source straddling two tasks is read twice at most, and memory per
+#: task stays near 300 MB for 256 x 256 frames, whatever the archive's size.
+ROWS_PER_TASK = 2400
 
 _TIME_UNITS = "microseconds since 1970-01-01"
 _TIME_CHUNK = 2**16
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A source's frames of one station, prepared to uint8 (raw counts dropped)."""
-
-    station: str
-    time: np.ndarray
-    source: str
-    pixels: np.ndarray
-
-
 @dataclass
 class _Source:
-    """What the checking pass learned of one source's frames of one station."""
+    """What the scan learned of one source's frames of one station."""
 
     source: str
     station: str
     times: list[np.ndarray]
     shape: tuple[int, ...]
+    raw: bool = True
 
     @property
     def first(self) -> np.datetime64:
@@ -87,11 +82,6 @@ class _Source:
 
     def all_times(self) -> np.ndarray:
         return np.concatenate(self.times)
-
-
-def _prepare(block: FrameBlock, prep: RawPreparation) -> _Prepared:
-    pixels = prep.apply(block.frames) if block.raw else block.frames
-    return _Prepared(block.station, block.time, str(block.source), pixels)
 
 
 def _decode_times(array: zarr.Array, stop: int, start: int = 0) -> np.ndarray:
@@ -218,37 +208,118 @@ def _station_node(
                 "orientation": "as stored in the source file: row 0 = first row stored",
             },
         )
-    repair_rows(node)
     return node
 
 
-def _append(node: zarr.Group, block: _Prepared) -> int:
-    """Append ``block``'s frames after the committed ones, then commit; return frames added."""
-    n = committed_rows(node)
-    times, pixels = block.time, block.pixels
-    if n:
-        last = _decode_times(array_at(node, "time"), n, n - 1)[0]
-        keep = times > last  # frames already committed (a rerun) are not written again
-        times, pixels = times[keep], pixels[keep]
-    if times.size == 0:
-        return 0
-    end = n + times.size
-    frames = array_at(node, "pixels")
-    frames.resize((end, *frames.shape[1:]))
-    kill_point("ingest.pixels_resized")
-    frames[n:end] = pixels
-    kill_point("ingest.pixels_written")
-    stamps = array_at(node, "time")
-    stamps.resize((end,))
-    stamps[n:end] = _encode_times(times)
-    kill_point("ingest.times_written")
-    for array in row_arrays(node, "time"):
-        if array.shape[0] != end:  # features, predictions: new rows are "not computed"
-            array.resize((end, *array.shape[1:]))
-    kill_point("ingest.rows_extended")
-    node.attrs.update({COMMITTED_ROWS: end, "sources": [*attr_list(node, "sources"), block.source]})
-    kill_point("ingest.committed")
-    return int(times.size)
+@dataclass(frozen=True)
+class _Piece:
+    """Frames ``lo:hi`` of a source's new frames, bound for rows ``row:row + hi - lo``."""
+
+    source: str
+    station: str
+    lo: int
+    hi: int
+    row: int
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Rows ``start:stop`` of a station's pixels (whole chunks), from ``pieces``."""
+
+    group: str
+    start: int
+    stop: int
+    committed: int
+    pieces: tuple[_Piece, ...]
+
+    @property
+    def new_rows(self) -> int:
+        return sum(p.hi - p.lo for p in self.pieces)
+
+
+def _read_new_frames(
+    piece: _Piece, after: np.datetime64 | None, times_csv: str | None, station: str | None
+) -> tuple[np.ndarray, bool]:
+    """The new frames ``lo:hi`` of a source (those after ``after``), and whether raw."""
+    blocks = [
+        b
+        for b in iter_frame_blocks([piece.source], station=station, times_csv=times_csv)
+        if b.station == piece.station and str(b.source) == piece.source
+    ]
+    times = np.concatenate([b.time for b in blocks])
+    frames = np.concatenate([b.frames for b in blocks]) if len(blocks) > 1 else blocks[0].frames
+    if after is not None:
+        frames = frames[times > after]
+    return frames[piece.lo : piece.hi], blocks[0].raw
+
+
+def _write_task(
+    cube: Cube,
+    task: _Task,
+    prep: RawPreparation,
+    after: dict[str, np.datetime64 | None],
+    times_csv: str | None,
+    station: str | None,
+) -> int:
+    """Read, prepare and write the whole chunks of one task; return the new frames."""
+    pixels = array_at(cube.group(task.group), "pixels")
+    rows = np.zeros((task.stop - task.start, *pixels.shape[1:]), dtype=np.uint8)
+    if task.start < task.committed:  # the head of a partly filled chunk: keep its rows
+        rows[: task.committed - task.start] = pixels[task.start : task.committed]
+    for piece in task.pieces:
+        frames, raw = _read_new_frames(piece, after[piece.source], times_csv, station)
+        at = piece.row - task.start
+        rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
+    pixels[task.start : task.stop] = rows
+    kill_point("ingest.chunk_written")
+    return task.new_rows
+
+
+def _plan_tasks(
+    group: str, committed: int, chunk: int, entries: list[_Source], news: list[np.ndarray]
+) -> list[_Task]:
+    """Cut a station's new rows into tasks of whole chunks (ROWS_PER_TASK at most)."""
+    pieces: list[_Piece] = []
+    row = committed
+    for entry, new in zip(entries, news, strict=True):
+        if new.size:
+            pieces.append(_Piece(entry.source, entry.station, 0, int(new.size), row))
+            row += int(new.size)
+    end = row
+    if end == committed:
+        return []
+    # Enough tasks to keep every core busy, none larger than ROWS_PER_TASK.
+    spread = -(-(end - committed) // (2 * cores()))
+    per_task = max(chunk, min(ROWS_PER_TASK // chunk, -(-spread // chunk)) * chunk)
+    first = committed // chunk * chunk
+    tasks = []
+    for start in range(first, end, per_task):
+        stop = min(start + per_task, end)
+        cut = []
+        for piece in pieces:
+            lo_row = max(piece.row, start)
+            hi_row = min(piece.row + piece.hi - piece.lo, stop)
+            if lo_row < hi_row:
+                offset = lo_row - piece.row
+                cut.append(
+                    _Piece(
+                        piece.source,
+                        piece.station,
+                        piece.lo + offset,
+                        piece.lo + offset + hi_row - lo_row,
+                        lo_row,
+                    )
+                )
+        tasks.append(_Task(group, start, stop, committed, tuple(cut)))
+    return tasks
+
+
+def _chunk_written(cube: Cube, group: str, index: int) -> bool:
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(cube.location)
+    key = f"{base}/{group}/pixels/c/{index}/0/0"
+    return bool(fs.exists(key))
 
 
 def ingest(
@@ -260,17 +331,18 @@ def ingest(
     station: str | None = None,
     times_csv: str | os.PathLike[str] | None = None,
     chunk_frames: int | None = None,
+    scheduler: str | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
     """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
 
-    Every source is read, prepared and checked (against the others and against
-    the station already stored) before anything is written, so a bad file or an
+    Every source is scanned and checked (against the others and against the
+    station already stored) before anything is written, so a bad file or an
     overlap stops the ingest with nothing written (or, with ``skip_bad``, a file
     that cannot be read is left out and listed in the station's ``skipped``
-    attribute).  Sources are then appended in time order, each committed on its
-    own (see the module documentation); frames already in the cube are skipped,
-    so an interrupted ingest can simply be rerun.
+    attribute).  Then tasks read, prepare and write whole chunks in parallel, and
+    the append is committed at the end (see the module documentation); frames
+    already in the cube are skipped, and a killed run resumes chunk by chunk.
 
     Parameters
     ----------
@@ -286,17 +358,19 @@ def ingest(
     station, times_csv
         For image folders whose names carry no station or time.
     chunk_frames
-        Frames per chunk of a new station group (default: about 32 MB).  Appends
-        fill the last, partial chunk and write new chunks; full chunks are never
-        rewritten.
+        Frames per chunk of a new station group (default: about 32 MB).
+    scheduler
+        ``threads``, ``processes``, ``synchronous``, a ``tcp://`` address, or None
+        (a ``distributed.Client`` the caller has, else threads).
     progress
-        Show a per-file progress bar.
+        Show progress bars.
 
     Returns
     -------
     dict
         Frames appended per station.
     """
+    check_scheduler(scheduler)
     if chunk_frames is not None and chunk_frames < 1:
         raise OptionError(f"{chunk_frames} frames per chunk", expected="1 or more")
     if not sources:
@@ -325,41 +399,15 @@ def ingest(
         check_new_location(str(cube))
     prep = preparation or RawPreparation()
     prep_attrs = json.dumps(prep.attrs(), sort_keys=True)
-    reader = iter_frame_blocks(sources, skip_bad=skip_bad, station=station, times_csv=times_csv)
+    csv = None if times_csv is None else os.fspath(times_csv)
+
+    # 1. scan: stations, times and shapes of every source; nothing prepared, nothing kept.
+    reader = iter_frame_blocks(
+        sources, skip_bad=skip_bad, station=station, times_csv=csv, scan=True
+    )
     seen: dict[tuple[str, str], _Source] = {}
-    cache: dict[tuple[str, str], list[_Prepared]] = {}
-    too_big: set[tuple[str, str]] = set()
-    cached_bytes = 0
-
-    def keep(key: tuple[str, str], prepared: _Prepared) -> None:
-        nonlocal cached_bytes
-        if key in too_big:
-            return
-        if cached_bytes + prepared.pixels.nbytes > PREPARED_CACHE_BYTES:
-            too_big.add(key)
-            cached_bytes -= sum(p.pixels.nbytes for p in cache.pop(key, []))
-            return
-        cache.setdefault(key, []).append(prepared)
-        cached_bytes += prepared.pixels.nbytes
-
-    # One block is prepared (16 -> 8 bit) on a second thread while the next is read
-    # and decompressed (zlib and numpy release the GIL); at most two in memory.
-    in_flight: tuple[tuple[str, str], Future[_Prepared]] | None = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for block in tqdm(
-            reader, desc="reading", unit="block", disable=not progress, file=sys.stderr
-        ):
-            key = (str(block.source), block.station)
-            future = pool.submit(_prepare, block, prep)
-            if in_flight is not None:
-                prepared = in_flight[1].result()
-                _note(seen, in_flight[0], prepared)
-                keep(in_flight[0], prepared)
-            in_flight = (key, future)
-        if in_flight is not None:
-            prepared = in_flight[1].result()
-            _note(seen, in_flight[0], prepared)
-            keep(in_flight[0], prepared)
+    for block in tqdm(reader, desc="scanning", unit="block", disable=not progress, file=sys.stderr):
+        _note(seen, block)
     skipped = reader.skipped_as_attrs()
     if not seen:
         raise IngestError(
@@ -367,14 +415,9 @@ def ingest(
             path=", ".join(map(str, sources)),
             expected="CDF L1, PGM files or folders of PNG/JPEG frames",
         )
-    order = sorted(seen, key=lambda k: seen[k].first)
     by_station: dict[str, list[_Source]] = {}
-    for key in order:
+    for key in sorted(seen, key=lambda k: seen[k].first):
         by_station.setdefault(key[1], []).append(seen[key])
-    for code, entries in by_station.items():
-        _check_sources(entries)
-        if existing is not None:
-            _check_against_station(existing, code, entries, prep_attrs)
     for code, entries in by_station.items():
         shapes = {e.shape for e in entries}
         if len(shapes) > 1:
@@ -383,35 +426,31 @@ def ingest(
                 path=", ".join(e.source for e in entries),
                 expected=f"one frame shape per station ({code})",
             )
+        _check_sources(entries)
+        if existing is not None:
+            _check_against_station(existing, code, entries, prep_attrs)
 
     # Everything is checked: from here on, the cube is written.
     target = existing or Cube.open_or_create(
         str(cube), title="THEMIS ASI station archives", oathcube_status="complete"
     )
+    written: dict[str, int] = {}
     with target.writing("ingest"):
-        written: dict[str, int] = {}
-        bar = tqdm(
-            total=len(order), desc="appending", unit="source", disable=not progress, file=sys.stderr
-        )
-        nodes: dict[str, zarr.Group] = {}
-        for key in order:
-            src, code = key
-            if code not in nodes:
-                nodes[code] = _station_node(target, code, seen[key].shape, prep_attrs, chunk_frames)
-            blocks = cache.pop(key, None)
-            if blocks is None:
-                blocks = [
-                    _prepare(b, prep)
-                    for b in iter_frame_blocks([src], station=station, times_csv=times_csv)
-                    if b.station == code
-                ]
-            for prepared in blocks:
-                written[code] = written.get(code, 0) + _append(nodes[code], prepared)
-            target.publish()  # plain xarray readers see the committed frames from here on
-            bar.update(1)
-        bar.close()
+        for code, entries in by_station.items():
+            written[code] = _ingest_station(
+                target,
+                code,
+                entries,
+                prep,
+                prep_attrs,
+                chunk_frames,
+                csv,
+                station,
+                scheduler,
+                progress,
+            )
         for code in written:
-            node = nodes[code]
+            node = target.group(station_group(code))
             node.attrs["skipped"] = [*attr_list(node, "skipped"), *skipped]
         if skipped:
             root = target.root
@@ -420,14 +459,95 @@ def ingest(
     return written
 
 
-def _note(seen: dict[tuple[str, str], _Source], key: tuple[str, str], block: _Prepared) -> None:
+def _ingest_station(
+    cube: Cube,
+    code: str,
+    entries: list[_Source],
+    prep: RawPreparation,
+    prep_attrs: str,
+    chunk_frames: int | None,
+    times_csv: str | None,
+    station: str | None,
+    scheduler: str | None,
+    progress: bool,
+) -> int:
+    """Plan, write and commit one station's new frames; return how many."""
+    group = station_group(code)
+    node = _station_node(cube, code, entries[0].shape, prep_attrs, chunk_frames)
+    pending = node.attrs.get(PENDING)
+    committed = committed_rows(node)
+    last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
+    after = last[0] if last.size else None
+    news = [
+        e.all_times()[e.all_times() > after] if after is not None else e.all_times()
+        for e in entries
+    ]
+    end = committed + sum(int(t.size) for t in news)
+    plan: Any = {
+        "start": committed,
+        "end": end,
+        "sources": [e.source for e in entries],
+        "preparation": prep_attrs,
+    }
+    resuming = pending == plan
+    if not resuming:
+        repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
+    if end == committed:
+        return 0
+    pixels = array_at(node, "pixels")
+    chunk = pixels.chunks[0]
+    if not resuming:
+        node.attrs[PENDING] = plan
+        for array in row_arrays(node, "time"):  # new feature/prediction rows: "not computed"
+            array.resize((end, *array.shape[1:]))
+        array_at(node, "time")[committed:end] = _encode_times(np.concatenate(news))
+        kill_point("ingest.planned")
+    after_by_source = {e.source: after for e in entries}
+    tasks = _plan_tasks(group, committed, chunk, entries, news)
+    if resuming:  # chunks a killed run wrote are whole in the store: keep them
+        tasks = [
+            t
+            for t in tasks
+            if t.start < committed
+            or not all(
+                _chunk_written(cube, group, i) for i in range(t.start // chunk, -(-t.stop // chunk))
+            )
+        ]
+    import dask
+
+    run_tasks(
+        [
+            dask.delayed(_write_task)(cube, t, prep, after_by_source, times_csv, station)
+            for t in tasks
+        ],
+        scheduler,
+        progress=progress,
+        label=f"{code}: {end - committed} new frames in {len(tasks)} tasks",
+        total=sum(t.new_rows for t in tasks),
+        unit="frame",
+    )
+    node.attrs.update(
+        {
+            COMMITTED_ROWS: end,
+            "sources": [*attr_list(node, "sources"), *plan["sources"]],
+            PENDING: None,
+        }
+    )
+    kill_point("ingest.committed")
+    return end - committed
+
+
+def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock) -> None:
+    key = (str(block.source), block.station)
     entry = seen.get(key)
     if entry is None:
-        seen[key] = _Source(block.source, block.station, [block.time], block.pixels.shape[1:])
+        seen[key] = _Source(
+            str(block.source), block.station, [block.time], block.frames.shape[1:], block.raw
+        )
         return
-    if block.pixels.shape[1:] != entry.shape:
+    if block.frames.shape[1:] != entry.shape:
         raise IngestError(
-            f"frames of shape {block.pixels.shape[1:]}",
+            f"frames of shape {block.frames.shape[1:]}",
             path=block.source,
             expected=f"{entry.shape} like the source's other frames",
         )

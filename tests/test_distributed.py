@@ -1,9 +1,10 @@
 """A real dask.distributed cluster: ``dask scheduler`` and two ``dask worker`` processes.
 
-They run on 127.0.0.1 as subprocesses, bounded in time.  build (pixel chunks: each
-worker reads its PNGs by path and writes its chunk), features and classify run on
-them; every array is compared with a threaded local run (float features within
-FEATURE_TOLERANCE, everything else equal), locally and with the cube on S3.
+They run on 127.0.0.1 as subprocesses, bounded in time.  build (each worker reads its
+PNGs by path and writes its pixel chunk), features, ingest (each worker reads its CDF
+files by path and writes whole chunks) and classify run on them; every array is
+compared with a threaded local run (float features within FEATURE_TOLERANCE,
+everything else equal), locally and with the cube on S3.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _run(archive: Path, raw: Path, cube: str, scheduler: str) -> str:
     location = build(archive, cube, chunk_images=16, scheduler=scheduler, progress=False)
     compute_features(location, "handcrafted", scheduler=scheduler, progress=False)
     model = train(location, "handcrafted")
-    ingest([raw], location, preparation=PREP, chunk_frames=16, progress=False)
+    ingest([raw], location, preparation=PREP, chunk_frames=16, scheduler=scheduler, progress=False)
     classify(location, model, scheduler=scheduler, progress=False)
     return location
 
@@ -137,7 +138,7 @@ def raw(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_build_features_classify_on_a_cluster_equal_threads(
+def test_build_features_ingest_classify_on_a_cluster_equal_threads(
     cluster: str, archive: Path, raw: Path, tmp_path: Path
 ) -> None:
     threaded = _run(archive, raw, str(tmp_path / "threads.zarr"), "threads")

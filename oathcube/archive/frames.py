@@ -96,8 +96,10 @@ class FrameBlockReader(Iterator[FrameBlock]):
         skip_bad: bool = False,
         station: str | None = None,
         times_csv: str | os.PathLike[str] | None = None,
+        scan: bool = False,
     ) -> None:
         self.skip_bad = skip_bad
+        self.scan = scan
         self.station = station.lower() if station else None
         self.times_csv = None if times_csv is None else Path(times_csv)
         self.skipped: list[SkippedSource] = []
@@ -174,7 +176,7 @@ class FrameBlockReader(Iterator[FrameBlock]):
             yield from self._folder(root, images)
 
     def _file(self, path: Path, kind: str) -> Iterator[FrameBlock]:
-        reader = _reader_for(kind)
+        reader = _reader_for(kind, scan=self.scan)
         try:
             block = reader(path)
             if self.station is not None and block.station != self.station:
@@ -214,12 +216,12 @@ class FrameBlockReader(Iterator[FrameBlock]):
             self._skip(err, root)
 
 
-def _reader_for(kind: str) -> Callable[[Path], FrameBlock]:
+def _reader_for(kind: str, scan: bool = False) -> Callable[[Path], FrameBlock]:
     # Imported here so that `frames` stays importable without cdflib for folder-only use.
     if kind == "cdf":
-        from oathcube.archive.themis_cdf import read_cdf
+        from oathcube.archive.themis_cdf import read_cdf, scan_cdf
 
-        return read_cdf
+        return scan_cdf if scan else read_cdf
     if kind == "pgm":
         from oathcube.archive.themis_pgm import read_pgm
 
@@ -233,6 +235,7 @@ def iter_frame_blocks(
     skip_bad: bool = False,
     station: str | None = None,
     times_csv: str | os.PathLike[str] | None = None,
+    scan: bool = False,
 ) -> FrameBlockReader:
     """Read raw frames from CDF files, PGM files and image folders, one block at a time.
 
@@ -254,6 +257,9 @@ def iter_frame_blocks(
     times_csv
         CSV with ``file,station,time`` columns for image folders (see
         :mod:`oathcube.archive.folder`); by default a folder's own single ``*.csv``.
+    scan
+        Read only what a plan needs (station, times, frame shape): CDF frames are then
+        not decompressed, and ``frames`` is a zero-size view of the right shape.
 
     Returns
     -------
@@ -273,4 +279,6 @@ def iter_frame_blocks(
     ...     append(block)
     >>> attrs["skipped_sources"] = reader.skipped_as_attrs()  # doctest: +SKIP
     """
-    return FrameBlockReader(sources, skip_bad=skip_bad, station=station, times_csv=times_csv)
+    return FrameBlockReader(
+        sources, skip_bad=skip_bad, station=station, times_csv=times_csv, scan=scan
+    )

@@ -87,7 +87,55 @@ def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
         del cdf
 
 
-def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
+def scan_cdf(path: str | os.PathLike[str]) -> FrameBlock:
+    """The times and frame shape of a CDF file, without reading (or decompressing) frames.
+
+    Returns a :class:`FrameBlock` whose ``frames`` is a read-only zero-size view
+    (``numpy.broadcast_to``) of the right shape and dtype: what a plan needs
+    (station, times, shape) at the cost of the time variable alone.
+
+    Raises
+    ------
+    IngestError
+        As :func:`read_cdf`, for everything but the frames' values.
+    """
+    path = Path(path)
+    try:
+        cdf = cdflib.CDF(str(path))
+        info = cdf.cdf_info()
+    except Exception as exc:  # cdflib raises OSError, ValueError, EOFError... on bad bytes
+        raise IngestError(
+            f"cannot open as CDF: {_one_line(exc)}", path=path, expected="a CDF file"
+        ) from exc
+    try:
+        names = list(info.zVariables) + list(info.rVariables)
+        station, image_var = _image_variable(names, path)
+        time = _read_times(cdf, names, image_var, path)
+        try:
+            dims = [int(d) for d in cdf.varinq(image_var).Dim_Sizes]
+        except Exception as exc:
+            raise IngestError(f"cannot inquire {image_var}: {_one_line(exc)}", path=path) from exc
+    finally:
+        del cdf
+    n = time.shape[0]
+    if len(dims) == 3 and dims[2] == n:
+        dims = dims[:2]  # 2024 layout: frames on the last axis of one record
+    if len(dims) != 2 or min(dims) < 2:
+        raise IngestError(
+            f"{image_var} has dimensions {dims} for {n} times",
+            path=path,
+            expected=f"(y, x) per record, or (y, x, {n})",
+        )
+    order = np.argsort(time, kind="stable")
+    time = time[order]
+    if (np.diff(time) == np.timedelta64(0, "ns")).any():
+        raise IngestError("two frames share one time", path=path, expected="one frame per time")
+    frames = np.broadcast_to(np.uint16(0), (n, dims[0], dims[1]))
+    return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+def _image_variable(names: list[str], path: Path) -> tuple[str, str]:
+    """The station and the name of the one ``thg_asf_<site>`` variable of a file."""
     image_vars = [n for n in names if _IMAGE_VAR_RE.match(n)]
     if len(image_vars) != 1:
         found = ", ".join(image_vars) if image_vars else "none"
@@ -105,6 +153,11 @@ def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
             path=path,
             expected="name and variables of the same station",
         )
+    return station, image_var
+
+
+def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
+    station, image_var = _image_variable(names, path)
 
     time = _read_times(cdf, names, image_var, path)
     images = _get(cdf, image_var, path)

@@ -13,13 +13,16 @@ import zarr
 
 from .nodes import array_at
 
-__all__ = ["COMMITTED_ROWS", "committed_rows", "repair_rows", "row_arrays"]
+__all__ = ["COMMITTED_ROWS", "PENDING", "committed_rows", "repair_rows", "row_arrays"]
 
 
 #: Group attribute of a station: how many rows of its time-indexed arrays are committed.
 #: Written last, in one metadata write, after the rows' values are durably in their
 #: chunks; rows beyond it belong to a writer that has not committed (or was killed).
 COMMITTED_ROWS = "oathcube_rows"
+
+#: Group attribute: the append an ingest planned and has not committed (or None).
+PENDING = "oathcube_pending"
 
 
 def row_arrays(node: zarr.Group, dim: str) -> list[zarr.Array]:
@@ -52,4 +55,6 @@ def repair_rows(node: zarr.Group, dim: str = "time") -> int:
     for array in row_arrays(node, dim):
         if array.shape[0] != n:
             array.resize((n, *array.shape[1:]))
+    if node.attrs.get(PENDING) is not None:
+        node.attrs[PENDING] = None  # the plan those rows belonged to is given up
     return n
