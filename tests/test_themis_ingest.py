@@ -486,3 +486,19 @@ def test_skip_reason_keeps_the_line(tmp_path: Path) -> None:
     assert [b.n for b in reader] == [1]
     (skipped,) = reader.skipped
     assert skipped.path.endswith("t.csv") and skipped.reason.startswith("line 3: ")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_counted_percentiles_equal_numpys(dtype: type) -> None:
+    from oathcube.rawprep import integer_percentiles
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        rows, k = int(rng.integers(1, 30)), int(rng.integers(1, 2000))
+        top = min(int(np.iinfo(dtype).max), int(rng.choice([1, 12, 300, 4000, 65535])))
+        values = rng.integers(0, top + 1, (rows, k)).astype(dtype)
+        qs = [float(rng.choice([0.0, 1.0, 2.5, 50.0, 97.3, 99.0, 100.0])), 99.0]
+        want = np.percentile(values.astype(np.float32), qs, axis=1)
+        got = integer_percentiles(values, qs)
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_array_equal(g.astype(np.float32), w.astype(np.float32), str(trial))
