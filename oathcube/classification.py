@@ -27,7 +27,7 @@ from .features import FeatureSpec
 from .features.compute import compute_features
 from .ingestion import station_times
 from .model import check_feature_settings, decision_scores, model_spec
-from .parallel import check_scheduler
+from .parallel import check_scheduler, run_tasks
 from .times import parse_time
 
 __all__ = ["classify"]
@@ -47,7 +47,13 @@ def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int
 
 
 def _write_predictions(
-    cube: Cube, group: str | None, model_name: str, model: xr.Dataset, rows: tuple[int, int]
+    cube: Cube,
+    group: str | None,
+    model_name: str,
+    model: xr.Dataset,
+    rows: tuple[int, int],
+    scheduler: str | None = None,
+    progress: bool = False,
 ) -> int:
     node = cube.group(group)
     features = array_at(node, model.attrs["features"])
@@ -80,14 +86,32 @@ def _write_predictions(
         if array.shape[0] != n:  # the station grew since its last classification
             array.resize((n, *array.shape[1:]))
     lo, hi = rows
-    for start in range(lo - lo % size, hi, size):
-        a, b = max(start, lo), min(start + size, hi)
-        index, scores = decision_scores(model, read_rows(features, a, b, where=cube.where(group)))
-        scored[a:b] = scores
-        kill_point("classify.scores_written")
-        predicted[a:b] = index
-        kill_point("classify.predictions_written")
+    import dask
+
+    # One task per chunk (no two tasks write one chunk), on the features' scheduler.
+    tasks = [
+        dask.delayed(_predict_rows)(
+            cube, group, model_name, model, max(start, lo), min(start + size, hi)
+        )
+        for start in range(lo - lo % size, hi, size)
+    ]
+    run_tasks(tasks, scheduler, progress=progress, total=hi - lo, unit="frame")
     return hi - lo
+
+
+def _predict_rows(
+    cube: Cube, group: str | None, model_name: str, model: xr.Dataset, a: int, b: int
+) -> int:
+    """Scores, then classes, of rows ``a:b`` (one chunk); return how many."""
+    node = cube.group(group)
+    features = array_at(node, model.attrs["features"])
+    pred_name, score_name, _ = prediction_names(model_name)
+    index, scores = decision_scores(model, read_rows(features, a, b, where=cube.where(group)))
+    array_at(node, score_name)[a:b] = scores
+    kill_point("classify.scores_written")
+    array_at(node, pred_name)[a:b] = index
+    kill_point("classify.predictions_written")
+    return b - a
 
 
 def classify(
@@ -201,7 +225,9 @@ def _classify(
             compute_features(
                 cube, spec, group=group, scheduler=scheduler, progress=progress, rows=rows
             )
-        done[group or ""] = _write_predictions(cube, group, model, stored, rows)
+        done[group or ""] = _write_predictions(
+            cube, group, model, stored, rows, scheduler, progress
+        )
         log.info(
             "classified %d frames of %s with %s",
             done[group or ""],
