@@ -3,9 +3,10 @@
 usage: python scripts/bench_ingest.py [--hours 3] [--frames 1200] [--workdir DIR]
 
 Writes synthetic hour files in the real CDF L1 layout (classic and 2024+), then
-measures (1) reading alone and (2) the whole ingest (check pass, read, prepare
-16 -> 8 bit, append to the station group, consolidate). Also ingests the real
-Gakona fragment from ../shared when it is there.
+measures (1) reading alone, one file after another in one thread, and (2) the whole
+ingest (scan, checks, then dask tasks on all cores that read, prepare 16 -> 8 bit and
+write whole chunks, commit, consolidate). Also ingests the real Gakona fragment from
+../shared when it is there.
 """
 
 from __future__ import annotations
