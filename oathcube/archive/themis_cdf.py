@@ -73,6 +73,16 @@ def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
         time variables, or its frames and times disagree.
     """
     path = Path(path)
+    cdf, names = _open(path)
+    try:
+        return _read_open(cdf, names, path)
+    finally:
+        # cdflib keeps a file handle while the object lives; drop it now, not at GC time.
+        del cdf
+
+
+def _open(path: Path) -> tuple[cdflib.CDF, list[str]]:
+    """The open CDF and the names of its variables; a file that is no CDF is named."""
     try:
         cdf = cdflib.CDF(str(path))
         info = cdf.cdf_info()
@@ -80,11 +90,7 @@ def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
         raise IngestError(
             f"cannot open as CDF: {_one_line(exc)}", path=path, expected="a CDF file"
         ) from exc
-    try:
-        return _read_open(cdf, list(info.zVariables) + list(info.rVariables), path)
-    finally:
-        # cdflib keeps a file handle while the object lives; drop it now, not at GC time.
-        del cdf
+    return cdf, list(info.zVariables) + list(info.rVariables)
 
 
 def scan_cdf(path: str | os.PathLike[str]) -> FrameBlock:
@@ -100,15 +106,8 @@ def scan_cdf(path: str | os.PathLike[str]) -> FrameBlock:
         As :func:`read_cdf`, for everything but the frames' values.
     """
     path = Path(path)
+    cdf, names = _open(path)
     try:
-        cdf = cdflib.CDF(str(path))
-        info = cdf.cdf_info()
-    except Exception as exc:  # cdflib raises OSError, ValueError, EOFError... on bad bytes
-        raise IngestError(
-            f"cannot open as CDF: {_one_line(exc)}", path=path, expected="a CDF file"
-        ) from exc
-    try:
-        names = list(info.zVariables) + list(info.rVariables)
         station, image_var = _image_variable(names, path)
         time = _read_times(cdf, names, image_var, path)
         try:
