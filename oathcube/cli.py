@@ -226,11 +226,8 @@ def evaluate(
     ] = None,
 ) -> None:
     """Run ridge.py's protocol (5 published folds) on the cube's features."""
-    from .model import check_alpha, check_target
     from .model import evaluate as run
 
-    check_target(target)
-    check_alpha(alpha)
     if plot is not None:
         _check_suffix(plot, "--plot", (".png",))
     result = run(cube, features=features, target=target, alpha=alpha)

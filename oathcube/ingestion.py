@@ -43,7 +43,13 @@ from .archive.frames import FrameBlock, iter_frame_blocks
 from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
 from .cube.nodes import array_at, attr_list
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
-from .cube.store import Cube, CubeLike, check_new_location, normalise_location
+from .cube.store import (
+    Cube,
+    CubeLike,
+    check_new_location,
+    normalise_location,
+    refuse_nesting,
+)
 from .errors import CubeNotFoundError, IngestError, OptionError
 from .faults import kill_point
 from .parallel import check_scheduler, cores, run_tasks
@@ -70,7 +76,6 @@ class _Source:
     station: str
     times: list[np.ndarray]
     shape: tuple[int, ...]
-    raw: bool = True
 
     @property
     def first(self) -> np.datetime64:
@@ -257,17 +262,20 @@ def _write_task(
     cube: Cube,
     task: _Task,
     prep: RawPreparation,
-    after: dict[str, np.datetime64 | None],
+    after: np.datetime64 | None,
     times_csv: str | None,
     station: str | None,
 ) -> int:
-    """Read, prepare and write the whole chunks of one task; return the new frames."""
+    """Read, prepare and write the whole chunks of one task; return the new frames.
+
+    ``after`` is the station's last committed time: frames up to it are not new.
+    """
     pixels = array_at(cube.group(task.group), "pixels")
     rows = np.zeros((task.stop - task.start, *pixels.shape[1:]), dtype=np.uint8)
     if task.start < task.committed:  # the head of a partly filled chunk: keep its rows
         rows[: task.committed - task.start] = pixels[task.start : task.committed]
     for piece in task.pieces:
-        frames, raw = _read_new_frames(piece, after[piece.source], times_csv, station)
+        frames, raw = _read_new_frames(piece, after, times_csv, station)
         at = piece.row - task.start
         rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
     pixels[task.start : task.stop] = rows
@@ -312,14 +320,6 @@ def _plan_tasks(
                 )
         tasks.append(_Task(group, start, stop, committed, tuple(cut)))
     return tasks
-
-
-def _chunk_written(cube: Cube, group: str, index: int) -> bool:
-    import fsspec
-
-    fs, base = fsspec.core.url_to_fs(cube.location)
-    key = f"{base}/{group}/pixels/c/{index}/0/0"
-    return bool(fs.exists(key))
 
 
 def ingest(
@@ -377,19 +377,7 @@ def ingest(
         raise OptionError("no sources given", expected="CDF or PGM files, or folders of frames")
     target_location = normalise_location(str(cube))
     for source in sources:
-        where = normalise_location(source)
-        if where == target_location or target_location.startswith(where + os.sep):
-            raise OptionError(
-                "the cube would be written into its own source",
-                path=str(cube),
-                expected="an output path other than (and outside) the sources",
-            )
-        if where.startswith(target_location + os.sep):
-            raise OptionError(
-                "a source lies inside the cube",
-                path=str(source),
-                expected="sources outside the cube",
-            )
+        refuse_nesting(source, target_location, "source")
     # The target is checked before anything is read: an existing cube must be complete
     # and writable; a new one must go where nothing else is.
     try:
@@ -478,10 +466,8 @@ def _ingest_station(
     committed = committed_rows(node)
     last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
     after = last[0] if last.size else None
-    news = [
-        e.all_times()[e.all_times() > after] if after is not None else e.all_times()
-        for e in entries
-    ]
+    everything = [e.all_times() for e in entries]
+    news = [t if after is None else t[t > after] for t in everything]
     end = committed + sum(int(t.size) for t in news)
     plan: Any = {
         "start": committed,
@@ -502,24 +488,19 @@ def _ingest_station(
             array.resize((end, *array.shape[1:]))
         array_at(node, "time")[committed:end] = _encode_times(np.concatenate(news))
         kill_point("ingest.planned")
-    after_by_source = {e.source: after for e in entries}
     tasks = _plan_tasks(group, committed, chunk, entries, news)
     if resuming:  # chunks a killed run wrote are whole in the store: keep them
+        stored = cube.stored_chunks(f"{group}/pixels")
         tasks = [
             t
             for t in tasks
             if t.start < committed
-            or not all(
-                _chunk_written(cube, group, i) for i in range(t.start // chunk, -(-t.stop // chunk))
-            )
+            or not all(f"{i}/0/0" in stored for i in range(t.start // chunk, -(-t.stop // chunk)))
         ]
     import dask
 
     run_tasks(
-        [
-            dask.delayed(_write_task)(cube, t, prep, after_by_source, times_csv, station)
-            for t in tasks
-        ],
+        [dask.delayed(_write_task)(cube, t, prep, after, times_csv, station) for t in tasks],
         scheduler,
         progress=progress,
         label=f"{code}: {end - committed} new frames in {len(tasks)} tasks",
@@ -541,9 +522,7 @@ def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock) -> None:
     key = (str(block.source), block.station)
     entry = seen.get(key)
     if entry is None:
-        seen[key] = _Source(
-            str(block.source), block.station, [block.time], block.frames.shape[1:], block.raw
-        )
+        seen[key] = _Source(str(block.source), block.station, [block.time], block.frames.shape[1:])
         return
     if block.frames.shape[1:] != entry.shape:
         raise IngestError(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .archive.oath import OathArchive, read_oath
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance
-from .cube.store import Cube, is_url, normalise_location, staging
+from .cube.store import Cube, normalise_location, refuse_nesting, staging
 from .cube.write import write_region
 from .errors import OptionError
 from .faults import kill_point
@@ -255,20 +255,7 @@ def build(
     # first write; nothing builds a network here.
     specs = {name: feature_spec(name, **(feature_options or {}).get(name, {})) for name in features}
     location = normalise_location(cube)
-    if not is_url(location):
-        out, src = Path(location).resolve(), Path(source).resolve()
-        if out == src or src in out.parents:
-            raise OptionError(
-                "the cube would be written into its own source archive",
-                path=location,
-                expected="an output path outside the archive",
-            )
-        if out in src.parents:
-            raise OptionError(
-                "the source archive lies inside the cube's path",
-                path=str(source),
-                expected="an archive outside the cube",
-            )
+    refuse_nesting(source, location, "source archive")
     with staging(location, overwrite) as target:
         # Check the target first: a long read must not end in "already exists".
         archive = read_oath(Path(source))

@@ -43,6 +43,7 @@ __all__ = [
     "Mode",
     "normalise_location",
     "check_new_location",
+    "refuse_nesting",
     "is_url",
     "open_cube",
     "open_station",
@@ -92,6 +93,51 @@ def normalise_location(where: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
+def _refuse_files_on(path: Path, expected: str, *, itself: bool) -> None:
+    """Refuse a local path that lies below a file (or, with ``itself``, is one)."""
+    for step in [path, *path.parents] if itself else path.parents:
+        if step.exists() and not step.is_dir():
+            raise OptionError(
+                "is a file" if step == path else f"{step} is a file",
+                path=str(path),
+                expected=expected,
+            )
+
+
+def refuse_nesting(source: str | os.PathLike[str], location: str, kind: str) -> None:
+    """Refuse a local cube ``location`` that is, or lies inside, ``source``, or holds it.
+
+    Parameters
+    ----------
+    source
+        What the command reads (an archive, a folder of raw files, one file).
+    location
+        The normalised location of the cube it writes.
+    kind
+        How messages call the source (``"source"``, ``"source archive"``).
+
+    Raises
+    ------
+    OptionError
+        The cube would be written into its own source, or the source lies inside it.
+    """
+    if is_url(location) or is_url(os.fspath(source)):
+        return
+    out, src = Path(location).resolve(), Path(source).resolve()
+    if out == src or src in out.parents:
+        raise OptionError(
+            f"the cube would be written into its own {kind}",
+            path=location,
+            expected=f"an output path outside the {kind}",
+        )
+    if out in src.parents:
+        raise OptionError(
+            f"the {kind} lies inside the cube",
+            path=os.fspath(source),
+            expected=f"a {kind} outside the cube",
+        )
+
+
 def check_new_location(where: str | os.PathLike[str]) -> str:
     """The normalised location, if a new cube may be created there; refuse otherwise.
 
@@ -102,13 +148,7 @@ def check_new_location(where: str | os.PathLike[str]) -> str:
     if is_url(location):
         return location
     path = Path(location)
-    for parent in [path, *path.parents]:
-        if parent.is_file():
-            raise OptionError(
-                "is a file" if parent == path else f"{parent} is a file",
-                path=location,
-                expected="a cube, or a path where a new one can be created",
-            )
+    _refuse_files_on(path, "a cube, or a path where a new one can be created", itself=True)
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
         raise CubeExistsError(
             "is a folder that is not a cube",
@@ -338,14 +378,14 @@ class Cube:
         ``train`` marks a model complete after its last array is written; a model
         whose training was killed is not listed (``complete=False`` lists it too).
         """
-        names = self._children(MODEL_GROUP)
-        if not complete:
-            return names
-        return [
-            n
-            for n in names
-            if self.group(model_group(n)).attrs.get("oathcube_status", COMPLETE) == COMPLETE
-        ]
+        return [n for n, whole in self._model_states().items() if whole or not complete]
+
+    def _model_states(self) -> dict[str, bool]:
+        """Every stored model, and whether its training finished."""
+        return {
+            n: self.group(model_group(n)).attrs.get("oathcube_status", COMPLETE) == COMPLETE
+            for n in self._children(MODEL_GROUP)
+        }
 
     def _require(
         self, kind: str, name: str, have: list[str], error: type[CubeError | ModelError], empty: str
@@ -379,8 +419,6 @@ class Cube:
         """
         import itertools
 
-        import fsspec
-
         array = self.array(path)
         if array.size == 0 or array.ndim == 0:
             return
@@ -388,9 +426,7 @@ class Cube:
         if rows is not None and grid:
             size = array.chunks[0]
             grid[0] = range(rows[0] // size, -(-rows[1] // size))
-        fs, base = fsspec.core.url_to_fs(self.location)
-        prefix = f"{base}/{path}/c"
-        have = {f[len(prefix) + 1 :] for f in fs.find(prefix)} if fs.exists(prefix) else set()
+        have = self.stored_chunks(path)
         for index in itertools.product(*grid):
             key = "/".join(map(str, index))
             if key not in have:
@@ -400,6 +436,20 @@ class Cube:
                     expected="every chunk of the array: the cube is damaged; rebuild it, or "
                     "rerun the command that wrote this array",
                 )
+
+    def stored_chunks(self, path: str) -> set[str]:
+        """Keys (``"3/0/0"``) of the chunks of array ``path`` that are in the store.
+
+        One listing, locally or at a URL: oathcube writes every chunk (even one equal
+        to the fill value), so a key here means a chunk that was written whole.
+        """
+        import fsspec
+
+        fs, base = fsspec.core.url_to_fs(self.location)
+        prefix = f"{base}/{path}/c"
+        if not fs.exists(prefix):
+            return set()
+        return {f[len(prefix) + 1 :] for f in fs.find(prefix)}
 
     def read(self, path: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of the array at ``path``, naming a chunk that cannot be read.
@@ -455,13 +505,15 @@ class Cube:
 
     def model(self, name: str) -> xr.Dataset:
         """The stored model ``name`` (arrays only), loaded into memory."""
-        if name in self.models(complete=False) and name not in self.models():
+        states = self._model_states()
+        if states.get(name) is False:
             raise ModelError(
                 f"model {name!r} is incomplete: its training was interrupted",
                 path=self.where(model_group(name)),
                 expected="a finished `oathcube train` (run it again)",
             )
-        self._require("model", name, self.models(), ModelError, "(none: run oathcube train)")
+        whole = [n for n, done in states.items() if done]
+        self._require("model", name, whole, ModelError, "(none: run oathcube train)")
         return self.dataset(model_group(name), live=True).load()
 
     # -- writing ----------------------------------------------------------------------
@@ -621,13 +673,7 @@ def _check_target(location: str, overwrite: bool) -> None:
         exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
     else:
         target = Path(location)
-        for parent in target.parents:
-            if parent.exists() and not parent.is_dir():
-                raise OptionError(
-                    f"{parent} is a file",
-                    path=location,
-                    expected="a path whose parents are folders",
-                )
+        _refuse_files_on(target, "a path whose parents are folders", itself=False)
         exists, is_cube = target.exists(), (target / "zarr.json").exists()
     if exists and not overwrite:
         raise CubeExistsError(
