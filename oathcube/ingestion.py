@@ -39,7 +39,7 @@ import zarr
 from tqdm.auto import tqdm
 from xarray.coding.times import decode_cf_datetime
 
-from .archive.frames import FrameBlock, iter_frame_blocks
+from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
 from .cube.nodes import array_at, attr_list
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
@@ -60,8 +60,9 @@ __all__ = ["ingest", "station_times", "PENDING", "ROWS_PER_TASK"]
 log = logging.getLogger(__name__)
 
 #: Frames one task reads, prepares and writes at most (whole chunks): about two hour
-#: files, so that a source straddling two tasks is read twice at most, and memory per
-#: task stays near 300 MB for 256 x 256 frames, whatever the archive's size.
+#: files, so that memory per task stays near 300 MB for 256 x 256 frames, whatever the
+#: archive's size.  A CDF straddling two tasks costs nothing extra: each task reads only
+#: its records (other formats are one-minute files or single images).
 ROWS_PER_TASK = 2400
 
 _TIME_UNITS = "microseconds since 1970-01-01"
@@ -218,13 +219,18 @@ def _station_node(
 
 @dataclass(frozen=True)
 class _Piece:
-    """Frames ``lo:hi`` of a source's new frames, bound for rows ``row:row + hi - lo``."""
+    """Frames ``lo:hi`` of a source's new frames, bound for rows ``row:row + hi - lo``.
+
+    ``old`` frames of the source (those up to the station's last committed time)
+    come before its new ones in time order.
+    """
 
     source: str
     station: str
     lo: int
     hi: int
     row: int
+    old: int = 0
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,13 @@ def _read_new_frames(
     piece: _Piece, after: np.datetime64 | None, times_csv: str | None, station: str | None
 ) -> tuple[np.ndarray, bool]:
     """The new frames ``lo:hi`` of a source (those after ``after``), and whether raw."""
+    if source_kind(piece.source) == "cdf":
+        # Only the records this piece needs: a task that holds the tail of an hour file
+        # and the next task that holds its head each decompress their part alone.
+        from .archive.themis_cdf import read_cdf
+
+        rows = (piece.old + piece.lo, piece.old + piece.hi)
+        return read_cdf(piece.source, rows=rows).frames, True
     blocks = [
         b
         for b in iter_frame_blocks([piece.source], station=station, times_csv=times_csv)
@@ -291,7 +304,8 @@ def _plan_tasks(
     row = committed
     for entry, new in zip(entries, news, strict=True):
         if new.size:
-            pieces.append(_Piece(entry.source, entry.station, 0, int(new.size), row))
+            old = sum(t.size for t in entry.times) - int(new.size)
+            pieces.append(_Piece(entry.source, entry.station, 0, int(new.size), row, old))
             row += int(new.size)
     end = row
     if end == committed:
@@ -316,6 +330,7 @@ def _plan_tasks(
                         piece.lo + offset,
                         piece.lo + offset + hi_row - lo_row,
                         lo_row,
+                        piece.old,
                     )
                 )
         tasks.append(_Task(group, start, stop, committed, tuple(cut)))

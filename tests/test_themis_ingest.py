@@ -87,6 +87,45 @@ def test_synthetic_cdf_layouts(tmp_path: Path, layout: str, one_record: bool) ->
     np.testing.assert_array_equal(block.time, frame_times("2011-01-06T17:00:00.050", 7))
 
 
+@pytest.mark.parametrize("layout", ["classic", "2024"])
+@pytest.mark.parametrize("rows", [(0, 15), (0, 1), (6, 7), (3, 11), (14, 15), (9, 9)])
+def test_cdf_rows_equal_slices_of_the_whole(
+    tmp_path: Path, themis: Path, layout: str, rows: tuple[int, int]
+) -> None:
+    # Ingest tasks read only their records: the same frames and times as slicing a
+    # whole read, whichever compressed blocks (7 records each) the rows start and end in.
+    path = write_cdf(tmp_path, "fsmi", "2011-01-06T17:00", 15, layout=layout, seed=2, size=SIZE)
+    whole = read_cdf(path)
+    part = read_cdf(path, rows=rows)
+    np.testing.assert_array_equal(part.frames, whole.frames[rows[0] : rows[1]])
+    np.testing.assert_array_equal(part.time, whole.time[rows[0] : rows[1]])
+    real = read_cdf(themis / "thg_l1_asf_gako_2011010617_v01.cdf", rows=rows)
+    assert real.n == rows[1] - rows[0] and real.frames.shape[1:] == (256, 256)
+    with pytest.raises(IngestError, match="rows 3:99 of 15"):
+        read_cdf(path, rows=(3, 99))
+
+
+def test_cdf_rows_of_records_out_of_time_order(tmp_path: Path) -> None:
+    # Records stored out of time order: rows are still counted in time order.
+    path = write_cdf(tmp_path, "fsmi", "2011-01-06T17:00", 9, seed=3, size=SIZE)
+    shuffled = tmp_path / "shuffled" / path.name
+    shuffled.parent.mkdir()
+    order = np.array([4, 0, 8, 2, 6, 1, 7, 3, 5])
+    whole = read_cdf(path)
+    write_cdf(
+        shuffled.parent,
+        "fsmi",
+        "2011-01-06T17:00",
+        9,
+        size=SIZE,
+        frames=whole.frames[order],
+        times=whole.time[order],
+    )
+    part = read_cdf(shuffled, rows=(2, 6))
+    np.testing.assert_array_equal(part.frames, whole.frames[2:6])
+    np.testing.assert_array_equal(part.time, whole.time[2:6])
+
+
 def test_cdf_layouts_agree_on_256_frames(tmp_path: Path) -> None:
     # The same pixels written in both layouts read back identically at full size.
     frames = expected_frames(3, 9)

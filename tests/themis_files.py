@@ -97,6 +97,7 @@ def write_cdf(
     compress: int = 6,
     time_one_record: bool = False,
     frames: np.ndarray | None = None,
+    times: np.ndarray | None = None,
 ) -> Path:
     """Write a THEMIS ASI L1 CDF file.
 
@@ -126,6 +127,9 @@ def write_cdf(
         records, the other shape a reader may meet.
     frames
         Pixels to store instead of the synthetic ones, ``(n, size, size)`` ``uint16``.
+    times
+        Record times (``datetime64``) instead of one every 3 s from ``start``, e.g. out of
+        order.
 
     Returns
     -------
@@ -144,7 +148,7 @@ def write_cdf(
     if frames is None:
         frames = expected_frames(n, seed, size)
     frames = np.ascontiguousarray(frames, dtype=np.uint16)
-    times = frame_times(t0, n)
+    times = frame_times(t0, n) if times is None else np.asarray(times, "datetime64[ns]")
     unix = (times - np.datetime64(0, "ns")).astype(np.int64) / 1e9
     var = f"thg_asf_{site}"
 

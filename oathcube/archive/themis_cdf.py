@@ -52,13 +52,18 @@ def station_from_cdf_name(name: str) -> str | None:
     return m.group("site").lower() if m else None
 
 
-def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
-    """Read every frame of one THEMIS ASI L1 CDF file.
+def read_cdf(path: str | os.PathLike[str], rows: tuple[int, int] | None = None) -> FrameBlock:
+    """Read the frames of one THEMIS ASI L1 CDF file: all of them, or rows ``lo:hi``.
 
     Parameters
     ----------
     path
         A ``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf`` file, classic or 2024 layout.
+    rows
+        ``(lo, hi)``: only the frames ``lo:hi`` in time order.  In the classic layout
+        with records in time order (every real file seen), only the compressed blocks
+        that hold those records are read and decompressed, so that an ingest task that
+        needs the tail of an hour file does not pay for the whole hour.
 
     Returns
     -------
@@ -75,7 +80,7 @@ def read_cdf(path: str | os.PathLike[str]) -> FrameBlock:
     path = Path(path)
     cdf, names = _open(path)
     try:
-        return _read_open(cdf, names, path)
+        return _read_open(cdf, names, path, rows)
     finally:
         # cdflib keeps a file handle while the object lives; drop it now, not at GC time.
         del cdf
@@ -155,21 +160,49 @@ def _image_variable(names: list[str], path: Path) -> tuple[str, str]:
     return station, image_var
 
 
-def _read_open(cdf: cdflib.CDF, names: list[str], path: Path) -> FrameBlock:
+def _read_open(
+    cdf: cdflib.CDF, names: list[str], path: Path, rows: tuple[int, int] | None = None
+) -> FrameBlock:
     station, image_var = _image_variable(names, path)
 
     time = _read_times(cdf, names, image_var, path)
-    images = _get(cdf, image_var, path)
-    assert images is not None  # _get raises on an empty variable unless allow_empty
-    frames = _to_frame_stack(images, time.shape[0], image_var, path)
-
-    if not (np.diff(time) > np.timedelta64(0, "ns")).all():
-        # Out-of-order records can be put right; a repeated time cannot be told apart.
-        order = np.argsort(time, kind="stable")
-        time, frames = time[order], frames[order]
-        if (np.diff(time) == np.timedelta64(0, "ns")).any():
-            raise IngestError("two frames share one time", path=path, expected="one frame per time")
+    if rows is not None and not 0 <= rows[0] <= rows[1] <= time.shape[0]:
+        raise IngestError(f"rows {rows[0]}:{rows[1]} of {time.shape[0]}", path=path)
+    if rows is not None and _records_are_rows(cdf, image_var, time):
+        lo, hi = rows
+        time = time[lo:hi]
+        if hi == lo:
+            frames = np.zeros((0, *cdf.varinq(image_var).Dim_Sizes), dtype=np.uint16)
+        else:
+            images = _get(cdf, image_var, path, records=(lo, hi - 1))
+            assert images is not None
+            frames = _to_frame_stack(images, hi - lo, image_var, path)
+    else:
+        images = _get(cdf, image_var, path)
+        assert images is not None  # _get raises on an empty variable unless allow_empty
+        frames = _to_frame_stack(images, time.shape[0], image_var, path)
+        if not (np.diff(time) > np.timedelta64(0, "ns")).all():
+            # Out-of-order records can be put right; a repeated time cannot be told apart.
+            order = np.argsort(time, kind="stable")
+            time, frames = time[order], frames[order]
+            if (np.diff(time) == np.timedelta64(0, "ns")).any():
+                raise IngestError(
+                    "two frames share one time", path=path, expected="one frame per time"
+                )
+        if rows is not None:
+            time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+def _records_are_rows(cdf: cdflib.CDF, image_var: str, time: np.ndarray) -> bool:
+    """Whether record ``i`` of the image variable is the ``i``-th frame in time order."""
+    if not (np.diff(time) > np.timedelta64(0, "ns")).all():
+        return False
+    try:
+        info = cdf.varinq(image_var)
+    except Exception:
+        return False  # the whole read that follows names what is wrong
+    return len(info.Dim_Sizes) == 2 and int(info.Last_Rec) + 1 == time.shape[0]
 
 
 def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -> np.ndarray:
@@ -215,10 +248,23 @@ def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -
     return time
 
 
-def _get(cdf: cdflib.CDF, name: str, path: Path, *, allow_empty: bool = False) -> np.ndarray | None:
-    """``cdf.varget(name)`` with every failure turned into an IngestError naming the file."""
+def _get(
+    cdf: cdflib.CDF,
+    name: str,
+    path: Path,
+    *,
+    allow_empty: bool = False,
+    records: tuple[int, int] | None = None,
+) -> np.ndarray | None:
+    """``cdf.varget(name)`` with every failure turned into an IngestError naming the file.
+
+    ``records``: the first and last record (inclusive) to read, else all of them.
+    """
     try:
-        value = cdf.varget(name)
+        if records is None:
+            value = cdf.varget(name)
+        else:
+            value = cdf.varget(name, startrec=records[0], endrec=records[1])
     except Exception as exc:  # zlib/EOF errors on cut compressed blocks, index errors...
         raise IngestError(
             f"cannot read variable {name}: {_one_line(exc)} (truncated or corrupt file?)",
