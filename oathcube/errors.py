@@ -23,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "ModelError",
     "IngestError",
+    "FetchError",
 ]
 
 
@@ -127,3 +128,7 @@ class ModelError(OathcubeError):
 
 class IngestError(OathcubeError):
     """A raw THEMIS file (CDF, PGM) or image folder cannot be read."""
+
+
+class FetchError(OathcubeError):
+    """A download cannot be made, or what a server sent is refused (size, checksum, name)."""

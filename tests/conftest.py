@@ -21,6 +21,24 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_OATH = SHARED / "data" / "oath"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An empty oathcube data folder for the session, never the developer's own.
+
+    What a developer fetched (a checkpoint, say) must not change what tests see; set in
+    the environment so that CLI subprocesses and dask workers inherit it.
+    """
+    saved = os.environ.get("OATHCUBE_DATA_DIR")
+    os.environ["OATHCUBE_DATA_DIR"] = str(tmp_path_factory.mktemp("oathcube-data"))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("OATHCUBE_DATA_DIR", None)
+        else:
+            os.environ["OATHCUBE_DATA_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """The shared folder; tests that need it are skipped (loudly) when it is absent."""

@@ -1,0 +1,599 @@
+"""Fetching: OATH tarball, checkpoint and THEMIS files from a loopback server with faults.
+
+No test needs the network: ``tests/http_server.py`` serves, on 127.0.0.1, the real THEMIS
+files of ``../shared/data/themis`` under their real names in the real Berkeley and
+UCalgary folder layouts, a small SYNTHETIC archive in the OATH layout as
+``oath_v1.1_20181026.tgz`` with its ``SHA256SUM_v1.1``, and a stand-in checkpoint
+tarball; faults are switched on per path.  Client timeouts are a few seconds at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from http_server import FaultyServer, closed_port_url
+from themis_files import write_cdf
+
+from oathcube.cli import app
+from oathcube.errors import CheckpointError, FetchError, OptionError
+from oathcube.fetch import fetch_checkpoint, fetch_oath, fetch_themis
+from oathcube.fetch.http import Fetcher, listing_names, safe_path
+
+CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
+PGM_0600 = "20140310_0600_gill_themis19_full.pgm.gz"
+PGM_0605 = "20140310_0605_gill_themis19_full.pgm"
+SKYMAP = "themis_skymap_gako_20110305-+_vXX.sav"
+BERKELEY = "/data/themis"
+CDF_PATH = f"{BERKELEY}/thg/l1/asi/gako/2011/01/{CDF}"
+UCALGARY = "/sort_by_project/THEMIS/asi"
+GILL_HOUR = f"{UCALGARY}/stream0/2014/03/10/gill_themis19/ut06/"
+OATH = "/plasma/oath"
+MODELS = "/models"
+FAST = {"timeout": 3.0, "retries": 2, "progress": False}
+
+
+def _link(target: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
+def _tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory, shared: Path, _synth_template: Path) -> Path:
+    """The servers' trees: real THEMIS files in the real layouts, OATH and model tarballs."""
+    themis = shared / "data" / "themis"
+    root = tmp_path_factory.mktemp("site")
+    _link(themis / CDF, root / CDF_PATH.lstrip("/"))
+    # a SYNTHETIC hour (tests/themis_files.py) after the real skymap's start of validity
+    (root / "data/themis/thg/l1/asi/gako/2011/03").mkdir()
+    write_cdf(root / "data/themis/thg/l1/asi/gako/2011/03", "gako", "2011-03-10T05:00", 5)
+    # the same tree under another path: a mirror
+    _link(root / "data" / "themis", root / "mirror" / "themis")
+    _link(themis / PGM_0600, root / GILL_HOUR.lstrip("/") / PGM_0600)
+    _link(themis / PGM_0605, root / GILL_HOUR.lstrip("/") / PGM_0605)
+    sky = root / UCALGARY.lstrip("/") / "skymaps" / "gako"
+    _link(themis / SKYMAP, sky / "gako_20110305" / "themis_skymap_gako_20110305-+_v02.sav")
+    for date in ("20090101", "20130101"):  # older and later skymaps (stand-ins)
+        folder = sky / f"gako_{date}"
+        folder.mkdir(parents=True)
+        (folder / f"themis_skymap_gako_{date}-+_v01.sav").write_bytes(date.encode() * 100)
+    (sky / "gako_20110305" / "themis_skymap_gako_20110305-+_v01.sav").write_bytes(b"old")
+    oath = root / OATH.lstrip("/")
+    oath.mkdir(parents=True)
+    with tarfile.open(oath / "oath_v1.1_20181026.tgz", "w:gz") as tar:
+        tar.add(_synth_template, arcname="oath")
+    digest = hashlib.sha256((oath / "oath_v1.1_20181026.tgz").read_bytes()).hexdigest()
+    (oath / "SHA256SUM_v1.1").write_text(f"{digest}  oath_v1.1_20181026.tgz\n")
+    models = root / MODELS.lstrip("/")
+    models.mkdir()
+    _tar(models / "inception_v4_2016_09_09.tar.gz", {"inception_v4.ckpt": b"CKPT" * 5000})
+    return root
+
+
+@pytest.fixture
+def server(site: Path) -> Iterator[FaultyServer]:
+    srv = FaultyServer(site).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _cdf_bytes(shared: Path) -> bytes:
+    return (shared / "data" / "themis" / CDF).read_bytes()
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- Berkeley
+def test_berkeley_hours_missing_hours_are_reported(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    got = fetch_themis(
+        "GAKO", "2011-01-06T16:30", "2011-01-06T18:10", out=out,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert got.files == [out / CDF_PATH.removeprefix(BERKELEY + "/")]
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+    assert got.missing == [datetime(2011, 1, 6, 16), datetime(2011, 1, 6, 18)]
+    assert got.missing_text() == "2011-01-06 16:00 (1 hour), 2011-01-06 18:00 (1 hour)"
+    assert got.downloaded == 1
+    assert _files_under(out) == ["thg/l1/asi/gako/2011/01/" + CDF]  # no .part, no .lock
+    # A rerun fetches only what is missing: the hour already there is not asked for again.
+    n = len(server.requests_for(CDF_PATH))
+    again = fetch_themis(
+        "gako", "2011-01-06T16:30", "2011-01-06T18:10", out=out,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert again.files == got.files and again.downloaded == 0
+    assert len(server.requests_for(CDF_PATH)) == n
+
+
+def test_nothing_on_the_server_is_an_error(server: FaultyServer, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="no berkeley file of station gako between"):
+        fetch_themis(
+            "gako", "2012-01-06T16:00", "2012-01-06T18:00", out=tmp_path,
+            base_urls=[server.url + BERKELEY], **FAST,
+        )  # fmt: skip
+
+
+def test_dropped_connection_is_resumed(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
+    server.faults["drop"][CDF_PATH] = [1_000_000]
+    got = fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+    log = server.requests_for(CDF_PATH)
+    assert log == [(CDF_PATH, None, 200), (CDF_PATH, "bytes=1000000-", 206)]
+
+
+def test_a_part_left_by_a_killed_run_is_resumed(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    data = _cdf_bytes(shared)
+    dest = tmp_path / CDF_PATH.removeprefix(BERKELEY + "/")
+    dest.parent.mkdir(parents=True)
+    (dest.parent / (CDF + ".part")).write_bytes(data[:700_000])
+    fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert dest.read_bytes() == data
+    assert server.requests_for(CDF_PATH) == [(CDF_PATH, "bytes=700000-", 206)]
+    assert not (dest.parent / (CDF + ".part")).exists()
+
+
+def test_a_server_that_ignores_range_restarts_the_file(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    data = _cdf_bytes(shared)
+    fetcher = Fetcher([server.url + BERKELEY + "/"], **FAST)
+    dest = tmp_path / "thg/l1/asi/gako/2011/01" / CDF
+    dest.parent.mkdir(parents=True)
+    (dest.parent / (CDF + ".part")).write_bytes(b"X" * 2_500_000)  # longer than the file
+    got = fetcher.download(CDF_PATH.removeprefix(BERKELEY + "/"), tmp_path, max_bytes=10**8)
+    assert got.path == dest and dest.read_bytes() == data
+    assert [s for _, _, s in server.requests_for(CDF_PATH)] == [416, 200]
+
+
+def test_5xx_is_retried(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
+    server.faults["status"][CDF_PATH] = [503, 502]
+    got = fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+    assert [s for _, _, s in server.requests_for(CDF_PATH)] == [503, 502, 200]
+
+
+def test_redirect_is_followed_and_the_name_is_the_layouts(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    server.faults["redirect"][CDF_PATH] = server.url + "/mirror/themis" + CDF_PATH[len(BERKELEY) :]
+    got = fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert got.files == [tmp_path / "thg/l1/asi/gako/2011/01" / CDF]
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/x.cdf"])
+def test_redirect_to_a_non_http_url_is_refused(
+    server: FaultyServer, tmp_path: Path, target: str
+) -> None:
+    server.faults["redirect"][CDF_PATH] = target
+    with pytest.raises(FetchError, match="only http"):
+        fetch_themis(
+            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            base_urls=[server.url + BERKELEY], **FAST,
+        )  # fmt: skip
+    assert _files_under(tmp_path) == []
+
+
+def test_slow_server_times_out_then_the_mirror_is_used(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    server.faults["slow"][CDF_PATH] = 1.5
+    fast = {"timeout": 0.3, "retries": 1, "progress": False}
+    with pytest.raises(FetchError, match=r"cannot reach .*gako_2011010617_v01.cdf .no answer"):
+        fetch_themis(
+            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            base_urls=[server.url + BERKELEY], **fast,
+        )  # fmt: skip
+    got = fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY, server.url + "/mirror/themis"], **fast,
+    )  # fmt: skip
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+
+
+def test_two_fetches_of_one_file_at_once(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    server.faults["slow"][CDF_PATH] = 0.3  # both are in flight at once
+    results: list[object] = []
+
+    def fetch() -> None:
+        try:
+            results.append(
+                fetch_themis(
+                    "gako",
+                    "2011-01-06T17:00",
+                    "2011-01-06T18:00",
+                    out=tmp_path,
+                    base_urls=[server.url + BERKELEY],
+                    **FAST,
+                )  # fmt: skip
+            )
+        except Exception as err:  # reported below
+            results.append(err)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sum(r.downloaded for r in results) == 1  # type: ignore[attr-defined]
+    assert len(server.requests_for(CDF_PATH)) == 1
+    assert (tmp_path / "thg/l1/asi/gako/2011/01" / CDF).read_bytes() == _cdf_bytes(shared)
+    assert _files_under(tmp_path) == ["thg/l1/asi/gako/2011/01/" + CDF]
+
+
+def test_two_processes_fetching_one_file(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    server.faults["slow"][CDF_PATH] = 1.0
+    code = (
+        "import sys; from oathcube.fetch import fetch_themis; "
+        "r = fetch_themis('gako', '2011-01-06T17:00', '2011-01-06T18:00', out=sys.argv[1], "
+        "base_urls=[sys.argv[2]], timeout=5, retries=1, progress=False); print(r.downloaded)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path), server.url + BERKELEY],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sorted(outs) == ["0", "1"]  # one downloaded, the other found it complete
+    assert len(server.requests_for(CDF_PATH)) == 1
+    assert (tmp_path / "thg/l1/asi/gako/2011/01" / CDF).read_bytes() == _cdf_bytes(shared)
+    assert _files_under(tmp_path) == ["thg/l1/asi/gako/2011/01/" + CDF]
+
+
+def test_body_larger_than_announced(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
+    data = _cdf_bytes(shared)
+    rel = CDF_PATH.removeprefix(BERKELEY + "/")
+    fetcher = Fetcher([server.url + BERKELEY + "/"], **FAST)
+    # Content-Length says the file's size and junk follows: it is never read (cut off).
+    server.faults["extra"][CDF_PATH] = b"JUNK" * 1000
+    assert fetcher.download(rel, tmp_path / "a", max_bytes=10**8).path.read_bytes() == data
+    # No length announced, and more than the most this kind of file may have: refused.
+    server.faults["no_length"].add(CDF_PATH)
+    with pytest.raises(FetchError, match=f"more than the {len(data)} bytes"):
+        fetcher.download(rel, tmp_path / "b", max_bytes=len(data))
+    assert _files_under(tmp_path / "b") == []
+    # An announced length above the limit is refused before the body is read.
+    server.faults["no_length"].discard(CDF_PATH)
+    with pytest.raises(FetchError, match="announces"):
+        fetcher.download(rel, tmp_path / "c", max_bytes=1000)
+    assert _files_under(tmp_path / "c") == []
+
+
+def test_unreachable_base_then_mirror(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
+    got = fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        base_urls=[closed_port_url() + "/data/themis", server.url + BERKELEY],
+        timeout=2, retries=0, progress=False,
+    )  # fmt: skip
+    assert got.files[0].read_bytes() == _cdf_bytes(shared)
+
+
+# --------------------------------------------------------------------------- UCalgary
+def test_ucalgary_minutes_and_missing_minutes(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    got = fetch_themis(
+        "gill", "2014-03-10T06:00", "2014-03-10T06:06", source="ucalgary", out=tmp_path,
+        base_urls=[server.url + UCALGARY], **FAST,
+    )  # fmt: skip
+    hour = tmp_path / "stream0/2014/03/10/gill_themis19/ut06"
+    assert got.files == [hour / PGM_0600, hour / PGM_0605]
+    assert (hour / PGM_0600).read_bytes() == (shared / "data/themis" / PGM_0600).read_bytes()
+    assert got.missing_text() == "2014-03-10 06:01 to 2014-03-10 06:04 (4 minutes)"
+    # a rerun of the same minutes asks the server for nothing at all
+    n = len(server.log)
+    fetch_themis(
+        "gill", "2014-03-10T06:00", "2014-03-10T06:01", source="ucalgary", out=tmp_path,
+        base_urls=[server.url + UCALGARY], **FAST,
+    )  # fmt: skip
+    assert len(server.log) == n
+
+
+def test_listing_names_never_leave_the_output_folder(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    day = f"{UCALGARY}/stream0/2014/03/10/"
+    server.faults["listing_extra"][day] = [
+        "../../x/",
+        "/etc/",
+        "gill_themis19%2F..%2F..%2Fx/",
+        "http://evil.example/gill_themis20/",
+        "gill_themis21/../../../x/",
+        "..%2F..%2Fgill_themis22/",
+    ]
+    server.faults["listing_extra"][GILL_HOUR] = ["../../../../x.pgm.gz", "/etc/passwd"]
+    out = tmp_path / "out"
+    got = fetch_themis(
+        "gill", "2014-03-10T06:00", "2014-03-10T06:06", source="ucalgary", out=out,
+        base_urls=[server.url + UCALGARY], **FAST,
+    )  # fmt: skip
+    assert len(got.files) == 2
+    assert _files_under(tmp_path) == [
+        f"out/stream0/2014/03/10/gill_themis19/ut06/{PGM_0600}",
+        f"out/stream0/2014/03/10/gill_themis19/ut06/{PGM_0605}",
+    ]
+    # the parser itself: only direct children, by name
+    url = "http://h/a/b/"
+    html = "".join(
+        f'<a href="{h}">' for h in [*server.faults["listing_extra"][day], "ok/", "f.cdf"]
+    )
+    assert listing_names(html, url) == ["ok", "f.cdf"]
+    for rel in ("../x", "/etc/passwd", "a/../../x", "a\\b", "", "a//b", "./a"):
+        with pytest.raises(FetchError, match="leave the output folder"):
+            safe_path(tmp_path, rel)
+
+
+def test_skymap_newest_valid_at_start(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
+    kwargs = dict(out=tmp_path, base_urls=[server.url + BERKELEY], **FAST)
+    sky = [server.url + UCALGARY]
+    # 2011-01-06: the 2011-03-05 skymap is not valid yet; the 2009 one is.
+    early = fetch_themis(
+        "gako",
+        "2011-01-06T17:00",
+        "2011-01-06T18:00",
+        skymap=True,
+        skymap_base_urls=sky,
+        **kwargs,
+    )
+    sky_dir = tmp_path / "skymaps/gako/gako_20090101"
+    assert early.skymap == sky_dir / "themis_skymap_gako_20090101-+_v01.sav"
+    # later: the newest folder up to the start, and its highest version
+    from oathcube.fetch import _fetch_skymap
+
+    fetcher = Fetcher([server.url + UCALGARY + "/"], **FAST)
+    path = _fetch_skymap(fetcher, tmp_path, "gako", datetime(2012, 6, 1))
+    assert path.name == "themis_skymap_gako_20110305-+_v02.sav"
+    assert path.read_bytes() == (shared / "data/themis" / SKYMAP).read_bytes()
+
+
+# --------------------------------------------------------------------------- OATH
+def test_oath_tarball_verified_and_built(
+    server: FaultyServer, site: Path, tmp_path: Path, runner
+) -> None:
+    path = fetch_oath(tmp_path / "dl", base_urls=[server.url + OATH], **FAST)
+    assert path.name == "oath_v1.1_20181026.tgz"
+    assert path.read_bytes() == (site / OATH.lstrip("/") / path.name).read_bytes()
+    out = runner.invoke(app, ["build", str(path), "-o", str(tmp_path / "oath.zarr")])
+    assert out.exit_code == 0, out.output
+    # a rerun checks the file against the sum and downloads nothing
+    n = len(server.log)
+    assert fetch_oath(tmp_path / "dl", base_urls=[server.url + OATH], **FAST) == path
+    assert len(server.log) == n
+
+
+def test_oath_tarball_failing_its_checksum_is_refused(server: FaultyServer, tmp_path: Path) -> None:
+    server.faults["body"][f"{OATH}/oath_v1.1_20181026.tgz"] = b"not the tarball" * 1000
+    with pytest.raises(FetchError, match="does not match"):
+        fetch_oath(tmp_path, base_urls=[server.url + OATH], **FAST)
+    assert _files_under(tmp_path) == ["SHA256SUM_v1.1"]  # nothing of the bad body is left
+    # a file already there that fails the sum is not ours: refused, and kept
+    (tmp_path / "oath_v1.1_20181026.tgz").write_bytes(b"mine")
+    with pytest.raises(FetchError, match="move it away"):
+        fetch_oath(tmp_path, base_urls=[server.url + OATH], **FAST)
+    assert (tmp_path / "oath_v1.1_20181026.tgz").read_bytes() == b"mine"
+
+
+# --------------------------------------------------------------------------- checkpoint
+def test_checkpoint_fetched_unpacked_and_found(
+    server: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oathcube.features.inception_v4 import resolve_checkpoint
+
+    monkeypatch.setenv("OATHCUBE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("OATHCUBE_INCEPTION_V4_CHECKPOINT", raising=False)
+    with pytest.raises(CheckpointError, match="oathcube fetch checkpoint"):
+        resolve_checkpoint(None)
+    ckpt = fetch_checkpoint(base_urls=[server.url + MODELS], **FAST)
+    assert ckpt == tmp_path / "data" / "inception_v4" / "inception_v4.ckpt"
+    assert ckpt.read_bytes() == b"CKPT" * 5000
+    record = json.loads((ckpt.parent / "inception_v4.json").read_text())
+    assert record["checkpoint_sha256"] == hashlib.sha256(b"CKPT" * 5000).hexdigest()
+    assert record["url"] == f"{server.url}{MODELS}/inception_v4_2016_09_09.tar.gz"
+    assert resolve_checkpoint(None) == str(ckpt)
+    assert resolve_checkpoint("/else/x.ckpt") == "/else/x.ckpt"  # given wins
+    # a rerun asks nothing; a checkpoint changed since is refused, and kept
+    n = len(server.log)
+    assert fetch_checkpoint(base_urls=[server.url + MODELS], **FAST) == ckpt
+    assert len(server.log) == n
+    ckpt.write_bytes(b"changed")
+    with pytest.raises(FetchError, match="recorded when it was fetched"):
+        fetch_checkpoint(base_urls=[server.url + MODELS], **FAST)
+    assert ckpt.read_bytes() == b"changed"
+
+
+@pytest.mark.parametrize(
+    ("members", "links", "message"),
+    [
+        ({"../inception_v4.ckpt": b"x"}, None, "outside the archive"),
+        ({"/tmp/inception_v4.ckpt": b"x"}, None, "outside the archive"),
+        ({"a": b"x"}, {"inception_v4.ckpt": "/etc/passwd"}, "link"),
+        ({"README": b"x"}, None, "no inception_v4.ckpt"),
+    ],
+)
+def test_checkpoint_tarball_members_are_checked(
+    server: FaultyServer, site: Path, tmp_path: Path, members, links, message: str
+) -> None:
+    evil = tmp_path / "srv" / "inception_v4_2016_09_09.tar.gz"
+    evil.parent.mkdir()
+    server.faults["body"][f"{MODELS}/inception_v4_2016_09_09.tar.gz"] = _tar(evil, members, links)
+    out = tmp_path / "out"
+    with pytest.raises(FetchError, match=message):
+        fetch_checkpoint(out, base_urls=[server.url + MODELS], **FAST)
+    assert _files_under(out) == ["inception_v4_2016_09_09.tar.gz"]
+    assert not (tmp_path / "inception_v4.ckpt").exists()
+
+
+# --------------------------------------------------------------------------- options
+def test_options_are_checked_before_any_request(server: FaultyServer, tmp_path: Path) -> None:
+    good = dict(out=tmp_path, base_urls=[server.url + BERKELEY], **FAST)
+    with pytest.raises(OptionError, match="station"):
+        fetch_themis("nope", "2011-01-06T17:00", "2011-01-06T18:00", **good)
+    with pytest.raises(OptionError, match="not after"):
+        fetch_themis("gako", "2011-01-06T17:00", "2011-01-06T16:00", **good)
+    with pytest.raises(OptionError, match="not a time"):
+        fetch_themis("gako", "yesterday", "2011-01-06T16:00", **good)
+    with pytest.raises(OptionError, match="source"):
+        fetch_themis("gako", "2011-01-06T17:00", "2011-01-06T18:00", source="x", **good)
+    with pytest.raises(OptionError, match="http"):
+        fetch_themis(
+            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            base_urls=[f"file://{tmp_path}"],
+        )  # fmt: skip
+    assert server.log == [] and _files_under(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- command line
+def test_no_network_is_one_line_naming_the_url(runner, tmp_path: Path) -> None:
+    dead = closed_port_url()
+    cases = [
+        (["themis", "--station", "gako", "--start", "2011-01-06T17", "--end", "2011-01-06T18"],
+         f"{dead}/thg/l1/asi/gako/2011/01/{CDF}", "oathcube ingest FILES"),
+        (["oath"], f"{dead}/SHA256SUM_v1.1", "pass it to `oathcube build`"),
+        (["checkpoint"], f"{dead}/inception_v4_2016_09_09.tar.gz", "--checkpoint"),
+    ]  # fmt: skip
+    for args, url, hint in cases:
+        out = runner.invoke(
+            app,
+            ["fetch", *args, "--base-url", dead, "-o", str(tmp_path / "o"), "--retries", "0"],
+        )
+        assert out.exit_code == 1, out.output
+        errors = [line for line in out.output.splitlines() if line.startswith("oathcube: error")]
+        assert len(errors) == 1 and "Traceback" not in out.output
+        assert f"cannot reach {url} (connection refused)" in errors[0] and hint in errors[0]
+
+
+def test_cli_fetch_themis_then_ingest(server: FaultyServer, tmp_path: Path, runner) -> None:
+    mirror = tmp_path / "mirror"
+    out = runner.invoke(
+        app,
+        [
+            "fetch", "themis", "--station", "gill", "--source", "ucalgary",
+            "--start", "2014-03-10T06:00", "--end", "2014-03-10T06:06",
+            "--base-url", server.url + UCALGARY, "-o", str(mirror), "--timeout", "3",
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "gill: 2 files (2 downloaded)" in out.output
+    assert "not on the server: 2014-03-10 06:01 to 2014-03-10 06:04 (4 minutes)" in out.output
+    cube = str(tmp_path / "raw.zarr")
+    out = runner.invoke(app, ["ingest", str(mirror), "-o", cube, "--scheduler", "synchronous"])
+    assert out.exit_code == 0, out.output
+    assert "gill: 40 frames appended" in out.output
+
+
+def test_cli_ingest_needs_station_start_and_end(runner, tmp_path: Path) -> None:
+    out = runner.invoke(app, ["ingest", "--start", "2011-01-06T17", "-o", str(tmp_path / "c")])
+    assert out.exit_code == 1 and "all three together" in out.output
+    (tmp_path / "file").write_text("x")
+    out = runner.invoke(
+        app,
+        ["ingest", "--station", "gako", "--start", "2011-01-06T17", "--end", "2011-01-06T18",
+         "-o", str(tmp_path / "file"), "--base-url", closed_port_url()],
+    )  # fmt: skip
+    assert out.exit_code == 1 and "cannot reach" not in out.output  # the cube is checked first
+
+
+def test_cli_ingest_fetches_frames_and_skymap(
+    server: FaultyServer, shared: Path, tmp_path: Path, runner
+) -> None:
+    fetched = tmp_path / "themis"
+    args = [
+        "ingest", "--station", "gako", "--start", "2011-03-10T05:10", "--end", "2011-03-10T05:20",
+        "--base-url", server.url + BERKELEY, "--fetch-dir", str(fetched), "--skymap",
+        "--skymap-base-url", server.url + UCALGARY, "-o", str(tmp_path / "c.zarr"),
+        "--scheduler", "synchronous",
+    ]  # fmt: skip
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "gako: 5 frames appended" in out.output
+    sky = fetched / "skymaps/gako/gako_20110305/themis_skymap_gako_20110305-+_v02.sav"
+    assert sky.read_bytes() == (shared / "data/themis" / SKYMAP).read_bytes()
+    # run again: nothing fetched again (only the skymap folder is listed), nothing appended
+    n = len(server.log)
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert not [p for p, _, _ in server.log[n:] if p.endswith((".cdf", ".sav"))]
+
+
+@pytest.mark.slow
+def test_fetch_ingest_classify_timeline_end_to_end(
+    server: FaultyServer, archive: Path, tmp_path: Path, runner, capsys
+) -> None:
+    """fetch -> ingest -> classify -> timeline against the loopback server, by the CLI."""
+    from oathcube import build, compute_features, train
+
+    cube = build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=32)
+    compute_features(cube, "handcrafted", progress=False, scheduler="synchronous")
+    model = train(cube, "handcrafted")
+    steps = [
+        ["ingest", "--station", "gako", "--start", "2011-01-06T17:00", "--end", "2011-01-06T17:30",
+         "--base-url", server.url + BERKELEY, "--fetch-dir", str(tmp_path / "themis"),
+         "-o", cube, "--scheduler", "synchronous"],
+        ["classify", cube, "--model", model, "--station", "gako", "--scheduler", "synchronous"],
+        ["timeline", cube, "--station", "gako", "--freq", "20s", "--model", model],
+    ]  # fmt: skip
+    transcript = []
+    for args in steps:
+        out = runner.invoke(app, args)
+        transcript.append(f"$ oathcube {' '.join(args)}\n{out.output}")
+        assert out.exit_code == 0, out.output
+    text = "\n".join(transcript)
+    assert "gako: 23 frames appended" in text and "stations/gako: 23 frames classified" in text
+    assert len(server.requests_for(CDF_PATH)) == 1
+    with capsys.disabled():
+        if os.environ.get("OATHCUBE_SHOW_TRANSCRIPT"):
+            print("\n" + text.replace(server.url, "http://127.0.0.1:PORT"))
