@@ -1,12 +1,15 @@
 """How far bf16 Inception-v4 features are from fp32: cosine and ridge accuracy.
 
 usage: python scripts/bench_bf16_accuracy.py [--n 1200] [--checkpoint PATH | --random-weights]
+                                             [--engine openvino|tensorflow]
 
 Builds a synthetic OATH-layout archive, computes ``features_inception_v4`` in fp32
 and in bf16 (two cubes), and prints the per-image cosine between them and the
 change in ``oathcube evaluate`` accuracy (ridge.py's protocol). Without a
 checkpoint the network has RANDOM weights: the figures then measure bf16
 round-off on a random network, not the accuracy of real Inception features.
+``scripts/bench_int8.py`` compares every engine and precision (int8 included) with
+TensorFlow fp32 on one cube.
 """
 
 from __future__ import annotations
@@ -35,11 +38,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1200)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--engine", default=None, help="default: oathcube's default engine")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_bf16_"))
     print(f"machine: {cpu_description()}")
     archive = synth(work / "oath", n=args.n, seed=0)
     options = {"checkpoint": args.checkpoint} if args.checkpoint else {"random_weights": True}
+    if args.engine:
+        options["engine"] = args.engine
     print("weights:", args.checkpoint or "RANDOM (no checkpoint given)")
     features, accuracy = {}, {}
     for precision in ("fp32", "bf16"):

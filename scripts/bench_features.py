@@ -2,22 +2,25 @@
 
 usage: python scripts/bench_features.py [--random-weights | --checkpoint PATH]
                                         [--batch-sizes 16,32,64] [--n-images 64]
-                                        [--precisions fp32,bf16] [--repeats 3] [--tf-options]
+                                        [--engines openvino,tensorflow]
+                                        [--precisions fp32,bf16,int8] [--repeats 3] [--tf-options]
 
 Prints, in this order:
 
 - the CPU (model, family/model numbers, the flags that matter: avx2, avx512f,
-  avx512_bf16, amx_bf16, amx_tile), the load average (other processes on the
-  machine slow every figure down) and the TensorFlow version;
+  avx512_bf16, avx512_vnni, avx_vnni, amx_bf16, amx_int8, amx_tile), the load
+  average (other processes on the machine slow every figure down) and the
+  TensorFlow and OpenVINO versions;
 - the machine's matrix-multiply rate (``tf.matmul`` of 2048 x 2048) in fp32 and bf16;
 - images/s of the network alone (preprocessed input in memory -> features), per
-  precision and batch size, for oathcube's network and, measured in the same
-  run, a plain Keras functional Inception-v4 (Conv2D(use_bias=False) ->
+  engine, precision and batch size, and, measured in the same run, a plain Keras
+  functional Inception-v4 (Conv2D(use_bias=False) ->
   BatchNormalization(epsilon=1e-3, scale=False) -> ReLU) run with
   ``model.predict``, the simplest way;
 - images/s of the whole ``oathcube features`` pipeline (read the cube, rotate,
-  preprocess, network, write the cube) on a synthetic OATH cube, and its ratio to
-  the network-only rate;
+  preprocess, network, write the cube) on a synthetic OATH cube, per engine,
+  precision and batch size, with its ratio to the same engine's network-only rate
+  and to the TensorFlow pipeline, and the issue's targets checked;
 - with ``--tf-options``: what TensorFlow-side options give (oneDNN off, thread
   pools, XLA, a frozen graph), each in a fresh process;
 - peak memory.
@@ -25,8 +28,9 @@ Prints, in this order:
 Every rate is the best of ``--repeats`` timed runs after one warm-up; ``cpu-s/img``
 is the process CPU time per image (all threads), which the load of other processes
 disturbs much less than wall time.  bf16 runs only where the CPU has amx_bf16 or
-avx512_bf16, unless ``--precisions`` names it.  One Inception-v4 image (299 x 299)
-is 24.5 GFLOP.
+avx512_bf16, unless ``--precisions`` names it; int8 (OpenVINO only, NNCF calibrated
+on ``--calibration-size`` frames of the synthetic cube) runs where NNCF is
+installed.  One Inception-v4 image (299 x 299) is 24.5 GFLOP.
 """
 
 from __future__ import annotations
@@ -49,6 +53,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_description, peak_rss_mb  # noqa: E402
 
 GFLOP_PER_IMAGE = 24.5
+
+#: CPU flags that decide which engine and precision is fast.
+ENGINE_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+)
 
 
 def _cpu_ids() -> str:
@@ -107,13 +123,29 @@ def _inputs(n: int) -> np.ndarray:
     return preprocess(pixels, rng.uniform(0, 360, n))
 
 
-def _extractor_options(args: argparse.Namespace, precision: str, batch_size: int) -> dict:
+def _extractor_options(
+    args: argparse.Namespace, precision: str, batch_size: int, engine: str | None = None
+) -> dict:
     options: dict[str, Any] = {"precision": precision, "batch_size": batch_size}
+    if engine:
+        options["engine"] = engine
+    if precision == "int8":
+        options["calibration"] = args.cube
+        options["calibration_size"] = args.calibration_size
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
     else:
         options["random_weights"] = True
     return options
+
+
+def _combos(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(engine, precision) pairs to measure: every precision each engine offers."""
+    from oathcube.features.engines import PRECISIONS
+
+    # TensorFlow first: the other engines' rows are compared with it.
+    engines = sorted(args.engines, key=lambda e: e != "tensorflow")
+    return [(e, p) for e in engines for p in args.precisions if p in PRECISIONS[e]]
 
 
 def _plain_keras(precision: str) -> Any:
@@ -140,21 +172,31 @@ def _header(title: str) -> None:
     print(f"  {'':<34s} {'prec':<5s} {'batch':>5s} {'img/s':>8s} {'cpu-s/img':>9s} {'GFLOP/s':>8s}")
 
 
-def bench_network(args: argparse.Namespace, precisions: list[str]) -> dict[tuple[str, int], float]:
-    """Network-only rates of oathcube's extractor and of the plain Keras baseline."""
+Rates = dict[tuple[str, str, int], float]
+
+
+def bench_network(args: argparse.Namespace) -> Rates:
+    """Network-only rates per engine and precision, and of the plain Keras baseline."""
     from oathcube.features import get_extractor
 
     images = _inputs(args.n_images)
-    rates: dict[tuple[str, int], float] = {}
+    rates: Rates = {}
     _header(f"network only ({args.n_images} preprocessed images in memory)")
-    for precision in precisions:
+    for engine, precision in _combos(args):
         for bs in args.batch_sizes:
-            ex = get_extractor("inception_v4", **_extractor_options(args, precision, bs))
+            tic = time.perf_counter()
+            ex = get_extractor("inception_v4", **_extractor_options(args, precision, bs, engine))
+            built = time.perf_counter() - tic
             rate, cpu = _time(lambda ex=ex: ex.network(images), args.n_images, args.repeats)
-            rates[(precision, bs)] = rate
-            _row("oathcube (folded BN, tf.function)", precision, bs, rate, cpu)
-        if args.no_baseline:
-            continue
+            rates[(engine, precision, bs)] = rate
+            extra = f"built in {built:.0f} s"
+            fp32 = rates.get((engine, "fp32", bs))
+            if precision != "fp32" and fp32:
+                extra += f", x{rate / fp32:.2f} {engine} fp32"
+            _row(f"{engine} (folded BN)", precision, bs, rate, cpu, extra)
+    if args.no_baseline:
+        return rates
+    for precision in [p for p in args.precisions if p in ("fp32", "bf16")]:
         model = _plain_keras(precision)
         for bs in args.batch_sizes:
             rate, cpu = _time(
@@ -162,8 +204,9 @@ def bench_network(args: argparse.Namespace, precisions: list[str]) -> dict[tuple
                 args.n_images,
                 args.repeats,
             )
-            ratio = rates[(precision, bs)] / rate
-            _row("plain Keras, model.predict", precision, bs, rate, cpu, f"oathcube x{ratio:.2f}")
+            ours = rates.get(("tensorflow", precision, bs))
+            extra = f"oathcube tensorflow x{ours / rate:.2f}" if ours else ""
+            _row("plain Keras, model.predict", precision, bs, rate, cpu, extra)
         del model
     return rates
 
@@ -177,39 +220,49 @@ def _synthetic_cube(work: Path, n: int, chunk_images: int) -> str:
                  progress=False)  # fmt: skip
 
 
-def bench_pipeline(
-    args: argparse.Namespace, precisions: list[str], network: dict[tuple[str, int], float]
-) -> None:
-    """Whole-pipeline rates through ``compute_features`` with the threaded scheduler."""
-    try:
-        from oathcube.features.compute import compute_features
-    except ImportError as exc:
-        print(f"\nwhole pipeline: skipped, oathcube.features.compute not importable ({exc})")
+def _prepare_cube(args: argparse.Namespace) -> None:
+    """The synthetic cube of the pipeline runs (and of int8's calibration): ``args.cube``."""
+    args.cube = None
+    if args.no_pipeline and "int8" not in args.precisions:
         return
     work = Path(tempfile.mkdtemp(prefix="bench_features_"))
     chunk = args.chunk_images or max(args.batch_sizes)
     # At least two chunks, so that one task reads and prepares while another runs the network.
-    n = args.pipeline_images or 2 * chunk
+    args.pipeline_n = args.pipeline_images or 2 * chunk
+    args.chunk = chunk
     try:
-        cube = _synthetic_cube(work, n, chunk)
+        args.cube = _synthetic_cube(work, args.pipeline_n, chunk)
     except Exception as exc:  # the cube writer may be mid-change; the network figures stand
-        print(f"\nwhole pipeline: skipped, could not build a synthetic cube ({exc})")
-        return
+        print(f"\nsynthetic cube: could not build one ({exc}); no pipeline and no int8 runs")
+        args.no_pipeline = True
+        args.precisions = [p for p in args.precisions if p != "int8"]
+
+
+def bench_pipeline(args: argparse.Namespace, network: Rates) -> Rates:
+    """Whole-pipeline rates through ``compute_features`` with the threaded scheduler."""
+    from oathcube.features.compute import compute_features
+
+    cube, n, chunk = args.cube, args.pipeline_n, args.chunk
     _header(
         f"whole pipeline: read cube -> rotate -> preprocess -> network -> write "
         f"({n} synthetic images, {chunk} per chunk, dask threads)"
     )
-    for precision in precisions:
+    rates: Rates = {}
+    for engine, precision in _combos(args):
         for bs in args.batch_sizes:
-            options = _extractor_options(args, precision, bs)
+            options = _extractor_options(args, precision, bs, engine)
 
             def run(options: dict = options) -> None:
                 compute_features(cube, "inception_v4", scheduler="threads", progress=False,
                                  overwrite=True, **options)  # fmt: skip
 
             rate, cpu = _time(run, n, args.repeats)
-            ratio = rate / network[(precision, bs)]
-            _row("oathcube features", precision, bs, rate, cpu, f"{ratio:.2f} of network only")
+            rates[(engine, precision, bs)] = rate
+            extra = f"{rate / network[(engine, precision, bs)]:.2f} of network only"
+            tf = rates.get(("tensorflow", "fp32", bs))
+            if tf and engine != "tensorflow":
+                extra += f", x{rate / tf:.2f} tensorflow fp32 pipeline"
+            _row(f"oathcube features, {engine}", precision, bs, rate, cpu, extra)
     # This process holds every model built above; one run holds one.
     bs = max(args.batch_sizes)
     cmd = [sys.executable, __file__, "--_memory", cube, "--batch-sizes", str(bs)]
@@ -218,6 +271,34 @@ def bench_pipeline(
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("peak")]
     print(f"  {lines[-1] if lines else 'peak memory run failed: ' + proc.stderr[-300:]}")
+    return rates
+
+
+def check_targets(args: argparse.Namespace, network: Rates, pipeline: Rates) -> None:
+    """The issue's targets, on this run's figures (same run, same machine)."""
+    from oathcube.features.engines import DEFAULT_ENGINE
+    from oathcube.features.inception_v4 import cpu_flags
+
+    flags = cpu_flags()
+    print(f"\ntargets (default engine {DEFAULT_ENGINE}):")
+    for bs in args.batch_sizes:
+        own = pipeline.get((DEFAULT_ENGINE, "fp32", bs))
+        net = network.get((DEFAULT_ENGINE, "fp32", bs))
+        tf = pipeline.get(("tensorflow", "fp32", bs))
+        if own and net:
+            verdict = "met" if own >= 0.9 * net else "NOT met"
+            print(f"  batch {bs}: pipeline / own network = {own / net:.2f} (>= 0.90: {verdict})")
+        if own and tf:
+            verdict = "met" if own >= 1.25 * tf else "NOT met"
+            print(f"  batch {bs}: pipeline / tensorflow pipeline = {own / tf:.2f} "
+                  f"(>= 1.25 on AVX2-only CPUs: {verdict})")  # fmt: skip
+        int8 = network.get(("openvino", "int8", bs))
+        fp32 = network.get(("openvino", "fp32", bs))
+        if int8 and fp32:
+            native = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+            verdict = ("met" if int8 >= 1.8 * fp32 else "NOT met") if native else "n/a, no VNNI"
+            print(f"  batch {bs}: openvino int8 / fp32 network = {int8 / fp32:.2f} "
+                  f"(>= 1.8 with VNNI or AMX: {verdict}; accuracy: bench_int8.py)")  # fmt: skip
 
 
 def _memory_worker(args: argparse.Namespace) -> None:
@@ -227,7 +308,7 @@ def _memory_worker(args: argparse.Namespace) -> None:
     bs = args.batch_sizes[0]
     compute_features(args._memory, "inception_v4", scheduler="threads", progress=False,
                      overwrite=True, **_extractor_options(args, "fp32", bs))  # fmt: skip
-    print(f"peak memory of one features run (fresh process, fp32, batch {bs}): "
+    print(f"peak memory of one features run (fresh process, default engine, fp32, batch {bs}): "
           f"{_own_peak_mb():.0f} MB")  # fmt: skip
 
 
@@ -338,7 +419,13 @@ def main() -> None:
     ap.add_argument(
         "--pipeline-images", type=int, default=None, help="images in the cube (default: 2 chunks)"
     )
-    ap.add_argument("--precisions", default=None, help="default: fp32, and bf16 where native")
+    ap.add_argument(
+        "--precisions",
+        default=None,
+        help="default: fp32, bf16 where native, int8 where NNCF is installed",
+    )
+    ap.add_argument("--engines", default=None, help="default: every engine installed")
+    ap.add_argument("--calibration-size", type=int, default=128, help="int8 calibration frames")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
         "--chunk-images", type=int, default=None, help="cube chunk (default: max batch)"
@@ -357,32 +444,39 @@ def main() -> None:
         _memory_worker(args)
         return
 
-    from oathcube.features.inception_v4 import bf16_native, configure_threads
+    from oathcube.features.engines import ENGINES, engine_installed, engine_version
+    from oathcube.features.inception_v4 import bf16_native, configure_threads, cpu_flags
 
     threads = configure_threads()
     import tensorflow as tf
 
     print(f"machine: {cpu_description()}")
     print(f"cpu ids: {_cpu_ids()}; load average at start: {os.getloadavg()[0]:.2f}")
+    flags = cpu_flags()
+    print("cpu flags: " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in ENGINE_FLAGS))
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")
     print(f"tensorflow {tf.__version__}, oneDNN {onednn}, intra-op threads {threads}")
+    installed = [e for e in ENGINES if engine_installed(e)]
+    print("engines: " + ", ".join(f"{e} {engine_version(e)}" for e in installed))
     print(f"weights: {args.checkpoint or 'random (deterministic; figures only)'}")
+    args.engines = args.engines.split(",") if args.engines else installed
     if args.precisions:
-        precisions = args.precisions.split(",")
+        args.precisions = args.precisions.split(",")
     else:
-        precisions = ["fp32", "bf16"] if bf16_native() else ["fp32"]
+        args.precisions = ["fp32", "bf16"] if bf16_native() else ["fp32"]
+        if engine_installed("nncf") and "openvino" in args.engines:
+            args.precisions.append("int8")
     if not bf16_native():
         print("bf16: not native on this CPU (no amx_bf16 / avx512_bf16): it would be slower")
     print(f"matmul 2048^2: fp32 {matmul_gflops('fp32'):.0f} GFLOP/s, "
           f"bf16 {matmul_gflops('bf16'):.0f} GFLOP/s")  # fmt: skip
 
-    network = bench_network(args, precisions)
-    if "fp32" in precisions and "bf16" in precisions:
-        for bs in args.batch_sizes:
-            speedup = network[("bf16", bs)] / network[("fp32", bs)]
-            print(f"  bf16 / fp32 network speed-up at batch {bs}: x{speedup:.2f}")
+    _prepare_cube(args)
+    network = bench_network(args)
+    pipeline: Rates = {}
     if not args.no_pipeline:
-        bench_pipeline(args, precisions, network)
+        pipeline = bench_pipeline(args, network)
+    check_targets(args, network, pipeline)
     if args.tf_options:
         bench_tf_options(args)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")

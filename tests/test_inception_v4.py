@@ -21,6 +21,7 @@ import pytest
 
 from oathcube.errors import CheckpointError, FeatureError
 from oathcube.features import FeatureExtractor, get_extractor
+from oathcube.features.engines import ENGINES, engine_installed
 from oathcube.features.inception_v4 import (
     CHECKPOINT_ENV,
     InceptionV4Extractor,
@@ -81,9 +82,19 @@ def _write_v1(path: Path, values: dict[str, np.ndarray]) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def extractor(random_checkpoint: str) -> InceptionV4Extractor:
-    return get_extractor("inception_v4", checkpoint=random_checkpoint)
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(
+            e,
+            marks=pytest.mark.skipif(not engine_installed(e), reason=f"{e} is not installed"),
+        )
+        for e in ENGINES
+    ],
+)
+def extractor(random_checkpoint: str, request: pytest.FixtureRequest) -> InceptionV4Extractor:
+    """The extractor on every installed engine (see tests/test_engines.py for the engines)."""
+    return get_extractor("inception_v4", checkpoint=random_checkpoint, engine=request.param)
 
 
 def _report(label: str, diff: float, tol: float) -> None:
@@ -194,7 +205,7 @@ def test_extractor_matches_slim_logits(
         features = extractor(pixels, np.zeros(2, np.int16))
         assert features.shape == (2, 1001) and features.dtype == np.float32
         diff = float(np.abs(features - reference["Logits"]).max())
-        _report(label, diff, 1e-4)
+        _report(f"{label} ({extractor.engine_name})", diff, 1e-4)
         assert diff <= 1e-4
 
 
@@ -311,25 +322,38 @@ def test_bad_options() -> None:
         InceptionV4Extractor(random_weights=True, precision="fp16")
 
 
-def test_bf16_warns_where_not_native(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("engine", "says"),
+    [("tensorflow", "slower than fp32"), ("openvino", "OpenVINO will run fp32 instead")],
+)
+def test_bf16_warns_where_not_native(
+    monkeypatch: pytest.MonkeyPatch, engine: str, says: str
+) -> None:
     import oathcube.features.inception_v4 as mod
 
+    if not engine_installed(engine):
+        pytest.skip(f"{engine} is not installed")
     monkeypatch.setattr(mod, "cpu_flags", lambda: {"avx2", "fma"})
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
     # The warning comes before anything is built; the missing checkpoint then stops it.
-    with pytest.warns(UserWarning, match="slower than fp32"), pytest.raises(CheckpointError):
-        InceptionV4Extractor(precision="bf16")
+    with pytest.warns(UserWarning, match=says), pytest.raises(CheckpointError):
+        InceptionV4Extractor(precision="bf16", engine=engine)
 
 
 @pytest.mark.slow
-def test_bf16_agrees_with_fp32(random_checkpoint: str, reference: dict[str, np.ndarray]) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bf16_agrees_with_fp32(
+    random_checkpoint: str, reference: dict[str, np.ndarray], engine: str
+) -> None:
+    if not engine_installed(engine):
+        pytest.skip(f"{engine} is not installed")
     if not bf16_native():
         with pytest.warns(UserWarning, match="bf16"):
-            InceptionV4Extractor(random_checkpoint, precision="bf16")
+            InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
         return
-    ex = InceptionV4Extractor(random_checkpoint, precision="bf16")
+    ex = InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
     cosine = _cosine(ex(reference["pixels"], None), reference["Logits"])
-    print(f"\n  bf16 vs slim fp32 Logits: per-image cosine {np.round(cosine, 6).tolist()}", end="")
+    print(f"\n  bf16 ({engine}) vs slim fp32 Logits: per-image cosine {cosine.round(6)}", end="")
     assert ex.attrs()["precision"] == "bf16"
     assert (cosine >= 0.999).all()
 

@@ -106,12 +106,15 @@ IGNORED_SETTINGS = frozenset(
         "threads",
         "precision",
         "preprocessing",
+        "engine",
+        "engine_version",
+        "int8_calibration",
     }
 )
 
 #: What oathcube promises about float features computed twice.  With the same settings,
 #: scheduler and thread count on one machine: the same bits.  Across schedulers, thread
-#: counts or CPUs, where TensorFlow sums in another order: every value within
+#: counts, engines (fp32) or CPUs, where the kernels sum in another order: every value within
 #: ``FEATURE_TOLERANCE`` times the largest absolute value of the features compared.
 FEATURE_TOLERANCE = 1e-5
 

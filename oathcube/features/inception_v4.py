@@ -13,15 +13,17 @@ slim's ``inception_preprocessing`` at evaluation as TF_FeatureExtraction ran it:
 5. ``(x - 0.5) * 2``;
 6. the network, endpoint ``Logits`` (1001 values, pre-softmax) by default.
 
-Steps 1-5 run in NumPy, outside the lock that serialises the network, so that
-one dask thread prepares a batch while another runs TensorFlow.
+Steps 1-5 run in NumPy, outside the engine, so that one dask thread prepares a
+batch while the network runs another.  The network is built and loaded in
+TensorFlow and then runs on an engine (:mod:`oathcube.features.engines`):
+OpenVINO (the default, converted in-process) or TensorFlow itself; both are
+proven equal to slim by the same tests.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,15 @@ from ..errors import CheckpointError, FeatureError
 from ..imaging import rotate_like_oath, to_rgb
 from ..parallel import cores
 from . import FeatureSpec
+from .engines import (
+    CALIBRATION_SIZE,
+    DEFAULT_ENGINE,
+    Engine,
+    OpenVINOEngine,
+    TensorFlowEngine,
+    check_engine,
+    read_calibration,
+)
 from .inception_net import (
     INPUT_SIZE,
     InceptionV4Net,
@@ -47,6 +58,7 @@ __all__ = [
     "CHECKPOINT_ENV",
     "CENTRAL_FRACTION",
     "LAYERS",
+    "PRECISIONS",
     "RELEASED_CHECKPOINT_URL",
     "InceptionV4Extractor",
     "bf16_native",
@@ -73,6 +85,9 @@ PREPROCESSING = (
     "bilinear resize to 299x299 (TF1: align_corners=False, half_pixel_centers=False) -> "
     "(x-0.5)*2 [TF-slim inception_preprocessing, eval]"
 )
+
+#: Every precision some engine offers (see ``oathcube.features.engines.PRECISIONS``).
+PRECISIONS = ("fp32", "bf16", "int8")
 
 RANDOM_WEIGHTS_WARNING = "features from RANDOM weights, not the released checkpoint"
 
@@ -243,21 +258,25 @@ def configure_threads(threads: int | None = None, *, strict: bool = False) -> in
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
-    """The checkpoint to use: ``checkpoint``, else ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``.
+    """The checkpoint to use: ``checkpoint``, else ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``,
+    else the one ``oathcube fetch checkpoint`` put in the data folder.
 
     Raises
     ------
     CheckpointError
-        If neither is given, saying where the released checkpoint comes from.
+        If none is there, saying where the released checkpoint comes from.
     """
+    from ..datadir import checkpoint_dir, fetched_checkpoint
+
     if checkpoint is None or str(checkpoint) == "":
-        checkpoint = os.environ.get(CHECKPOINT_ENV) or None
+        checkpoint = os.environ.get(CHECKPOINT_ENV) or fetched_checkpoint()
     if checkpoint is None:
         raise CheckpointError(
-            "no Inception-v4 checkpoint given. The features of the OATH paper come from "
+            "no Inception-v4 checkpoint given, and none in "
+            f"{checkpoint_dir()}. The features of the OATH paper come from "
             "inception_v4.ckpt in inception_v4_2016_09_09.tar.gz of the TF-slim model zoo "
-            f"({RELEASED_CHECKPOINT_URL}); oathcube cannot download it for you. Download and "
-            f"unpack it, then pass --checkpoint PATH/inception_v4.ckpt or set {CHECKPOINT_ENV}",
+            f"({RELEASED_CHECKPOINT_URL}). Run `oathcube fetch checkpoint` once, or download "
+            f"and unpack it, then pass --checkpoint PATH/inception_v4.ckpt or set {CHECKPOINT_ENV}",
             expected="a path to inception_v4.ckpt",
         )
     return os.fspath(checkpoint)
@@ -286,15 +305,26 @@ class InceptionV4Extractor:
     layer
         ``"Logits"`` (1001, the OATH features) or ``"PreLogitsFlatten"`` (1536).
     precision
-        ``"fp32"`` (default) or ``"bf16"`` (bfloat16 arithmetic: about twice as
-        fast where the CPU has AMX or AVX-512 BF16, slower elsewhere).
+        ``"fp32"`` (default), ``"bf16"`` (bfloat16 arithmetic: about twice as
+        fast where the CPU has AMX or AVX-512 BF16, slower elsewhere) or
+        ``"int8"`` (OpenVINO only: NNCF post-training quantisation calibrated on
+        frames of the cube ``calibration``; pays where the CPU has VNNI or AMX).
     batch_size
         Images per network call.
     random_weights
         Deterministic random weights instead of a checkpoint, for tests and
         benchmarks; :meth:`attrs` says so.
     threads
-        TensorFlow intra-op threads (default: the usable cores).
+        Threads of the network (TensorFlow's intra-op pool, or OpenVINO's
+        inference threads; default: the usable cores).
+    engine
+        ``"openvino"`` (default, :data:`~oathcube.features.engines.DEFAULT_ENGINE`)
+        or ``"tensorflow"``: where the network runs; a setting of speed only.
+    calibration, calibration_group, calibration_size
+        For ``int8``: the cube (path or URL) and group whose frames calibrate
+        the quantisation (default group: the labelled images, else the first
+        station), and how many frames, spread evenly over its rows.  The rows
+        and a hash of the frames are recorded as ``int8_calibration``.
 
     Raises
     ------
@@ -302,7 +332,8 @@ class InceptionV4Extractor:
         No checkpoint, an unreadable one, or one whose variables are not the
         slim Inception-v4's (all missing and mis-shaped variables are listed).
     FeatureError
-        An unknown layer or precision, or a batch size below 1.
+        An unknown layer, precision or engine, an engine that is not installed,
+        or a batch size below 1.
     """
 
     name = "inception_v4"
@@ -318,37 +349,60 @@ class InceptionV4Extractor:
         batch_size: int = 32,
         random_weights: bool = False,
         threads: int | None = None,
+        engine: str | None = None,
+        calibration: str | None = None,
+        calibration_group: str | None = None,
+        calibration_size: int = CALIBRATION_SIZE,
     ) -> None:
         # Every check (and the checkpoint's hash) runs before TensorFlow is imported,
         # so a bad option or a missing checkpoint fails in milliseconds.
-        spec = self.describe(
+        spec, frames = self._describe(
             checkpoint=checkpoint,
             layer=layer,
             precision=precision,
             batch_size=batch_size,
             random_weights=random_weights,
+            engine=engine,
+            calibration=calibration,
+            calibration_group=calibration_group,
+            calibration_size=calibration_size,
         )
         self._attrs = spec.attrs
+        self.engine_name: str = spec.options["engine"]
         self.layer = layer
         self.dim, self.n_features = LAYERS[layer]
         self.precision = precision
         self.batch_size = int(batch_size)
         self.random_weights = bool(random_weights)
         self.checkpoint: str | None = spec.options.get("checkpoint")
+        tensorflow = self.engine_name == "tensorflow"
+        # TensorFlow builds and traces the network for every engine; one process has one
+        # intra-op pool, set once, so it is sized for the TensorFlow engine either way.
         self.threads = configure_threads(threads, strict=threads is not None)
 
-        self._net: InceptionV4Net = build_inception_v4([layer], precision=precision)
+        # OpenVINO runs bf16 itself: it gets the float32 graph.
+        net: InceptionV4Net = build_inception_v4(
+            [layer], precision=precision if tensorflow else "fp32"
+        )
         if self.random_weights:
-            values = random_variables(self._net.variables)
+            values = random_variables(net.variables)
         else:
             assert self.checkpoint is not None  # resolved by describe unless random_weights
-            values = read_checkpoint(
-                self.checkpoint, self._net.required_variables(), self._net.variables
-            )
-        self._net.load(values)
+            values = read_checkpoint(self.checkpoint, net.required_variables(), net.variables)
+        net.load(values)
         del values
-        self._lock = threading.Lock()
-        # Trace once now, not inside the first dask task.
+        self.engine: Engine
+        if tensorflow:
+            self.engine = TensorFlowEngine(net, layer)
+        else:
+            calib = None if frames is None else preprocess(*frames)
+            self.engine = OpenVINOEngine(
+                net.function(), layer, precision, threads=threads or cores(), calibration=calib
+            )
+            self.threads = self.engine.threads
+            # The compiled model holds its own copy of the weights.
+            del net
+        # Trace (or compile) once now, not inside the first dask task.
         self._run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32))
 
     @classmethod
@@ -360,29 +414,68 @@ class InceptionV4Extractor:
         batch_size: int = 32,
         random_weights: bool = False,
         threads: int | None = None,
+        engine: str | None = None,
+        calibration: str | None = None,
+        calibration_group: str | None = None,
+        calibration_size: int = CALIBRATION_SIZE,
     ) -> FeatureSpec:
         """Check the options and say what the extractor computes, without building it.
 
         The checkpoint is resolved and hashed (its SHA-256 is a value setting);
-        neither TensorFlow nor the network is touched.
+        neither TensorFlow nor the network is touched.  For ``int8`` the
+        calibration frames are read from the cube and hashed.
 
         Raises
         ------
         CheckpointError
             No checkpoint given or found.
         FeatureError
-            An unknown layer or precision, or a batch size below 1.
+            An unknown layer, precision or engine, an engine that is not
+            installed, int8 without a cube to calibrate on, or a batch size below 1.
         """
+        spec, _ = cls._describe(
+            checkpoint=checkpoint,
+            layer=layer,
+            precision=precision,
+            batch_size=batch_size,
+            random_weights=random_weights,
+            threads=threads,
+            engine=engine,
+            calibration=calibration,
+            calibration_group=calibration_group,
+            calibration_size=calibration_size,
+        )
+        return spec
+
+    @classmethod
+    def _describe(
+        cls,
+        checkpoint: str | os.PathLike[str] | None = None,
+        layer: str = "Logits",
+        precision: str = "fp32",
+        batch_size: int = 32,
+        random_weights: bool = False,
+        threads: int | None = None,
+        engine: str | None = None,
+        calibration: str | None = None,
+        calibration_group: str | None = None,
+        calibration_size: int = CALIBRATION_SIZE,
+    ) -> tuple[FeatureSpec, tuple[np.ndarray, np.ndarray] | None]:
+        """:meth:`describe`, plus the int8 calibration frames it read (else None)."""
         if layer not in LAYERS:
             raise FeatureError(
                 f"unknown Inception-v4 layer {layer!r}",
                 path="--layer",
                 expected=f"one of {', '.join(LAYERS)}",
             )
-        if precision not in ("fp32", "bf16"):
+        if precision not in PRECISIONS:
             raise FeatureError(
-                f"unknown precision {precision!r}", path="--precision", expected="fp32 or bf16"
+                f"unknown precision {precision!r}",
+                path="--precision",
+                expected=" or ".join(PRECISIONS),
             )
+        engine = engine or DEFAULT_ENGINE
+        version = check_engine(engine, precision)
         if int(batch_size) < 1:
             raise FeatureError(
                 f"batch size {batch_size}",
@@ -391,12 +484,24 @@ class InceptionV4Extractor:
             )
         if threads is not None and int(threads) < 1:
             raise FeatureError(f"{threads} threads", expected="1 or more")
+        if precision == "int8" and not calibration:
+            raise FeatureError(
+                "precision int8 calibrates on the cube's own frames, and no cube was given",
+                path="--precision",
+                expected="oathcube features CUBE --precision int8, or calibration=CUBE",
+            )
+        if int(calibration_size) < 1:
+            raise FeatureError(f"{calibration_size} calibration frames", expected="1 or more")
         if precision == "bf16" and not bf16_native():
             warnings.warn(
-                "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so bfloat16 "
-                "is emulated and will be slower than fp32",
+                "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so "
+                + (
+                    "bfloat16 is emulated and will be slower than fp32"
+                    if engine == "tensorflow"
+                    else "OpenVINO will run fp32 instead"
+                ),
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         resolved: str | None = None
         sha256 = ""
@@ -404,6 +509,14 @@ class InceptionV4Extractor:
             resolved = resolve_checkpoint(checkpoint)
             checkpoint_files(resolved)
             sha256 = _cached_sha256(resolved)
+        frames: tuple[np.ndarray, np.ndarray] | None = None
+        record: dict[str, Any] | None = None
+        if precision == "int8":
+            assert calibration is not None  # checked above
+            pixels, angles, record = read_calibration(
+                str(calibration), calibration_group, int(calibration_size)
+            )
+            frames = (pixels, angles)
         attrs: dict[str, Any] = {
             "extractor": cls.name,
             "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
@@ -412,10 +525,14 @@ class InceptionV4Extractor:
             "checkpoint_sha256": sha256,
             "layer": layer,
             "precision": precision,
+            "engine": engine,
+            "engine_version": version,
             "oathcube_version": __version__,
             "preprocessing": PREPROCESSING,
             "random_weights": int(bool(random_weights)),
         }
+        if record is not None:
+            attrs["int8_calibration"] = record
         if random_weights:
             attrs["warning"] = RANDOM_WEIGHTS_WARNING
         options: dict[str, Any] = {
@@ -423,15 +540,21 @@ class InceptionV4Extractor:
             "precision": precision,
             "batch_size": int(batch_size),
             "random_weights": bool(random_weights),
+            "engine": engine,
         }
         if resolved is not None:
             options["checkpoint"] = resolved
         if threads is not None:
             options["threads"] = int(threads)
+        if precision == "int8":
+            options["calibration"] = str(calibration)
+            options["calibration_group"] = calibration_group
+            options["calibration_size"] = int(calibration_size)
         dim, n = LAYERS[layer]
-        return FeatureSpec(
+        spec = FeatureSpec(
             name=cls.name, dim=dim, n_features=n, attrs=attrs, options=options, threaded=True
         )
+        return spec, frames
 
     @classmethod
     def options_from_attrs(cls, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -455,15 +578,18 @@ class InceptionV4Extractor:
         return dict(self._attrs)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        with self._lock:
-            return self._net.predict(images)[self.layer]
+        out = np.empty((len(images), self.n_features), np.float32)
+        self.engine.infer([images], out)
+        return out
 
     def network(self, images: np.ndarray) -> np.ndarray:
         """Run the network alone on preprocessed ``(n, 299, 299, 3)`` float32 images."""
         out = np.empty((len(images), self.n_features), np.float32)
-        for start in range(0, len(images), self.batch_size):
-            stop = start + self.batch_size
-            out[start:stop] = self._run(images[start:stop])
+        batches = (
+            images[start : start + self.batch_size]
+            for start in range(0, len(images), self.batch_size)
+        )
+        self.engine.infer(batches, out)
         return out
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray | None) -> np.ndarray:
@@ -491,8 +617,13 @@ class InceptionV4Extractor:
                 expected="one rot_angle per image",
             )
         out = np.empty((n, self.n_features), np.float32)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            batch = preprocess(pixels[start:stop], None if angles is None else angles[start:stop])
-            out[start:stop] = self._run(batch)
+        # A generator: an asynchronous engine runs one batch while the next is prepared.
+        batches = (
+            preprocess(
+                pixels[start : start + self.batch_size],
+                None if angles is None else angles[start : start + self.batch_size],
+            )
+            for start in range(0, n, self.batch_size)
+        )
+        self.engine.infer(batches, out)
         return out
