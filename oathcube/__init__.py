@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .model import train as train
     from .synthetic import synth as synth
     from .timelines import timeline as timeline
+    from .views.keogram import keogram as keogram
+    from .views.maps import sky_map as sky_map
+    from .views.movie import movie as movie
+    from .views.nights import night_statistics as night_statistics
 
 #: public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -40,6 +44,10 @@ _LAZY: dict[str, str] = {
     "ingest": "oathcube.ingestion",
     "classify": "oathcube.classification",
     "timeline": "oathcube.timelines",
+    "keogram": "oathcube.views.keogram",
+    "movie": "oathcube.views.movie",
+    "sky_map": "oathcube.views.maps",
+    "night_statistics": "oathcube.views.nights",
     "synth": "oathcube.synthetic",
 }
 
@@ -56,6 +64,10 @@ __all__ = [
     "ingest",
     "classify",
     "timeline",
+    "keogram",
+    "movie",
+    "sky_map",
+    "night_statistics",
     "synth",
 ]
 

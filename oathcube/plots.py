@@ -28,6 +28,7 @@ from matplotlib.patches import ConnectionPatch, Patch
 from matplotlib.transforms import blended_transform_factory
 
 from .errors import OptionError
+from .outputs import replacing
 
 __all__ = [
     "CLASS_COLORS",
@@ -35,7 +36,14 @@ __all__ = [
     "plot_confusion",
     "plot_montage",
     "plot_timeline",
+    "new_figure",
+    "save_figure",
+    "write_timeline",
+    "TIMELINE_SUFFIXES",
 ]
+
+#: The files :func:`write_timeline` writes, told apart by their suffix.
+TIMELINE_SUFFIXES = (".csv", ".nc", ".nc4", ".netcdf", ".png")
 
 #: Colour of each OATH class (Okabe-Ito palette: safe for colour-blind readers).
 CLASS_COLORS: dict[str, str] = {
@@ -82,19 +90,18 @@ def class_color(name: str, index: int = 0) -> str:
     return _SPARE_COLORS[index % len(_SPARE_COLORS)]
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    """A figure bound to the Agg canvas (never to an interactive backend)."""
-    fig = Figure(figsize=(width, height))
+def new_figure(width: float, height: float, dpi: float | None = None) -> Figure:
+    """A figure bound to the Agg canvas (never pyplot: no window, no global registry)."""
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, out: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as PNG to ``out`` (parents created) and return the path."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", facecolor="white")
-    return path
+def save_figure(fig: Figure, out: str | os.PathLike[str], fmt: str = "png") -> Path:
+    """Write ``fig`` to ``out`` (PNG by default), whole or not at all; return the path."""
+    with replacing(out) as tmp:
+        fig.savefig(tmp, format=fmt, facecolor="white")
+    return Path(out)
 
 
 def _as_grey(image: np.ndarray, what: str) -> np.ndarray:
@@ -173,7 +180,7 @@ def plot_confusion(
 
     with matplotlib.rc_context(_STYLE):
         side = max(5.5, 0.95 * n + 3.0)
-        fig = _new_figure(side + 1.2, side)
+        fig = new_figure(side + 1.2, side)
         ax = fig.add_subplot()
         im = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=vmax)
         is_int = np.issubdtype(cm.dtype, np.integer) or np.all(cm == np.round(cm))
@@ -209,7 +216,7 @@ def plot_confusion(
         if normalize:
             cbar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         fig.tight_layout()
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 # -- montage -------------------------------------------------------------------------------
@@ -262,7 +269,7 @@ def plot_montage(
         cell = 1.7 if n_cols > 3 else 2.2
         label_w = 1.5
         top = 0.8 if title else 0.25
-        fig = _new_figure(label_w + cell * n_cols + 0.2, cell * n_rows + top + 0.15)
+        fig = new_figure(label_w + cell * n_cols + 0.2, cell * n_rows + top + 0.15)
         width, height = fig.get_size_inches()
         gs = fig.add_gridspec(
             n_rows,
@@ -310,7 +317,7 @@ def plot_montage(
                     )
         if title:
             fig.suptitle(title, y=1 - 0.15 / height, va="top")
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 # -- timeline ------------------------------------------------------------------------------
@@ -459,7 +466,7 @@ def plot_timeline(
         panels = (["thumbs"] if thumbs else []) + (["truth"] if truth is not None else [])
         panels += ["bands", "frames"]
         heights = {"thumbs": 1.9, "truth": 0.28, "bands": 3.4, "frames": 0.9}
-        fig = _new_figure(13.0, 1.0 + sum(heights[p] for p in panels) * 1.05)
+        fig = new_figure(13.0, 1.0 + sum(heights[p] for p in panels) * 1.05)
         fig_h = fig.get_size_inches()[1]
         gs = fig.add_gridspec(
             len(panels),
@@ -528,7 +535,7 @@ def plot_timeline(
         station = timeline.attrs.get("station")
         default = "Sky classes over time" + (f" at {station}" if station else "")
         fig.suptitle(title or default, y=1 - 0.2 / fig_h, va="top")
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def _runs(mask: np.ndarray, edges: np.ndarray) -> list[tuple[float, float]]:
@@ -626,3 +633,45 @@ def _draw_thumbnails(
             clip_on=False,
             zorder=5,
         )
+
+
+def write_timeline(
+    result: xr.Dataset, out: str | os.PathLike[str], cube: Any, station: str
+) -> Path:
+    """Write a timeline (:func:`oathcube.timelines.timeline`) as CSV, NetCDF or PNG.
+
+    Parameters
+    ----------
+    result
+        The timeline Dataset.
+    out
+        The file; its suffix (one of :data:`TIMELINE_SUFFIXES`) says which kind.
+    cube
+        The cube the timeline came from (a PNG shows sample frames from it).
+    station
+        The station code.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``, written whole (see :func:`oathcube.outputs.replacing`).
+    """
+    path = Path(out)
+    if path.suffix.lower() == ".png":
+        from .timelines import sample_frames
+
+        return plot_timeline(
+            result,
+            path,
+            samples=sample_frames(cube, station, result),
+            title=f"{station}: {result.attrs['model']}, {result.attrs['freq']} bins",
+        )
+    with replacing(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            frame = result[["count", "fraction"]].to_dataframe().unstack("class")
+            frame.columns = [f"{var}_{cls}" for var, cls in frame.columns]
+            frame["n_frames"] = result["n_frames"].to_pandas()
+            frame.to_csv(tmp)
+        else:
+            result.to_netcdf(tmp)
+    return path

@@ -55,7 +55,8 @@ def test_real_cdf(themis: Path) -> None:
     assert block.time[0] == _ns("2011-01-06T17:00:00.053")
     assert block.time[-1] == _ns("2011-01-06T17:01:06.020")
     cdf = cdflib.CDF(str(themis / REAL_CDF))
-    np.testing.assert_array_equal(block.frames, cdf.varget("thg_asf_gako"))
+    # Turned by 180 deg into the cube's orientation (oathcube.archive.orientation).
+    np.testing.assert_array_equal(block.frames, cdf.varget("thg_asf_gako")[:, ::-1, ::-1])
     via_cdflib = cdflib.cdfepoch.to_datetime(cdf.varget("thg_asf_gako_epoch"))
     np.testing.assert_array_equal(block.time, via_cdflib.astype("datetime64[ns]"))
     # _time is the same instants rounded to whole seconds.
@@ -83,7 +84,7 @@ def test_synthetic_cdf_layouts(tmp_path: Path, layout: str, one_record: bool) ->
     assert ("thg_asf_fsmi_epoch" in names) == (layout == "classic")
     block = read_cdf(path)
     assert block.station == "fsmi" and block.n == 7
-    np.testing.assert_array_equal(block.frames, expected_frames(7, 4, SIZE))
+    np.testing.assert_array_equal(block.frames, expected_frames(7, 4, SIZE)[:, ::-1, ::-1])
     np.testing.assert_array_equal(block.time, frame_times("2011-01-06T17:00:00.050", 7))
 
 
@@ -118,7 +119,7 @@ def test_cdf_rows_of_records_out_of_time_order(tmp_path: Path) -> None:
         "2011-01-06T17:00",
         9,
         size=SIZE,
-        frames=whole.frames[order],
+        frames=whole.frames[order][:, ::-1, ::-1],  # back to the file's orientation
         times=whole.time[order],
     )
     part = read_cdf(shuffled, rows=(2, 6))
@@ -426,7 +427,8 @@ def test_rawprep_defaults_on_real_frames(themis: Path) -> None:
     assert out.dtype == np.uint8 and out.shape == raw.shape
     keep = prep.mask(raw.shape[1:])
     assert not out[:, ~keep].any()  # the border is zeroed
-    assert out[:, 0, 0].max() == 0 and out[:, 128, 128].min() > 0
+    # (127, 127) is the file's pixel (128, 128): CDF frames are read turned by 180 deg.
+    assert out[:, 0, 0].max() == 0 and out[:, 127, 127].min() > 0
     # Percentile stretch: about 1% of the sky at each end of the range.
     sky = out[:, keep]
     assert 0.005 < (sky == 255).mean() < 0.02 and 0.005 < (sky == 0).mean() < 0.02
@@ -464,9 +466,10 @@ def test_rawprep_skymap(themis: Path) -> None:
     assert not out[:, low].any() and out[:, ~low].any()
     scores = skymap_alignment(raw, elevation)
     assert set(scores) == {"as_read", "flip_lr", "flip_ud", "rot180"}
-    # The documented finding: this skymap fits these (earlier) frames best turned round.
-    assert max(scores, key=scores.get) in ("rot180", "flip_lr")
-    assert scores["rot180"] > scores["as_read"] + 0.02
+    # CDF frames are read turned by 180 deg into the skymaps' orientation, so the skymap
+    # fits them as read (the stars say so too: tests/test_skymap.py).
+    assert max(scores, key=scores.get) == "as_read"
+    assert scores["as_read"] > scores["rot180"] + 0.02
 
 
 def test_rawprep_attrs_round_trip(themis: Path) -> None:

@@ -13,8 +13,10 @@ The layout is told apart by which axis matches the number of times, never by the
 the name.  Times come from ``_epoch`` when it has records (it keeps the milliseconds that
 ``_time`` rounds away; the real Gakona file starts at 17:00:00.053), else from ``_time``.
 
-Frames are returned exactly as stored (``uint16`` counts, row 0 = first stored row, no
-flip); see :mod:`oathcube.rawprep` for the orientation discussion and the 8-bit preparation.
+Frames are returned as ``uint16`` counts **turned by 180 deg** (both axes reversed) into
+the cube's orientation, the UCalgary skymaps' (see :mod:`oathcube.archive.orientation`,
+which gives the star check): ``raw = frames[:, ::-1, ::-1]`` recovers the file's order.
+See :mod:`oathcube.rawprep` for the 8-bit preparation.
 
 Anything wrong with a file (not a CDF, truncated, compressed block cut short, no image
 variable, frame/time count mismatch, fill-value or repeated times) raises
@@ -31,6 +33,7 @@ import cdflib
 import numpy as np
 
 from oathcube.archive.blocks import FrameBlock
+from oathcube.archive.orientation import cdf_to_cube
 from oathcube.errors import IngestError
 
 __all__ = ["read_cdf", "station_from_cdf_name", "CDF_NAME_RE"]
@@ -68,7 +71,8 @@ def read_cdf(path: str | os.PathLike[str], rows: tuple[int, int] | None = None) 
     Returns
     -------
     FrameBlock
-        ``raw=True``, ``uint16`` frames ``(n, y, x)`` in the file's pixel order, times
+        ``raw=True``, ``uint16`` frames ``(n, y, x)`` in the cube's orientation (the
+        file's turned by 180 deg), times
         ``datetime64[ns]`` UTC, station from the image variable's name.
 
     Raises
@@ -301,7 +305,9 @@ def _to_frame_stack(images: np.ndarray, n: int, name: str, path: Path) -> np.nda
             raise IngestError(
                 f"{name} has type {stack.dtype}", path=path, expected="16-bit unsigned counts"
             )
-    return np.ascontiguousarray(stack, dtype=np.uint16)
+    # Berkeley CDF frames are the UCalgary skymap's turned by 180 deg (measured with stars,
+    # see oathcube.archive.orientation): one copy brings them into the cube's orientation.
+    return cdf_to_cube(stack)
 
 
 def _frames_first(images: np.ndarray) -> np.ndarray:

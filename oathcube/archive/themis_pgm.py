@@ -22,7 +22,9 @@ pandas 3 and the rest of this stack, so the format is parsed here with numpy alo
 regular expression per header and ``numpy.frombuffer`` per frame).  Gzip is recognised by
 its magic bytes, not by the name.
 
-Frames are returned exactly as stored (``uint16``, row 0 = first row in the file, no flip).
+Frames are returned exactly as stored (``uint16``, row 0 = first row in the file, no flip):
+that is already the cube's orientation, the UCalgary skymaps' (see
+:mod:`oathcube.archive.orientation` for the check on the real Gillam minutes).
 A truncated or corrupt file (cut gzip stream, header cut short, last raster short, frames
 of different sizes, a frame without its time) raises :class:`~oathcube.errors.IngestError`
 naming the file and the frame.

@@ -1,0 +1,178 @@
+"""What every view needs: a station's frames in a time range, their classes, and output checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..cube.schema import prediction_names, station_group
+from ..cube.store import Cube
+from ..errors import CubeError, ModelError, OptionError
+from ..labels import CLASS2_NAMES, CLASS6_NAMES
+from ..times import parse_time
+
+__all__ = [
+    "HIDDEN_SKY",
+    "Classes",
+    "station_range",
+    "classes_of",
+    "cadence",
+    "prepared_mask",
+]
+
+#: Classes whose frames do not show the sky: hatched in keograms, left out of statistics.
+HIDDEN_SKY: tuple[str, ...] = ("cloudy", "moon")
+_AURORA: tuple[str, ...] = ("arc", "diffuse", "discrete", "aurora")
+
+
+@dataclass(frozen=True)
+class Classes:
+    """A model's per-frame classes over a station's frames (``name`` None: not classified).
+
+    Attributes
+    ----------
+    model
+        The model's name, or None when the station has no predictions.
+    names
+        ``(time,)`` class name of each frame (``unclassified`` where -1).
+    scores
+        ``(time,)`` the decision score of the predicted class (NaN where unclassified).
+    all_names
+        Every class of the model, in its order.
+    """
+
+    model: str | None
+    names: np.ndarray
+    scores: np.ndarray
+    all_names: tuple[str, ...]
+
+    def hidden(self) -> np.ndarray:
+        """Frames that do not show the sky (cloudy or moonlit)."""
+        return np.isin(self.names, HIDDEN_SKY)
+
+    def aurora(self) -> np.ndarray:
+        """Frames classified as aurora (arc, diffuse, discrete; or ``aurora``)."""
+        return np.isin(self.names, _AURORA)
+
+    def classified(self) -> np.ndarray:
+        """Frames the model has classified."""
+        return self.names != "unclassified"
+
+
+def station_range(
+    cube: Cube, station: str, start: Any = None, end: Any = None
+) -> tuple[xr.Dataset, np.datetime64 | None, np.datetime64 | None]:
+    """A station group's frames from ``start`` to ``end`` (inclusive), lazily loaded.
+
+    Raises
+    ------
+    OptionError
+        A bad time, or ``end`` before ``start``.
+    CubeError
+        No such station, no frames, or no frames in the range.
+    """
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    if t0 is not None and t1 is not None and t1 < t0:
+        raise OptionError(f"--end {end} is before --start {start}", path="--end")
+    ds = cube.station(station)
+    if "pixels" not in ds or ds.sizes.get("time", 0) == 0:
+        raise CubeError(
+            f"station {station!r} has no frames",
+            path=cube.where(station_group(station)),
+            expected="`oathcube ingest` of its CDF/PGM files first",
+        )
+    times = ds["time"].values
+    lo = 0 if t0 is None else int(np.searchsorted(times, t0, side="left"))
+    hi = len(times) if t1 is None else int(np.searchsorted(times, t1, side="right"))
+    if hi <= lo:
+        raise CubeError(
+            f"no frames of {station} between {start} and {end}",
+            path=cube.where(station_group(station)),
+            expected=f"a range within {times[0]} .. {times[-1]}",
+        )
+    return ds.isel(time=slice(lo, hi)), t0, t1
+
+
+def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:
+    """The predicted classes (and scores) of ``ds``'s frames; no model is fine.
+
+    Raises
+    ------
+    ModelError
+        ``model`` names no predictions in the group, or several models classified it
+        and ``model`` is None.
+    """
+    have = sorted(
+        str(v).removeprefix("predicted_") for v in ds.data_vars if str(v).startswith("predicted_")
+    )
+    n = ds.sizes["time"]
+    if model is None:
+        if not have:
+            return Classes(None, np.full(n, "unclassified", dtype=object), np.full(n, np.nan), ())
+        if len(have) > 1:
+            raise ModelError(
+                "several models classified this station: say which",
+                path=cube.location,
+                expected=f"--model one of {', '.join(have)}",
+            )
+        model = have[0]
+    if model not in have:
+        raise ModelError(
+            f"no predictions of model {model!r}",
+            path=cube.location,
+            expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}",
+        )
+    pred_name, score_name, class_dim = prediction_names(model)
+    pred = ds[pred_name].values.astype(np.int64)
+    values = [int(v) for v in np.atleast_1d(ds[pred_name].attrs.get("flag_values", []))]
+    meanings = str(ds[pred_name].attrs.get("flag_meanings", "")).split()
+    if len(values) != len(meanings) or not values:
+        # Older cubes: the class dimension holds the names in score order.
+        meanings = [str(c) for c in ds[class_dim].values]
+        target = CLASS6_NAMES if len(meanings) == len(CLASS6_NAMES) else CLASS2_NAMES
+        values = [target.index(m) if m in target else i for i, m in enumerate(meanings)]
+    lookup = dict(zip(values, meanings, strict=True))
+    names = np.array([lookup.get(int(v), "unclassified") for v in pred], dtype=object)
+    scores = np.full(n, np.nan)
+    if score_name in ds:
+        raw = np.asarray(ds[score_name].values, dtype=np.float64)
+        column = {v: i for i, v in enumerate(values)}
+        for i, v in enumerate(pred):
+            if v in column and raw.ndim == 2 and column[v] < raw.shape[1]:
+                scores[i] = raw[i, column[v]]
+    return Classes(model, names, scores, tuple(meanings))
+
+
+def cadence(times: np.ndarray) -> np.timedelta64:
+    """The usual spacing of frames (the median step; 3 s for fewer than two frames)."""
+    if len(times) < 2:
+        return np.timedelta64(3, "s")
+    return np.median(np.diff(times).astype("timedelta64[ns]").astype(np.int64)).astype(
+        "timedelta64[ns]"
+    )
+
+
+def prepared_mask(ds: xr.Dataset) -> np.ndarray | None:
+    """The pixels the station's preparation kept (True), or None when it cannot be told.
+
+    Ingest sets pixels outside the preparation's crop to 0; views leave those out
+    rather than show them as black sky.
+    """
+    import json
+
+    from ..rawprep import RawPreparation
+
+    text = ds.attrs.get("preparation")
+    if not text:
+        return None
+    try:
+        prep = RawPreparation.from_attrs(json.loads(str(text)))
+        shape = (ds.sizes["y"], ds.sizes["x"])
+        if prep.out_size != shape[0] or shape[0] != shape[1]:
+            return None  # resampled frames: the raw crop does not map pixel for pixel
+        return np.asarray(prep.mask(shape))
+    except Exception:  # a skymap file the preparation named may be gone: no mask then
+        return None

@@ -1,0 +1,284 @@
+"""Per night and station: how often the sky was clear, and how often it showed aurora.
+
+The classes are used as masks: a frame classified ``cloudy`` or ``moon`` does not show
+the sky, so it counts against the clear-sky fraction and is left out of the aurora
+occurrence:
+
+* ``clear_fraction``    = frames neither cloudy nor moonlit / classified frames;
+* ``aurora_occurrence`` = aurora frames (arc, diffuse, discrete) / frames neither cloudy
+  nor moonlit (NaN when there are none);
+* ``cloudy_fraction``, ``moon_fraction``: their share of the classified frames.
+
+A night is labelled by the local date on which it starts: frames are grouped by the
+date of (local solar time - 12 h), local solar time being UTC + longitude / 15 h, so a
+whole night, evening to morning, falls on one label.  The longitude comes from the
+station's skymap, else from :data:`STATION_LONGITUDES` (approximate positions of the
+THEMIS sites, enough to place local midnight within minutes).  With a two-class model
+(aurora / no aurora) cloudy and moonlit frames cannot be told apart: the clear-sky
+fraction is then NaN and the aurora occurrence is over all classified frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..cube.store import Cube, CubeLike
+from ..errors import CubeError, OptionError
+from ..outputs import check_output, replacing
+from ..plots import new_figure, save_figure
+from ..skymaps import station_skymaps
+from ._common import (
+    classes_of,
+    station_range,
+)
+
+__all__ = [
+    "night_statistics",
+    "plot_nights",
+    "write_nights",
+    "STATION_LONGITUDES",
+    "NIGHT_SUFFIXES",
+]
+
+log = logging.getLogger(__name__)
+
+NIGHT_SUFFIXES = (".csv", ".nc", ".png")
+
+#: Approximate geographic longitudes (deg east) of the THEMIS ASI sites, to place local
+#: midnight when a station has no skymap.
+STATION_LONGITUDES: dict[str, float] = {
+    "atha": -113.3,
+    "chbg": -74.4,
+    "ekat": -110.6,
+    "fsim": -121.2,
+    "fsmi": -111.9,
+    "fykn": -145.2,
+    "gako": -145.2,
+    "gbay": -60.4,
+    "gill": -94.6,
+    "inuv": -133.7,
+    "kapu": -82.3,
+    "kian": -160.0,
+    "kuuj": -77.8,
+    "mcgr": -155.6,
+    "nrsq": -45.4,
+    "pgeo": -122.8,
+    "pina": -96.0,
+    "rank": -92.1,
+    "snap": -110.9,
+    "snkq": -79.2,
+    "talo": -93.6,
+    "tpas": -101.1,
+    "whit": -135.1,
+    "yknf": -114.3,
+}
+
+
+def _longitude(cube: Cube, station: str) -> float:
+    have = station_skymaps(cube, station)
+    if have:
+        attrs = cube.group(have[-1]["group"]).attrs
+        return (float(str(attrs["site_longitude"])) + 180.0) % 360.0 - 180.0
+    if station in STATION_LONGITUDES:
+        return STATION_LONGITUDES[station]
+    raise OptionError(
+        f"the longitude of station {station!r} is unknown (no skymap, not a THEMIS site)",
+        path="--station",
+        expected="a station with a skymap (oathcube ingest SKYMAP.sav) or a THEMIS site code",
+    )
+
+
+def night_statistics(
+    cube: CubeLike,
+    station: str | None = None,
+    *,
+    model: str | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> xr.Dataset:
+    """Clear-sky fraction and aurora occurrence per night and station.
+
+    Parameters
+    ----------
+    cube
+        Path, URL or :class:`~oathcube.cube.store.Cube`.
+    station
+        One station; by default every station group with frames.
+    model
+        Whose predictions (default: the only model of each station).
+    start, end
+        Optional time range (inclusive).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``station`` and ``night`` (the local date a night starts on);
+        ``n_frames``, ``n_classified``, ``hours`` (first to last frame),
+        ``clear_fraction``, ``cloudy_fraction``, ``moon_fraction``,
+        ``aurora_occurrence`` and ``n_sky`` (frames that show the sky); NaN or 0
+        where a station has no frames that night.
+
+    Raises
+    ------
+    ModelError
+        A station has no predictions (run ``oathcube classify`` first).
+    """
+    opened = Cube.open(cube)
+    stations = [station] if station else opened.stations()
+    if station:
+        opened.require_station(station)
+    frames = []
+    used: set[str] = set()
+    for code in stations:
+        ds = opened.station(code)
+        if "pixels" not in ds or ds.sizes.get("time", 0) == 0:
+            continue
+        ds, _, _ = station_range(opened, code, start, end)
+        classes = classes_of(ds, opened, model)
+        if classes.model is None:
+            raise CubeError(
+                f"station {code!r} has no predictions",
+                path=opened.location,
+                expected="`oathcube classify` first",
+            )
+        used.add(classes.model)
+        times = ds["time"].values
+        lon = _longitude(opened, code)
+        local = times + np.timedelta64(int(round(lon / 15.0 * 3600e9)), "ns")
+        night = (local - np.timedelta64(12, "h")).astype("datetime64[D]")
+        six = len(classes.all_names) > 2
+        frames.append(
+            pd.DataFrame(
+                {
+                    "station": code,
+                    "night": night,
+                    "time": times,
+                    "classified": classes.classified(),
+                    "cloudy": classes.names == "cloudy",
+                    "moon": classes.names == "moon",
+                    "hidden": classes.hidden(),
+                    "aurora": classes.aurora(),
+                    "six": six,
+                }
+            )
+        )
+    if not frames:
+        raise CubeError(
+            "no station has frames", path=opened.location, expected="`oathcube ingest` first"
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table = table[table["classified"]]
+    if table.empty:
+        raise CubeError(
+            "no classified frames in that range",
+            path=opened.location,
+            expected="`oathcube classify`",
+        )
+    grouped = table.groupby(["station", "night"])
+    out = pd.DataFrame(
+        {
+            "n_frames": grouped.size(),
+            "n_classified": grouped["classified"].sum(),
+            "hours": grouped["time"].agg(lambda t: (t.max() - t.min()) / pd.Timedelta(1, "h")),
+            "cloudy": grouped["cloudy"].sum(),
+            "moon": grouped["moon"].sum(),
+            "hidden": grouped["hidden"].sum(),
+            "aurora": grouped["aurora"].sum(),
+            "six": grouped["six"].all(),
+        }
+    )
+    n = out["n_classified"].astype(float)
+    n_sky = (out["n_classified"] - out["hidden"]).astype(float)
+    result = pd.DataFrame(
+        {
+            "n_frames": out["n_frames"].astype(np.int64),
+            "n_classified": out["n_classified"].astype(np.int64),
+            "n_sky": n_sky.astype(np.int64),
+            "hours": out["hours"].astype(np.float32),
+            "clear_fraction": np.where(out["six"], n_sky / n, np.nan).astype(np.float32),
+            "cloudy_fraction": np.where(out["six"], out["cloudy"] / n, np.nan).astype(np.float32),
+            "moon_fraction": np.where(out["six"], out["moon"] / n, np.nan).astype(np.float32),
+            "aurora_occurrence": (out["aurora"] / n_sky.where(n_sky > 0)).astype(np.float32),
+        },
+        index=out.index,
+    )
+    ds = xr.Dataset.from_dataframe(result)
+    ds["night"] = ds["night"].astype("datetime64[ns]")
+    for name in ("n_frames", "n_classified", "n_sky"):
+        ds[name] = ds[name].fillna(0).astype(np.int64)
+    ds["clear_fraction"].attrs["long_name"] = (
+        "frames neither cloudy nor moonlit / classified frames"
+    )
+    ds["aurora_occurrence"].attrs["long_name"] = "aurora frames / frames neither cloudy nor moonlit"
+    ds["night"].attrs["long_name"] = "local date on which the night starts"
+    ds.attrs.update(
+        {
+            "model": ", ".join(sorted(used)),
+            "cube": opened.location,
+            "definition": __doc__.split("\n\n")[1].strip() if __doc__ else "",
+        }
+    )
+    return ds
+
+
+def plot_nights(stats: xr.Dataset, out: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Bars per night: clear-sky fraction and aurora occurrence, one row per station."""
+    path = check_output(out, (".png",))
+    stations = [str(s) for s in stats["station"].values]
+    nights = pd.to_datetime(stats["night"].values)
+    fig = new_figure(max(6.0, 1.0 + 0.5 * len(nights)), 2.6 * len(stations) + 1.0, dpi=110)
+    x = np.arange(len(nights))
+    for k, code in enumerate(stations):
+        ax = fig.add_subplot(len(stations), 1, k + 1)
+        row = stats.sel(station=code)
+        clear = row["clear_fraction"].values
+        aurora = row["aurora_occurrence"].values
+        ax.bar(x - 0.2, np.nan_to_num(clear), width=0.4, color="#0072B2", label="clear sky")
+        ax.bar(
+            x + 0.2,
+            np.nan_to_num(aurora),
+            width=0.4,
+            color="#009E73",
+            label="aurora (of clear-sky frames)",
+        )
+        for i, (c, n) in enumerate(zip(clear, row["n_frames"].values, strict=True)):
+            if n == 0:
+                ax.text(i, 0.02, "no frames", ha="center", fontsize=8, rotation=90)
+            elif not np.isfinite(c):
+                ax.text(i - 0.2, 0.02, "n/a", ha="center", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(f"{code}\nfraction")
+        for i, (c, a) in enumerate(zip(clear, aurora, strict=True)):
+            for dx, v in ((-0.2, c), (0.2, a)):
+                if np.isfinite(v):
+                    ax.text(i + dx, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xlim(-0.7, len(nights) - 0.3)
+        ax.set_xticks(x, [d.strftime("%Y-%m-%d") for d in nights], rotation=30, ha="right")
+        ax.set_xlabel("night (local date it starts on)")
+        ax.grid(axis="y", alpha=0.3)
+        if k == 0:
+            ax.legend(loc="upper right", fontsize=8, frameon=False)
+            ax.set_title(title or "clear sky and aurora occurrence per night")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_nights(stats: xr.Dataset, out: str | os.PathLike[str]) -> Path:
+    """Write night statistics as CSV, NetCDF or a PNG plot, by the file's suffix."""
+    path = check_output(out, NIGHT_SUFFIXES)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return plot_nights(stats, path)
+    with replacing(path) as tmp:
+        if suffix == ".csv":
+            stats.to_dataframe().dropna(subset=["hours"]).to_csv(tmp)
+        else:
+            stats.to_netcdf(tmp)
+    return path
