@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from .errors import OathcubeError, OptionError
+from .outputs import check_output
 
 app = typer.Typer(
     name="oathcube",
@@ -86,7 +87,20 @@ Checkpoint = Annotated[
 ]
 Cube = Annotated[str, typer.Argument(help="The cube: a path or an fsspec URL")]
 Layer = Annotated[str, typer.Option(help="Inception-v4 endpoint: Logits | PreLogitsFlatten")]
-Precision = Annotated[str, typer.Option(help="fp32 | bf16 (fast only with native bf16)")]
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="fp32 | bf16 (fast only with native bf16) | int8 (openvino engine; calibrated on "
+        "the cube's own frames)"
+    ),
+]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        help="Where Inception-v4 runs: openvino (default) | tensorflow; speed only, the "
+        "features are the same"
+    ),
+]
 BatchSize = Annotated[int | None, typer.Option(help="Images per network call")]
 RandomWeights = Annotated[
     bool,
@@ -107,6 +121,7 @@ def _feature_options(
     precision: str,
     batch_size: int | None,
     random_weights: bool,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     if name != "inception_v4":
         return {}
@@ -115,6 +130,8 @@ def _feature_options(
         "precision": precision,
         "random_weights": random_weights,
     }
+    if engine:
+        options["engine"] = engine
     if checkpoint is not None:
         options["checkpoint"] = str(checkpoint)
     if batch_size:
@@ -162,13 +179,14 @@ def build(
     random_weights: RandomWeights = False,
     scheduler: Scheduler = "threads",
     chunk_images: Annotated[int | None, typer.Option(help="Images per chunk")] = None,
+    engine: Engine = None,
 ) -> None:
     """Build a Zarr cube from an OATH archive (published at OUTPUT only when complete)."""
     from .labelled import build as run
 
     names = features or []
     options = {
-        n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights)
+        n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights, engine)
         for n in names
     }
     location = run(
@@ -198,15 +216,22 @@ def features(
         str | None, typer.Option(help="A station group instead of the labelled images")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute every chunk")] = False,
+    engine: Engine = None,
 ) -> None:
     """Compute features_<MODEL> into an existing cube, resuming where a run stopped."""
     from .cube.store import Cube as CubeStore
     from .features import feature_spec
     from .features.compute import compute_features
 
-    spec = feature_spec(
-        model, **_feature_options(model, checkpoint, layer, precision, batch_size, random_weights)
+    options = _feature_options(
+        model, checkpoint, layer, precision, batch_size, random_weights, engine
     )
+    if options.get("precision") == "int8":
+        # int8 is calibrated on frames of the group it computes (read-only, before writing).
+        where = CubeStore.open(cube)
+        options["calibration"] = where.location
+        options["calibration_group"] = where.require_station(station) if station else None
+    spec = feature_spec(model, **options)
     opened = CubeStore.open(cube, "r+")
     group = opened.require_station(station) if station else None
     var = compute_features(opened, spec, group=group, scheduler=scheduler, overwrite=overwrite)
@@ -229,7 +254,7 @@ def evaluate(
     from .model import evaluate as run
 
     if plot is not None:
-        _check_suffix(plot, "--plot", (".png",))
+        check_output(plot, (".png",), "--plot")
     result = run(cube, features=features, target=target, alpha=alpha)
     if plot is not None:
         from .plots import plot_confusion
@@ -273,7 +298,7 @@ def info(
     from .info import describe, montage_images
 
     if montage is not None:
-        _check_suffix(montage, "--montage", (".png",))
+        check_output(montage, (".png",), "--montage")
     opened = CubeStore.open(cube)
     typer.echo(describe(opened))
     if montage is not None:
@@ -301,16 +326,160 @@ def train(
     typer.echo(f"model {model} stored in {cube}/models/{model}")
 
 
+fetch_app = typer.Typer(
+    name="fetch",
+    help="Download the OATH tarball, the Inception-v4 checkpoint or THEMIS ASI files: "
+    "resumable, verified, into a local mirror of the server (default: the data folder, "
+    "$OATHCUBE_DATA_DIR).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(fetch_app)
+
+BaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(help="Server in place of the default; repeatable, tried in order (mirrors)"),
+]
+SkymapBaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Skymap server, repeatable (default: UCalgary's; --base-url with --source ucalgary)"
+    ),
+]
+FetchOut = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Folder (default: in the data folder)")
+]
+Timeout = Annotated[float, typer.Option(help="Seconds to connect, and between two bytes")]
+Retries = Annotated[int, typer.Option(help="Retries per file, with backoff, resuming")]
+FetchSource = Annotated[
+    str, typer.Option(help="berkeley (CDF L1, one file an hour) | ucalgary (PGM, one a minute)")
+]
+
+
+@fetch_app.command("oath")
+@_errors_to_exit
+def fetch_oath(
+    output: FetchOut = None,
+    base_url: BaseUrl = None,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
+) -> None:
+    """oath_v1.1_20181026.tgz, verified against SHA256SUM_v1.1."""
+    from .fetch import fetch_oath as run
+
+    path = run(output, base_urls=base_url, timeout=timeout, retries=retries)
+    typer.echo(f"{path} verified; next: oathcube build {path} -o oath.zarr")
+
+
+@fetch_app.command("checkpoint")
+@_errors_to_exit
+def fetch_checkpoint(
+    output: FetchOut = None,
+    base_url: BaseUrl = None,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
+) -> None:
+    """inception_v4_2016_09_09.tar.gz of the TF-slim model zoo, unpacked to inception_v4.ckpt."""
+    from .fetch import fetch_checkpoint as run
+
+    path = run(output, base_urls=base_url, timeout=timeout, retries=retries)
+    typer.echo(f"checkpoint: {path}")
+    if output is not None:
+        typer.echo(f"pass --checkpoint {path} or set OATHCUBE_INCEPTION_V4_CHECKPOINT={path}")
+
+
+@fetch_app.command("themis")
+@_errors_to_exit
+def fetch_themis(
+    station: Annotated[str, typer.Option(help="Station code, e.g. gako")],
+    start: Annotated[str, typer.Option(help="From this UTC time")],
+    end: Annotated[str, typer.Option(help="Up to this UTC time (files that overlap)")],
+    source: FetchSource = "berkeley",
+    skymap: Annotated[bool, typer.Option(help="Also the skymap valid at --start")] = False,
+    output: FetchOut = None,
+    base_url: BaseUrl = None,
+    skymap_base_url: SkymapBaseUrl = None,
+    workers: Annotated[int, typer.Option(help="Parallel downloads")] = 4,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
+) -> None:
+    """One station's raw THEMIS ASI files; hours or minutes no server has are reported."""
+    from .fetch import fetch_themis as run
+
+    got = run(
+        station,
+        start,
+        end,
+        source=source,
+        out=output,
+        base_urls=base_url,
+        skymap=skymap,
+        skymap_base_urls=skymap_base_url,
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+    )
+    typer.echo(f"{got.station}: {len(got.files)} files ({got.downloaded} downloaded) in {got.root}")
+    if got.missing:
+        typer.echo(f"not on the server: {got.missing_text()}")
+    if got.skymap is not None:
+        typer.echo(f"skymap: {got.skymap}")
+
+
+def _fetch_for_ingest(
+    station: str | None,
+    start: str | None,
+    end: str | None,
+    source: str,
+    base_url: list[str] | None,
+    fetch_dir: Path | None,
+    output: str,
+    skymap: bool,
+    skymap_base_url: list[str] | None,
+) -> list[str]:
+    """Fetch what ``ingest --start/--end`` needs, once the target cube has been checked."""
+    if station is None or start is None or end is None:
+        raise OptionError(
+            "--start and --end fetch one station's files",
+            path="--station/--start/--end",
+            expected="all three together",
+        )
+    from .cube.store import Cube as CubeStore
+    from .cube.store import check_new_location
+    from .errors import CubeNotFoundError
+    from .fetch import fetch_themis as run
+
+    try:  # the cube is checked before anything is downloaded
+        CubeStore.open(output, "r+")
+    except CubeNotFoundError:
+        check_new_location(output)
+    got = run(
+        station,
+        start,
+        end,
+        source=source,
+        out=fetch_dir,
+        base_urls=base_url,
+        skymap=skymap,
+        skymap_base_urls=skymap_base_url,
+    )
+    extra = [got.skymap] if got.skymap is not None else []
+    return [str(p) for p in [*got.files, *extra]]
+
+
 @app.command()
 @_errors_to_exit
 def ingest(
-    sources: Annotated[
-        list[Path],
-        typer.Argument(help="CDF/PGM files, folders of them, or folders of PNG/JPEG frames"),
-    ],
     output: Annotated[
         str, typer.Option("-o", "--output", help="Cube (created if missing): path or URL")
     ],
+    sources: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="CDF/PGM files, UCalgary skymap .sav files, folders of them, or folders of "
+            "PNG/JPEG frames (none with --start/--end: the station's files are fetched)"
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool,
         typer.Option(
@@ -318,13 +487,38 @@ def ingest(
         ),
     ] = False,
     station: Annotated[
-        str | None, typer.Option(help="Station of frames whose names and CSV carry none")
+        str | None,
+        typer.Option(
+            help="Station of frames whose names and CSV carry none; only this station's "
+            "CDF/PGM files; with --start/--end, the station to fetch"
+        ),
     ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Fetch --station's files from this UTC time (with --end)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="... up to this UTC time")] = None,
+    source: FetchSource = "berkeley",
+    base_url: BaseUrl = None,
+    fetch_dir: Annotated[
+        Path | None,
+        typer.Option(help="Local mirror of the server for fetched files (default: data folder)"),
+    ] = None,
+    skymap: Annotated[
+        bool, typer.Option(help="With --start: also fetch the skymap valid at --start")
+    ] = False,
+    skymap_base_url: SkymapBaseUrl = None,
     times_csv: Annotated[
         Path | None, typer.Option(help="CSV file,station,time for image folders")
     ] = None,
     chunk_frames: Annotated[
         int | None, typer.Option(help="Frames per chunk of a new station (default ~32 MB)")
+    ] = None,
+    shard_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames per Zarr shard of a new station (e.g. 4096: fewer objects on S3; "
+            "default: no shards)"
+        ),
     ] = None,
     scheduler: Scheduler = "threads",
     prep: Annotated[
@@ -335,7 +529,11 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Append raw THEMIS frames to station groups (stations/<code>) of a cube."""
+    """Append raw THEMIS frames to station groups (stations/<code>) of a cube.
+
+    With --station S --start T0 --end T1, the station's files for that time are first
+    fetched (only those not already in --fetch-dir), then ingested.
+    """
     from .ingestion import ingest as run
     from .rawprep import RawPreparation
 
@@ -345,14 +543,23 @@ def ingest(
         raise OptionError(
             f"{prep!r}: {err}", path="--prep", expected="RawPreparation fields as JSON"
         ) from None
+    paths = [str(s) for s in sources or []]
+    if start is not None or end is not None:
+        from .parallel import check_scheduler
+
+        check_scheduler(scheduler)  # every option is checked before the first download
+        paths += _fetch_for_ingest(
+            station, start, end, source, base_url, fetch_dir, output, skymap, skymap_base_url
+        )
     written = run(
-        [str(s) for s in sources],
+        paths,
         output,
         preparation=preparation,
         skip_bad=skip_bad,
         station=station,
         times_csv=times_csv,
         chunk_frames=chunk_frames,
+        shard_frames=shard_frames,
         scheduler=scheduler,
     )
     for code, count in sorted(written.items()):
@@ -371,6 +578,7 @@ def classify(
     checkpoint: Checkpoint = None,
     precision: Precision = "fp32",
     batch_size: BatchSize = None,
+    engine: Engine = None,
 ) -> None:
     """Compute missing features and write per-frame predictions into the station groups.
 
@@ -382,14 +590,16 @@ def classify(
     options: dict[str, Any] = {"checkpoint": str(checkpoint) if checkpoint else None}
     if precision != "fp32":
         options["precision"] = precision
+    if engine:
+        options["engine"] = engine
+    if precision == "int8":
+        options["calibration"] = cube
+        options["calibration_group"] = f"stations/{station}" if station else None
     if batch_size:
         options["batch_size"] = batch_size
     done = run(cube, model, station=station, start=start, end=end, scheduler=scheduler, **options)
     for group, count in done.items():
         typer.echo(f"{group or 'labelled images'}: {count} frames classified")
-
-
-_TIMELINE_SUFFIXES = (".csv", ".nc", ".nc4", ".netcdf", ".png")
 
 
 @app.command()
@@ -407,51 +617,140 @@ def timeline(
 ) -> None:
     """Class occurrence per time bin at one station, as a table, NetCDF or plot."""
     from .cube.store import Cube as CubeStore
+    from .plots import TIMELINE_SUFFIXES, write_timeline
     from .timelines import timeline as run
 
     for path in out or []:
-        _check_suffix(path, "--out", _TIMELINE_SUFFIXES)
+        check_output(path, TIMELINE_SUFFIXES, "--out")
     opened = CubeStore.open(cube)
     result = run(opened, station, freq, model=model, start=start, end=end)
     for path in out or []:
-        _write_timeline(result, path, opened, station)
+        write_timeline(result, path, opened, station)
         typer.echo(f"wrote {path}")
     if not out:
         typer.echo(result["fraction"].to_pandas().round(3).to_string())
 
 
-def _check_suffix(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
-    """Refuse an output file whose kind cannot be told from its suffix, before any work."""
-    if path.suffix.lower() not in suffixes:
-        raise OptionError(
-            f"{path}: unknown file kind {path.suffix or '(no suffix)'!r}",
-            path=option,
-            expected=" or ".join(suffixes),
-        )
-    if path.parent.exists() and not path.parent.is_dir():
-        raise OptionError(f"{path.parent} is not a folder", path=option)
+SkymapChoice = Annotated[
+    str | None,
+    typer.Option(
+        help="A stored skymap's name or start date (20110305), or none (centre column); "
+        "default: the skymap valid at the first frame"
+    ),
+]
+Altitude = Annotated[float, typer.Option(help="Emission altitude, km (90 | 110 | 150)")]
+MinElevation = Annotated[float, typer.Option(help="Leave out the sky below this elevation, deg")]
+ViewModel = Annotated[
+    str | None, typer.Option(help="Whose predictions (default: the station's only model)")
+]
 
 
-def _write_timeline(result: Any, path: Path, cube: Any, station: str) -> None:
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame = result[["count", "fraction"]].to_dataframe().unstack("class")
-        frame.columns = [f"{var}_{cls}" for var, cls in frame.columns]
-        frame["n_frames"] = result["n_frames"].to_pandas()
-        frame.to_csv(path)
-    elif suffix == ".png":
-        from .plots import plot_timeline
-        from .timelines import sample_frames
+@app.command()
+@_errors_to_exit
+def keogram(
+    cube: Cube,
+    station: Annotated[str, typer.Option(help="Station code")],
+    out: Annotated[Path, typer.Option(help="FILE.png (picture) or FILE.nc (the DataArray)")],
+    start: Start = None,
+    end: End = None,
+    min_elevation: MinElevation = 10.0,
+    altitude: Altitude = 110.0,
+    skymap: SkymapChoice = None,
+    model: ViewModel = None,
+) -> None:
+    """North-south keogram of a station, with its predicted classes beneath."""
+    from .views.keogram import KEOGRAM_SUFFIXES, write_keogram
+    from .views.keogram import keogram as run
 
-        plot_timeline(
-            result,
-            path,
-            samples=sample_frames(cube, station, result),
-            title=f"{station}: {result.attrs['model']}, {result.attrs['freq']} bins",
-        )
-    else:
-        result.to_netcdf(path)
+    check_output(out, KEOGRAM_SUFFIXES, "--out")
+    result = run(
+        cube,
+        station,
+        start,
+        end,
+        min_elevation=min_elevation,
+        altitude=altitude,
+        skymap=skymap,
+        model=model,
+    )
+    typer.echo(f"wrote {write_keogram(result, out)}")
+
+
+@app.command()
+@_errors_to_exit
+def movie(
+    cube: Cube,
+    station: Annotated[str, typer.Option(help="Station code")],
+    start: Annotated[str, typer.Option(help="From this UTC time")],
+    end: Annotated[str, typer.Option(help="Up to this UTC time")],
+    out: Annotated[Path, typer.Option(help="FILE.mp4 or FILE.gif")],
+    fps: Annotated[float, typer.Option(help="Frames per second")] = 10.0,
+    model: ViewModel = None,
+) -> None:
+    """A movie of a station's frames, each captioned with UTC time, class and score."""
+    from .views.movie import MOVIE_SUFFIXES, check_fps
+    from .views.movie import movie as run
+
+    check_output(out, MOVIE_SUFFIXES, "--out")
+    check_fps(fps)
+    typer.echo(f"wrote {run(cube, station, start, end, out, fps=fps, model=model)}")
+
+
+@app.command("map")
+@_errors_to_exit
+def map_(
+    cube: Cube,
+    station: Annotated[str, typer.Option(help="Station code")],
+    out: Annotated[Path, typer.Option(help="FILE.png (picture) or FILE.nc (the Dataset)")],
+    time: Annotated[str | None, typer.Option(help="The frame nearest this UTC time")] = None,
+    start: Start = None,
+    end: End = None,
+    altitude: Altitude = 110.0,
+    min_elevation: MinElevation = 10.0,
+    skymap: SkymapChoice = None,
+    model: ViewModel = None,
+) -> None:
+    """One frame (--time), or the mean of a range, on geographic latitude and longitude."""
+    from .views.maps import MAP_SUFFIXES, sky_map, write_map
+
+    check_output(out, MAP_SUFFIXES, "--out")
+    result = sky_map(
+        cube,
+        station,
+        time=time,
+        start=start,
+        end=end,
+        altitude=altitude,
+        min_elevation=min_elevation,
+        skymap=skymap,
+        model=model,
+    )
+    typer.echo(f"wrote {write_map(result, out)}")
+
+
+@app.command()
+@_errors_to_exit
+def nights(
+    cube: Cube,
+    out: Annotated[
+        list[Path] | None, typer.Option(help="Write FILE.csv, FILE.nc or FILE.png (repeatable)")
+    ] = None,
+    station: Annotated[str | None, typer.Option(help="Only this station")] = None,
+    model: ViewModel = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Per night and station: clear-sky fraction and aurora occurrence (cloudy/moon left out)."""
+    from .views.nights import NIGHT_SUFFIXES, night_statistics, write_nights
+
+    for path in out or []:
+        check_output(path, NIGHT_SUFFIXES, "--out")
+    result = night_statistics(cube, station, model=model, start=start, end=end)
+    for path in out or []:
+        typer.echo(f"wrote {write_nights(result, path)}")
+    if not out:
+        table = result.to_dataframe().dropna(subset=["hours"])
+        typer.echo(table.round(3).to_string())
 
 
 @app.command()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
+from .archive.orientation import ORIENTATION, RAW_ORIENTATION
 from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
 from .cube.nodes import array_at, attr_list
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
@@ -54,6 +56,7 @@ from .errors import CubeNotFoundError, IngestError, OptionError
 from .faults import kill_point
 from .parallel import check_scheduler, cores, run_tasks
 from .rawprep import RawPreparation
+from .skymaps import store_skymaps, take_skymaps
 
 __all__ = ["ingest", "station_times", "PENDING", "ROWS_PER_TASK"]
 
@@ -64,6 +67,10 @@ log = logging.getLogger(__name__)
 #: archive's size.  A CDF straddling two tasks costs nothing extra: each task reads only
 #: its records (other formats are one-minute files or single images).
 ROWS_PER_TASK = 2400
+
+#: Frames per chunk of sharded pixels unless told: small chunks read cheaply one by one
+#: (a frame costs a 2.5 MB range request, not 20 MB), the shard makes them few objects.
+SHARDED_CHUNK_FRAMES = 64
 
 _TIME_UNITS = "microseconds since 1970-01-01"
 _TIME_CHUNK = 2**16
@@ -162,7 +169,12 @@ def _check_sources(entries: list[_Source]) -> None:
 
 
 def _station_node(
-    cube: Cube, code: str, shape: tuple[int, ...], prep_attrs: str, chunk_frames: int | None
+    cube: Cube,
+    code: str,
+    shape: tuple[int, ...],
+    prep_attrs: str,
+    chunk_frames: int | None,
+    shard_frames: int | None = None,
 ) -> zarr.Group:
     """The station's group, repaired to its committed length, or a new empty one.
 
@@ -200,18 +212,23 @@ def _station_node(
         )
         kill_point("ingest.time_created")
     if "pixels" not in node:
-        size = chunk_frames or images_per_chunk(shape)
+        if shard_frames:
+            size = chunk_frames or math.gcd(SHARDED_CHUNK_FRAMES, shard_frames)
+        else:
+            size = chunk_frames or images_per_chunk(shape)
         node.create_array(
             "pixels",
             shape=(0, *shape),
             chunks=(size, *shape),
+            shards=(shard_frames, *shape) if shard_frames else None,
             dtype="uint8",
             fill_value=0,
             dimension_names=["time", "y", "x"],
             attributes={
                 "long_name": "prepared 8-bit frame",
                 "units": "1",
-                "orientation": "as stored in the source file: row 0 = first row stored",
+                "orientation": ORIENTATION,
+                "raw_orientation": RAW_ORIENTATION,
             },
         )
     return node
@@ -253,8 +270,8 @@ def _read_new_frames(
 ) -> tuple[np.ndarray, bool]:
     """The new frames ``lo:hi`` of a source (those after ``after``), and whether raw."""
     if source_kind(piece.source) == "cdf":
-        # Only the records this piece needs: a task that holds the tail of an hour file
-        # and the next task that holds its head each decompress their part alone.
+        # Only the records this piece needs: the chunks that share an hour file each
+        # decompress their part alone.
         from .archive.themis_cdf import read_cdf
 
         rows = (piece.old + piece.lo, piece.old + piece.hi)
@@ -282,18 +299,58 @@ def _write_task(
     """Read, prepare and write the whole chunks of one task; return the new frames.
 
     ``after`` is the station's last committed time: frames up to it are not new.
+    The task goes one chunk at a time, reading only the frames of that chunk, so
+    that its memory is one chunk's frames however many chunks it writes.
     """
     pixels = array_at(cube.group(task.group), "pixels")
-    rows = np.zeros((task.stop - task.start, *pixels.shape[1:]), dtype=np.uint8)
-    if task.start < task.committed:  # the head of a partly filled chunk: keep its rows
-        rows[: task.committed - task.start] = pixels[task.start : task.committed]
-    for piece in task.pieces:
-        frames, raw = _read_new_frames(piece, after, times_csv, station)
-        at = piece.row - task.start
-        rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
-    pixels[task.start : task.stop] = rows
+    size = _write_unit(pixels)
+    # Sources read whole (PGM minutes, image folders) are read once per task and sliced.
+    held: dict[_Piece, tuple[np.ndarray, bool]] = {}
+    for start in range(task.start, task.stop, size):
+        stop = min(start + size, task.stop)
+        rows = np.zeros((stop - start, *pixels.shape[1:]), dtype=np.uint8)
+        if start < task.committed:  # the head of a partly filled chunk: keep its rows
+            rows[: task.committed - start] = pixels[start : task.committed]
+        for whole in task.pieces:
+            parts = _pieces_within([whole], start, stop)
+            if not parts:
+                continue
+            part = parts[0]
+            if source_kind(part.source) == "cdf":
+                frames, raw = _read_new_frames(part, after, times_csv, station)
+            else:
+                if whole not in held:
+                    held[whole] = _read_new_frames(whole, after, times_csv, station)
+                every, raw = held[whole]
+                frames = every[part.lo - whole.lo : part.hi - whole.lo]
+            at = part.row - start
+            rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
+        pixels[start:stop] = rows
     kill_point("ingest.chunk_written")
     return task.new_rows
+
+
+def _write_unit(pixels: zarr.Array) -> int:
+    """Frames of one stored object of ``pixels``: a shard where sharded, else a chunk.
+
+    Tasks write whole units only, so that no two tasks write one object and a shard is
+    written once, not once for each of its chunks.
+    """
+    return int(pixels.shards[0] if pixels.shards else pixels.chunks[0])
+
+
+def _pieces_within(pieces: Sequence[_Piece], start: int, stop: int) -> list[_Piece]:
+    """The parts of ``pieces`` that fall in rows ``start:stop``."""
+    cut = []
+    for piece in pieces:
+        lo_row = max(piece.row, start)
+        hi_row = min(piece.row + piece.hi - piece.lo, stop)
+        if lo_row < hi_row:
+            lo = piece.lo + lo_row - piece.row
+            cut.append(
+                _Piece(piece.source, piece.station, lo, lo + hi_row - lo_row, lo_row, piece.old)
+            )
+    return cut
 
 
 def _plan_tasks(
@@ -317,23 +374,8 @@ def _plan_tasks(
     tasks = []
     for start in range(first, end, per_task):
         stop = min(start + per_task, end)
-        cut = []
-        for piece in pieces:
-            lo_row = max(piece.row, start)
-            hi_row = min(piece.row + piece.hi - piece.lo, stop)
-            if lo_row < hi_row:
-                offset = lo_row - piece.row
-                cut.append(
-                    _Piece(
-                        piece.source,
-                        piece.station,
-                        piece.lo + offset,
-                        piece.lo + offset + hi_row - lo_row,
-                        lo_row,
-                        piece.old,
-                    )
-                )
-        tasks.append(_Task(group, start, stop, committed, tuple(cut)))
+        cut = tuple(_pieces_within(pieces, start, stop))
+        tasks.append(_Task(group, start, stop, committed, cut))
     return tasks
 
 
@@ -346,6 +388,7 @@ def ingest(
     station: str | None = None,
     times_csv: str | os.PathLike[str] | None = None,
     chunk_frames: int | None = None,
+    shard_frames: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
@@ -373,7 +416,13 @@ def ingest(
     station, times_csv
         For image folders whose names carry no station or time.
     chunk_frames
-        Frames per chunk of a new station group (default: about 32 MB).
+        Frames per chunk of a new station group (default: about 32 MB; with shards,
+        64).
+    shard_frames
+        Frames per shard of a new station group's pixels (Zarr v3 sharding; default:
+        none).  Fewer objects on an object store (4,096-frame shards of 64-frame chunks:
+        879 objects per station-year instead of 7,032) at the cost of rewriting the
+        last, partly filled shard on each append; tasks write whole shards.
     scheduler
         ``threads``, ``processes``, ``synchronous``, a ``tcp://`` address, or None
         (a ``distributed.Client`` the caller has, else threads).
@@ -388,11 +437,24 @@ def ingest(
     check_scheduler(scheduler)
     if chunk_frames is not None and chunk_frames < 1:
         raise OptionError(f"{chunk_frames} frames per chunk", expected="1 or more")
+    if shard_frames is not None and (
+        shard_frames < 1 or (chunk_frames and shard_frames % chunk_frames)
+    ):
+        raise OptionError(
+            f"{shard_frames} frames per shard",
+            path="shard_frames",
+            expected=f"a positive multiple of the {chunk_frames or 'chunk'} frames per chunk",
+        )
     if not sources:
         raise OptionError("no sources given", expected="CDF or PGM files, or folders of frames")
     target_location = normalise_location(str(cube))
     for source in sources:
         refuse_nesting(source, target_location, "source")
+    # Skymaps (.sav) go their own way: read and checked now, stored with the frames.
+    sources, skymaps = take_skymaps(sources, station, cube)
+    if skymaps and not sources:
+        store_skymaps(skymaps, cube)
+        return {}  # no frames: the log says which skymaps were stored
     # The target is checked before anything is read: an existing cube must be complete
     # and writable; a new one must go where nothing else is.
     try:
@@ -410,7 +472,7 @@ def ingest(
     )
     seen: dict[tuple[str, str], _Source] = {}
     for block in tqdm(reader, desc="scanning", unit="block", disable=not progress, file=sys.stderr):
-        _note(seen, block)
+        _note(seen, block, prep)
     skipped = reader.skipped_as_attrs()
     if not seen:
         raise IngestError(
@@ -446,7 +508,7 @@ def ingest(
                 entries,
                 prep,
                 prep_attrs,
-                chunk_frames,
+                (chunk_frames, shard_frames),
                 csv,
                 station,
                 scheduler,
@@ -458,6 +520,8 @@ def ingest(
         if skipped:
             root = target.root
             root.attrs["ingest_skipped"] = [*attr_list(root, "ingest_skipped"), *skipped]
+        if skymaps:
+            store_skymaps(skymaps, target)
         target.publish()
     return written
 
@@ -468,15 +532,18 @@ def _ingest_station(
     entries: list[_Source],
     prep: RawPreparation,
     prep_attrs: str,
-    chunk_frames: int | None,
+    layout: tuple[int | None, int | None],
     times_csv: str | None,
     station: str | None,
     scheduler: str | None,
     progress: bool,
 ) -> int:
-    """Plan, write and commit one station's new frames; return how many."""
+    """Plan, write and commit one station's new frames; return how many.
+
+    ``layout``: frames per chunk and per shard of a new station's pixels.
+    """
     group = station_group(code)
-    node = _station_node(cube, code, entries[0].shape, prep_attrs, chunk_frames)
+    node = _station_node(cube, code, entries[0].shape, prep_attrs, *layout)
     pending = node.attrs.get(PENDING)
     committed = committed_rows(node)
     last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
@@ -495,8 +562,7 @@ def _ingest_station(
         repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
     if end == committed:
         return 0
-    pixels = array_at(node, "pixels")
-    chunk = pixels.chunks[0]
+    chunk = _write_unit(array_at(node, "pixels"))
     if not resuming:
         node.attrs[PENDING] = plan
         for array in row_arrays(node, "time"):  # new feature/prediction rows: "not computed"
@@ -533,15 +599,20 @@ def _ingest_station(
     return end - committed
 
 
-def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock) -> None:
+def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock, prep: RawPreparation) -> None:
+    """Add what the scan learned of ``block`` to ``seen``.
+
+    The shape noted is the shape stored: raw frames become ``prep.out_size`` squares.
+    """
     key = (str(block.source), block.station)
+    shape = (prep.out_size, prep.out_size) if block.raw else block.frames.shape[1:]
     entry = seen.get(key)
     if entry is None:
-        seen[key] = _Source(str(block.source), block.station, [block.time], block.frames.shape[1:])
+        seen[key] = _Source(str(block.source), block.station, [block.time], shape)
         return
-    if block.frames.shape[1:] != entry.shape:
+    if shape != entry.shape:
         raise IngestError(
-            f"frames of shape {block.frames.shape[1:]}",
+            f"frames of shape {shape}",
             path=block.source,
             expected=f"{entry.shape} like the source's other frames",
         )

@@ -31,24 +31,16 @@ Defaults and why
 
 Orientation
 -----------
-The cube stores frames **as in the file**: row 0 is the first row stored in the CDF record
-or PGM raster, column 0 its first sample; ``flip_north_south=False`` by default.  In the
-UCalgary convention (the one asilib assumes) row 0 is the northern edge and column 0 the
-eastern one, i.e. the sky seen from below; asilib flips frames north-south on load so that
-``imshow(origin="lower")`` shows north up.  We do not flip because (1) a UCalgary skymap as
-read by :func:`scipy.io.readsav` follows that convention too (the Gakona one has azimuth
-20 deg near row 0, 205 deg near the last row, 112 deg near column 0), so it applies
-unflipped; (2) class labels (arc, diffuse, ...) do not change under a mirror image, and
-OATH's own training already randomises rotation; (3) a flip is one parameter away
-(``flip_north_south=True``, recorded in the attributes).
-
-Caution, measured here: the real Gakona skymap (valid from 2011-03-05, imager themis20)
-fits the 2011-01-06 Gakona CDF frames best turned by 180 deg: :func:`skymap_alignment`
-gives a sky-disc overlap of 0.954 turned against 0.922 as read, and the lit disc is centred
-at column 131.5 in the frames but 124.1 in the skymap.  So a skymap need not match frames
-of another period or imager, and which edge of those frames is north is not certain either:
-check with :func:`skymap_alignment` and set ``skymap_orientation`` before relying on an
-elevation crop.
+The readers hand over frames in the cube's one orientation, the UCalgary skymaps' (see
+:mod:`oathcube.archive.orientation`: row 0 = the skymap's north edge, column 0 its east
+edge; PGM rasters as stored, Berkeley CDF frames turned by 180 deg, checked with stars),
+so a skymap's ``FULL_ELEVATION`` applies to them as read (``skymap_orientation="as_read"``,
+the default); ``flip_north_south=False`` by default.  asilib flips frames and skymaps
+north-south on load so that ``imshow(origin="lower")`` shows north up; a flip here is one
+parameter away (``flip_north_south=True``, recorded in the attributes).  Class labels
+(arc, diffuse, ...) do not change under a mirror image, and OATH's own training already
+randomises rotation.  :func:`skymap_alignment` still tells how well a skymap of another
+period or imager fits some frames.
 """
 
 from __future__ import annotations
@@ -258,16 +250,27 @@ class RawPreparation:
             span = hi - lo
             # A flat frame (span 0) maps to 0 rather than dividing by zero.
             scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
-            scaled = (chunk - lo[:, None, None]) * scale[:, None, None]
-            np.clip(scaled, 0.0, 255.0, out=scaled)
-            scaled[:, ~keep] = 0.0
-            if self.flip_north_south:
-                scaled = scaled[:, ::-1, :]
+            # In place, in the order of the formula (chunk - lo) * scale: the same float32
+            # operations on the same values as a fresh array each time, at a third of
+            # the cost (the working copy is scaled where it lies).
+            np.subtract(chunk, lo[:, None, None], out=chunk)
+            np.multiply(chunk, scale[:, None, None], out=chunk)
+            np.clip(chunk, 0.0, 255.0, out=chunk)
             if (ny, nx) != (self.out_size, self.out_size):
+                chunk[:, ~keep] = 0.0
+                if self.flip_north_south:
+                    chunk = chunk[:, ::-1, :]
                 zoom = (1.0, self.out_size / ny, self.out_size / nx)
-                scaled = ndimage.zoom(scaled, zoom, order=1, grid_mode=True, mode="grid-constant")
-                np.clip(scaled, 0.0, 255.0, out=scaled)
-            out[start : start + chunk.shape[0]] = np.rint(scaled).astype(np.uint8)
+                chunk = ndimage.zoom(chunk, zoom, order=1, grid_mode=True, mode="grid-constant")
+                np.clip(chunk, 0.0, 255.0, out=chunk)
+                block = np.rint(chunk).astype(np.uint8)
+            else:
+                np.rint(chunk, out=chunk)
+                block = chunk.astype(np.uint8)
+                block *= keep  # rint(0) is 0: zeroing after rounding gives the same bytes
+                if self.flip_north_south:
+                    block = block[:, ::-1, :]
+            out[start : start + block.shape[0]] = block
         return out[0] if single else out
 
     def _limits(
@@ -308,8 +311,8 @@ class RawPreparation:
         out["orientation"] = (
             "rows flipped north-south from the file order (asilib's orientation)"
             if self.flip_north_south
-            else "as stored in the file: row 0 = first stored row (north edge in the "
-            "UCalgary convention), no flip"
+            else "as the readers give them (UCalgary skymap orientation: row 0 = north "
+            "edge, column 0 = east edge), no flip"
         )
         return out
 

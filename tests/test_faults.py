@@ -414,3 +414,22 @@ def test_a_killed_ingest_resumes_chunk_by_chunk(tmp_path: Path, raw: Path, refer
     # Two tasks are left: a rerun that would die at its third task runs to the end.
     assert _run(args, kill_at="ingest.chunk_written:3") == 0
     _assert_same(cube, reference["ingest"])
+
+
+def test_a_killed_sharded_ingest_resumes_shard_by_shard(
+    tmp_path: Path, raw: Path, reference
+) -> None:
+    # Shards of 16 frames in chunks of 4: tasks write whole shards, so a killed run
+    # leaves whole shards only, and the rerun writes the missing ones.
+    cube = _copy(reference["build"], tmp_path / "cube.zarr")
+    files = [str(f) for f in sorted(raw.iterdir())]
+    args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "4"]
+    args += ["--shard-frames", "16", "--scheduler", "synchronous"]
+    assert _run(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
+    pixels = zarr.open_group(str(cube), mode="r", use_consolidated=False)["stations/fsmi/pixels"]
+    assert pixels.shards == (16, 32, 32) and pixels.chunks == (4, 32, 32)
+    assert len(list((cube / "stations/fsmi/pixels/c").iterdir())) == 2  # two whole shards
+    assert _run(args, kill_at="ingest.chunk_written:3") == 0
+    _assert_same(cube, reference["ingest"])
+    # 60 frames: four shard objects, not fifteen chunk objects
+    assert len(list((cube / "stations/fsmi/pixels/c").iterdir())) == 4

@@ -20,21 +20,33 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oathcube"
 #: earlier ones, never of a later one.
 STAGES: list[tuple[str, ...]] = [
     # leaves every stage may use
-    ("_version", "errors", "faults", "labels", "times", "parallel", "imaging"),
-    # archives: readers of the OATH layout and raw THEMIS files, synthetic archives
-    ("archive", "rawprep", "synthetic"),
+    (
+        "_version",
+        "errors",
+        "faults",
+        "labels",
+        "times",
+        "parallel",
+        "imaging",
+        "outputs",
+        "datadir",
+    ),
+    # archives: readers of the OATH layout and raw THEMIS files, synthetic archives, downloads
+    ("archive", "rawprep", "synthetic", "fetch"),
     # the cube: store, schema, index, region writes
     ("cube",),
     # features of cube pixels
     ("features",),
     # archives into cubes
-    ("labelled", "ingestion"),
+    ("labelled", "ingestion", "skymaps"),
     # ridge models
     ("model",),
     # models applied over time
     ("classification", "timelines"),
     # pictures and summaries
     ("plots", "info"),
+    # keograms, movies, maps and nightly statistics of classified frames
+    ("views",),
     ("demo",),
     ("cli",),
 ]

@@ -49,6 +49,20 @@ def test_ingest_two_stations_into_a_tree(raw: Path, cube: str) -> None:
     assert len(fsmi.attrs["sources"]) == 2 and fsmi.attrs["station"] == "fsmi"
 
 
+def test_frames_are_stored_at_the_prepared_size(tmp_path: Path) -> None:
+    # 64-pixel raw frames prepared to 32: the station holds 32 x 32 frames, and a
+    # second append of the same size fits them.
+    folder = tmp_path / "raw64"
+    folder.mkdir()
+    write_cdf(folder, "fsmi", "2011-01-06T05:00:00", 9, size=64, seed=1)
+    write_cdf(folder, "fsmi", "2011-01-06T06:00:00", 9, size=64, seed=2)
+    cube = tmp_path / "prepared.zarr"
+    ingest([folder / "thg_l1_asf_fsmi_2011010605_v01.cdf"], cube, preparation=PREP, progress=False)
+    ingest([folder], cube, preparation=PREP, progress=False)
+    pixels = xr.open_zarr(cube, group="stations/fsmi").pixels
+    assert pixels.shape == (18, 32, 32) and int(pixels.max()) > 0
+
+
 def test_appending_keeps_what_is_there(raw: Path, cube: str, tmp_path: Path) -> None:
     ingest(
         [raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"],

@@ -1,0 +1,203 @@
+"""Benchmark station archives at scale: ingest and classify frames/s, peak memory, read floor.
+
+usage: python scripts/bench_scale.py [--sizes 10000,40000,100000] [--workdir DIR]
+                                     [--scheduler threads] [--no-classify]
+
+Synthetic hour files of 1,200 frames (256 x 256, uint16) in the real CDF L1 layout
+(gzip-compressed in blocks of 7 records, as the Berkeley files) are written once into
+``--workdir`` and reused by later runs; each size takes the first ``ceil(size / 1200)``
+hours of one station.  For each size, in a fresh process of its own (so that its
+peak RSS is its own):
+
+- **read floor**: every core reading and decompressing the same files with
+  ``read_cdf`` in a process pool, nothing prepared or written: what ingest could reach;
+- **ingest**: ``oathcube.ingest`` into a new cube (scan, checks, plan, dask tasks that
+  read, prepare 16 -> 8 bit and write whole chunks, commit, consolidate);
+- **classify**: ``oathcube.classify`` with a ridge model on handcrafted features
+  (trained once on a small synthetic OATH-layout archive), features and predictions
+  for every frame.
+
+Figures are frames per second of wall time on this machine; the ratios the issue
+sets as targets are printed beneath the table.  Nothing here is real THEMIS data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the CDF writer the tests use
+
+from _machine import cpu_description, peak_rss_mb  # noqa: E402
+
+FRAMES_PER_HOUR = 1200
+STATION = "fsmi"
+
+
+def _hour_name(hour: int) -> str:
+    import numpy as np
+
+    t = np.datetime64("2020-01-01T00", "h") + np.timedelta64(hour, "h")
+    return f"thg_l1_asf_{STATION}_{str(t).replace('-', '').replace('T', '')}_v01.cdf"
+
+
+def _write_hour(folder: str, hour: int) -> str:
+    """Write hour ``hour`` (to a temporary name, renamed when whole); return its path."""
+    import numpy as np
+    from themis_files import write_cdf
+
+    final = Path(folder) / _hour_name(hour)
+    if final.exists():
+        return str(final)
+    start = np.datetime64("2020-01-01T00:00:00") + np.timedelta64(hour, "h")
+    tmp = Path(folder) / f".writing-{os.getpid()}-{final.name}"
+    # gzip level 1, not the Berkeley files' 6: the same format and the same cost to
+    # decompress (what ingest pays), at half the cost to write with cdflib.
+    write_cdf(tmp, STATION, start, FRAMES_PER_HOUR, seed=hour, compress=1)
+    tmp.rename(final)
+    return str(final)
+
+
+def hour_files(folder: Path, hours: int) -> list[str]:
+    """The first ``hours`` hour files, written (in parallel) where missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [h for h in range(hours) if not (folder / _hour_name(h)).exists()]
+    if missing:
+        print(f"writing {len(missing)} synthetic hour files into {folder} ...", flush=True)
+        tic = time.perf_counter()
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            list(pool.map(_write_hour, [str(folder)] * len(missing), missing))
+        print(f"  took {time.perf_counter() - tic:.0f} s", flush=True)
+    return [str(folder / _hour_name(h)) for h in range(hours)]
+
+
+def model_cube(work: Path) -> tuple[Path, str]:
+    """A small cube with a handcrafted ridge model, built once and reused."""
+    from oathcube import build, synth, train
+
+    cube = work / "model.zarr"
+    marker = work / "model.json"
+    if marker.exists():
+        return cube, json.loads(marker.read_text())["model"]
+    shutil.rmtree(cube, ignore_errors=True)
+    archive = work / "oath_synthetic"
+    shutil.rmtree(archive, ignore_errors=True)
+    synth(archive, n=600, size=128, seed=0, progress=False)
+    build(archive, cube, features=["handcrafted"], progress=False)
+    name = train(cube, "handcrafted", target="class6")
+    marker.write_text(json.dumps({"model": name}))
+    return cube, name
+
+
+def _read_one(path: str) -> int:
+    from oathcube.archive.themis_cdf import read_cdf
+
+    return read_cdf(path).n
+
+
+def child(work: Path, size: int, scheduler: str, classify_too: bool) -> dict[str, float]:
+    """Measure one size in this (fresh) process; return its figures."""
+    from oathcube import classify, ingest
+    from oathcube.parallel import cores
+
+    hours = -(-size // FRAMES_PER_HOUR)
+    files = hour_files(work / "hours", hours)
+    frames = hours * FRAMES_PER_HOUR
+    out: dict[str, float] = {"size": size, "frames": frames, "files": hours}
+
+    tic = time.perf_counter()
+    with ProcessPoolExecutor(cores()) as pool:
+        assert sum(pool.map(_read_one, files)) == frames
+    out["read_floor"] = frames / (time.perf_counter() - tic)
+
+    template, model = model_cube(work)
+    cube = work / f"scale_{size}.zarr"
+    shutil.rmtree(cube, ignore_errors=True)  # made by an earlier run of this benchmark
+    shutil.copytree(template, cube)
+    tic = time.perf_counter()
+    written = ingest(files, str(cube), scheduler=scheduler, progress=False)
+    out["ingest"] = written[STATION] / (time.perf_counter() - tic)
+    out["rss_ingest_mb"] = peak_rss_mb()
+    if classify_too:
+        tic = time.perf_counter()
+        done = classify(str(cube), model, station=STATION, scheduler=scheduler, progress=False)
+        out["classify"] = sum(done.values()) / (time.perf_counter() - tic)
+    out["rss_mb"] = peak_rss_mb()
+    shutil.rmtree(cube)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", default="10000,40000,100000", help="frames, comma-separated")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_scale")
+    ap.add_argument("--scheduler", default="threads")
+    ap.add_argument("--no-classify", action="store_true")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work: Path = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    if args.child is not None:
+        result = child(work, args.child, args.scheduler, not args.no_classify)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    print(f"machine: {cpu_description()}", flush=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    hour_files(work / "hours", -(-max(sizes) // FRAMES_PER_HOUR))
+    model_cube(work)
+    rows = []
+    for size in sizes:
+        cmd = [sys.executable, __file__, "--child", str(size), "--workdir", str(work)]
+        cmd += ["--scheduler", args.scheduler] + (["--no-classify"] if args.no_classify else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            sys.exit(f"size {size} failed:\n{proc.stdout}\n{proc.stderr}")
+        rows.append(json.loads(lines[-1][len("RESULT ") :]))
+        r = rows[-1]
+        print(
+            f"{r['frames']:>7} frames ({r['files']} files): read floor {r['read_floor']:.0f}, "
+            f"ingest {r['ingest']:.0f}"
+            + (f", classify {r['classify']:.0f}" if "classify" in r else "")
+            + f" frames/s; peak RSS {r['rss_mb']:.0f} MB",
+            flush=True,
+        )
+
+    print(f"\nscheduler: {args.scheduler}")
+    head = "| frames | hour files | read floor fr/s | ingest fr/s | ingest / floor |"
+    head += " classify fr/s | peak RSS MB |"
+    print(head)
+    print("|" + "---|" * 7)
+    for r in rows:
+        print(
+            f"| {r['frames']:,} | {r['files']} | {r['read_floor']:.0f} | {r['ingest']:.0f} | "
+            f"{r['ingest'] / r['read_floor']:.2f} | {r.get('classify', float('nan')):.0f} | "
+            f"{r['rss_mb']:.0f} |"
+        )
+    small, large = rows[0], rows[-1]
+    print(f"\ntargets (largest {large['frames']:,} vs smallest {small['frames']:,} frames):")
+    floor = large["ingest"] / large["read_floor"]
+    print(f"  ingest / read floor at the largest: {floor:.2f} >= 0.8")
+    print(f"  peak RSS largest / smallest: {large['rss_mb'] / small['rss_mb']:.2f} <= 1.1")
+    print(f"  peak RSS largest: {large['rss_mb']:.0f} MB <= 1500")
+    print(f"  ingest frames/s largest / smallest: {large['ingest'] / small['ingest']:.2f} >= 0.9")
+    if "classify" in large:
+        ratio = large["classify"] / small["classify"]
+        print(f"  classify frames/s largest / smallest: {ratio:.2f} >= 0.9")
+
+
+if __name__ == "__main__":
+    main()
