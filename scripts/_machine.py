@@ -6,25 +6,40 @@ import os
 import platform
 import resource
 
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+#: The CPU flags that decide which kernels, engines and precisions are fast.
+FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+)
 
 
 def cpu_description() -> str:
-    """CPU model, core count and the flags that matter for our kernels."""
-    model, flags = platform.processor() or "unknown CPU", set()
+    """CPU model, family/model numbers, core count and which of :data:`FLAGS` it has."""
+    model, flags, ids = platform.processor() or "unknown CPU", set(), {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name") and model in ("", "unknown CPU"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", "unknown CPU"):
+                    model = value.strip()
+                elif key in ("cpu family", "model") and key not in ids:
+                    ids[key] = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
                     break
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    have = ", ".join(f for f in FLAGS if f in flags) or "none of " + ", ".join(FLAGS)
-    return f"{model}; {cores} cores; flags: {have}"
+    numbers = ", ".join(f"{k} {v}" for k, v in ids.items())
+    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS)
+    return f"{model} ({numbers}); {cores} cores; flags: {have}"
 
 
 def peak_rss_mb() -> float:

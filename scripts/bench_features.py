@@ -54,34 +54,6 @@ from _machine import cpu_description, peak_rss_mb  # noqa: E402
 
 GFLOP_PER_IMAGE = 24.5
 
-#: CPU flags that decide which engine and precision is fast.
-ENGINE_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_vnni",
-    "avx_vnni",
-    "amx_bf16",
-    "amx_int8",
-    "amx_tile",
-)
-
-
-def _cpu_ids() -> str:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("cpu family", "model", "stepping") and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip():
-                    break
-    except OSError:
-        return ""
-    return ", ".join(f"{k} {v}" for k, v in fields.items())
-
 
 def _time(fn: Callable[[], Any], n_images: int, repeats: int) -> tuple[float, float]:
     """(best images/s, least CPU seconds per image) over ``repeats`` runs after a warm-up."""
@@ -445,15 +417,13 @@ def main() -> None:
         return
 
     from oathcube.features.engines import ENGINES, engine_installed, engine_version
-    from oathcube.features.inception_v4 import bf16_native, configure_threads, cpu_flags
+    from oathcube.features.inception_v4 import bf16_native, configure_threads
 
     threads = configure_threads()
     import tensorflow as tf
 
     print(f"machine: {cpu_description()}")
-    print(f"cpu ids: {_cpu_ids()}; load average at start: {os.getloadavg()[0]:.2f}")
-    flags = cpu_flags()
-    print("cpu flags: " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in ENGINE_FLAGS))
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")
     print(f"tensorflow {tf.__version__}, oneDNN {onednn}, intra-op threads {threads}")
     installed = [e for e in ENGINES if engine_installed(e)]
