@@ -43,7 +43,7 @@ from xarray.coding.times import decode_cf_datetime
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
 from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
-from .cube.nodes import array_at, attr_list
+from .cube.nodes import array_at, attr_list, rows_per_object
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
 from .cube.store import (
     Cube,
@@ -303,7 +303,7 @@ def _write_task(
     that its memory is one chunk's frames however many chunks it writes.
     """
     pixels = array_at(cube.group(task.group), "pixels")
-    size = _write_unit(pixels)
+    size = rows_per_object(pixels)
     # Sources read whole (PGM minutes, image folders) are read once per task and sliced.
     held: dict[_Piece, tuple[np.ndarray, bool]] = {}
     for start in range(task.start, task.stop, size):
@@ -328,15 +328,6 @@ def _write_task(
         pixels[start:stop] = rows
     kill_point("ingest.chunk_written")
     return task.new_rows
-
-
-def _write_unit(pixels: zarr.Array) -> int:
-    """Frames of one stored object of ``pixels``: a shard where sharded, else a chunk.
-
-    Tasks write whole units only, so that no two tasks write one object and a shard is
-    written once, not once for each of its chunks.
-    """
-    return int(pixels.shards[0] if pixels.shards else pixels.chunks[0])
 
 
 def _pieces_within(pieces: Sequence[_Piece], start: int, stop: int) -> list[_Piece]:
@@ -562,7 +553,7 @@ def _ingest_station(
         repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
     if end == committed:
         return 0
-    chunk = _write_unit(array_at(node, "pixels"))
+    chunk = rows_per_object(array_at(node, "pixels"))
     if not resuming:
         node.attrs[PENDING] = plan
         for array in row_arrays(node, "time"):  # new feature/prediction rows: "not computed"

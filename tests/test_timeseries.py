@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from themis_files import write_cdf, write_pgm
 
 from oathcube import build, classify, compute_features, ingest, timeline, train
 from oathcube.cli import app
-from oathcube.errors import CubeError, IngestError, ModelError
+from oathcube.errors import CubeError, IngestError, ModelError, OptionError
 from oathcube.rawprep import RawPreparation
 
 PREP = RawPreparation(out_size=32)
@@ -112,6 +113,30 @@ def test_pgm_and_image_folders_ingest(tmp_path: Path) -> None:
     cube = str(tmp_path / "new.zarr")
     assert ingest([folder], cube, preparation=PREP, progress=False) == {"gill": 10}
     assert xr.open_zarr(cube, group="stations/gill").sizes["time"] == 10
+
+
+def test_sharded_station_classifies_like_an_unsharded_one(
+    raw: Path, cube: str, tmp_path: Path
+) -> None:
+    # 60 frames in shards of 16 (chunks of 4): features and predictions follow the
+    # shards (one chunk each), and every array equals an unsharded ingest's.
+    compute_features(cube, "handcrafted", progress=False, scheduler="synchronous")
+    model = train(cube, "handcrafted")
+    other = str(tmp_path / "sharded.zarr")
+    shutil.copytree(cube, other)
+    files = [raw / "thg_l1_asf_fsmi_2011010605_v01.cdf", raw / "thg_l1_asf_fsmi_2011010606_v01.cdf"]
+    ingest(files, cube, preparation=PREP, progress=False)
+    ingest(files, other, preparation=PREP, progress=False, chunk_frames=4, shard_frames=16)
+    for where in (cube, other):
+        classify(where, model, station="fsmi", progress=False, scheduler="synchronous")
+    plain = zarr.open_group(cube, mode="r")["stations/fsmi"]
+    sharded = zarr.open_group(other, mode="r")["stations/fsmi"]
+    assert sharded["pixels"].shards == (16, 32, 32)
+    assert sharded["features_handcrafted"].chunks[0] == 16
+    for name in ("pixels", "features_handcrafted", f"predicted_{model}", "time"):
+        np.testing.assert_array_equal(sharded[name][:], plain[name][:], err_msg=name)
+    with pytest.raises(OptionError, match="multiple of the 4 frames per chunk"):
+        ingest(files, str(tmp_path / "x.zarr"), chunk_frames=4, shard_frames=10, progress=False)
 
 
 @pytest.mark.slow

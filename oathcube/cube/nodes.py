@@ -12,7 +12,7 @@ import zarr
 
 from ..errors import CubeError
 
-__all__ = ["array_at", "group_at", "dims_of", "attr_list", "read_rows"]
+__all__ = ["array_at", "group_at", "dims_of", "attr_list", "read_rows", "rows_per_object"]
 
 
 def array_at(node: zarr.Group, path: str) -> zarr.Array:
@@ -37,6 +37,16 @@ def dims_of(array: zarr.Array) -> tuple[str, ...]:
     return tuple(str(n) for n in names)
 
 
+def rows_per_object(array: zarr.Array) -> int:
+    """Rows of ``array`` in one stored object: a shard where it is sharded, else a chunk.
+
+    Writers go by whole objects, so that no two tasks write one object and a shard is
+    written once, not once for each of its chunks; arrays that follow a station's
+    pixels row by row (features, predictions) take this as their chunk.
+    """
+    return int(array.shards[0] if array.shards else array.chunks[0])
+
+
 def read_rows(
     array: zarr.Array, start: int | None = None, stop: int | None = None, *, where: str = ""
 ) -> np.ndarray:
@@ -49,7 +59,7 @@ def read_rows(
     try:
         return np.asarray(array[start:stop])
     except (RuntimeError, ValueError, OSError, EOFError) as err:
-        size = array.chunks[0] if array.ndim else 1
+        size = rows_per_object(array) if array.ndim else 1
         lo = (start or 0) // size
         hi = (
             max(lo + 1, -(-(array.shape[0] if stop is None else stop) // size)) if array.ndim else 1

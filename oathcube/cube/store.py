@@ -422,9 +422,11 @@ class Cube:
         array = self.array(path)
         if array.size == 0 or array.ndim == 0:
             return
-        grid = [range(-(-n // c)) for n, c in zip(array.shape, array.chunks, strict=True)]
+        # The stored objects are shards where the array is sharded, else chunks.
+        objects = array.shards or array.chunks
+        grid = [range(-(-n // c)) for n, c in zip(array.shape, objects, strict=True)]
         if rows is not None and grid:
-            size = array.chunks[0]
+            size = objects[0]
             grid[0] = range(rows[0] // size, -(-rows[1] // size))
         have = self.stored_chunks(path)
         for index in itertools.product(*grid):
@@ -438,7 +440,7 @@ class Cube:
                 )
 
     def stored_chunks(self, path: str) -> set[str]:
-        """Keys (``"3/0/0"``) of the chunks of array ``path`` that are in the store.
+        """Keys (``"3/0/0"``) of the chunks (or shards) of array ``path`` in the store.
 
         One listing, locally or at a URL: oathcube writes every chunk (even one equal
         to the fill value), so a key here means a chunk that was written whole.

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from ..cube.commit import repair_rows
-from ..cube.nodes import array_at, dims_of, read_rows
+from ..cube.nodes import array_at, dims_of, read_rows, rows_per_object
 from ..cube.schema import provenance
 from ..cube.store import Cube, CubeLike
 from ..cube.write import create_rows, write_labels
@@ -137,7 +137,7 @@ def _compute(
     if "pixels" not in node:
         raise CubeError("no pixels to compute features from", path=cube.where(group))
     pixels = array_at(node, "pixels")
-    size = pixels.chunks[0]
+    size = rows_per_object(pixels)  # sharded pixels: one feature chunk per shard
     dim = (dims_of(pixels) or ("image",))[0]
     # A station may hold rows that a killed ingest never committed: drop them first.
     n = repair_rows(node) if dim == "time" else pixels.shape[0]
