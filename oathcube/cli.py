@@ -545,9 +545,11 @@ def ingest(
         ) from None
     paths = [str(s) for s in sources or []]
     if start is not None or end is not None:
+        from .ingestion import check_layout
         from .parallel import check_scheduler
 
         check_scheduler(scheduler)  # every option is checked before the first download
+        check_layout(chunk_frames, shard_frames)
         paths += _fetch_for_ingest(
             station, start, end, source, base_url, fetch_dir, output, skymap, skymap_base_url
         )

@@ -58,7 +58,7 @@ from .parallel import check_scheduler, cores, run_tasks
 from .rawprep import RawPreparation
 from .skymaps import store_skymaps, take_skymaps
 
-__all__ = ["ingest", "station_times", "PENDING", "ROWS_PER_TASK"]
+__all__ = ["ingest", "check_layout", "station_times", "PENDING", "ROWS_PER_TASK"]
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +370,26 @@ def _plan_tasks(
     return tasks
 
 
+def check_layout(chunk_frames: int | None, shard_frames: int | None) -> None:
+    """Refuse frames per chunk or per shard that no station could be laid out with.
+
+    Raises
+    ------
+    OptionError
+        A chunk below one frame, or a shard that is not a positive multiple of it.
+    """
+    if chunk_frames is not None and chunk_frames < 1:
+        raise OptionError(f"{chunk_frames} frames per chunk", expected="1 or more")
+    if shard_frames is not None and (
+        shard_frames < 1 or (chunk_frames and shard_frames % chunk_frames)
+    ):
+        raise OptionError(
+            f"{shard_frames} frames per shard",
+            path="shard_frames",
+            expected=f"a positive multiple of the {chunk_frames or 'chunk'} frames per chunk",
+        )
+
+
 def ingest(
     sources: Sequence[str | os.PathLike[str]],
     cube: CubeLike,
@@ -426,16 +446,7 @@ def ingest(
         Frames appended per station.
     """
     check_scheduler(scheduler)
-    if chunk_frames is not None and chunk_frames < 1:
-        raise OptionError(f"{chunk_frames} frames per chunk", expected="1 or more")
-    if shard_frames is not None and (
-        shard_frames < 1 or (chunk_frames and shard_frames % chunk_frames)
-    ):
-        raise OptionError(
-            f"{shard_frames} frames per shard",
-            path="shard_frames",
-            expected=f"a positive multiple of the {chunk_frames or 'chunk'} frames per chunk",
-        )
+    check_layout(chunk_frames, shard_frames)
     if not sources:
         raise OptionError("no sources given", expected="CDF or PGM files, or folders of frames")
     target_location = normalise_location(str(cube))

@@ -545,6 +545,15 @@ def test_cli_ingest_needs_station_start_and_end(runner, tmp_path: Path) -> None:
          "-o", str(tmp_path / "file"), "--base-url", closed_port_url()],
     )  # fmt: skip
     assert out.exit_code == 1 and "cannot reach" not in out.output  # the cube is checked first
+    out = runner.invoke(
+        app,
+        ["ingest", "--station", "gako", "--start", "2011-01-06T17", "--end", "2011-01-06T18",
+         "-o", str(tmp_path / "new.zarr"), "--base-url", closed_port_url(),
+         "--chunk-frames", "4", "--shard-frames", "10"],
+    )  # fmt: skip
+    # so are the cube's layout options: no download is tried with a layout refused later
+    assert out.exit_code == 1 and "frames per shard" in out.output
+    assert "cannot reach" not in out.output
 
 
 def test_cli_ingest_fetches_frames_and_skymap(
