@@ -43,6 +43,7 @@ from .errors import ExistsError, OptionError
 from .labels import CLASS6_NAMES as CLASS_NAMES
 from .labels import N_FOLDS, SPLIT_SEED
 from .parallel import cores
+from .sites import STATION_LONGITUDES
 
 __all__ = [
     "CLASS_NAMES",
@@ -59,35 +60,6 @@ __all__ = [
 
 #: Images per class6 in the real OATH v1.1 (5,824 in all).
 OATH_CLASS_COUNTS: tuple[int, ...] = (774, 1102, 1400, 852, 614, 1082)
-
-#: THEMIS ASI station codes and their approximate geographic longitudes (degrees east);
-#: the longitude places each station's local night in UTC.
-STATION_LONGITUDES: dict[str, float] = {
-    "atha": -113.3,
-    "chbg": -74.2,
-    "ekat": -110.7,
-    "fsim": -121.4,
-    "fsmi": -111.9,
-    "fykn": -145.2,
-    "gako": -145.2,
-    "gbay": -60.4,
-    "gill": -94.6,
-    "inuv": -133.7,
-    "kapu": -82.5,
-    "kian": -160.0,
-    "kuuj": -68.4,
-    "mcgr": -155.6,
-    "nrsq": -45.4,
-    "pgeo": -122.8,
-    "pina": -96.0,
-    "rank": -92.1,
-    "snap": -110.8,
-    "snkq": -79.2,
-    "talo": -93.8,
-    "tpas": -101.3,
-    "whit": -135.1,
-    "yknf": -114.4,
-}
 
 N_LOGITS = 1001
 DASHES = "-" * 79

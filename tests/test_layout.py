@@ -30,6 +30,7 @@ STAGES: list[tuple[str, ...]] = [
         "imaging",
         "outputs",
         "datadir",
+        "sites",
     ),
     # archives: readers of the OATH layout and raw THEMIS files, synthetic archives, downloads
     ("archive", "rawprep", "synthetic", "fetch"),

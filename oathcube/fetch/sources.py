@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import OptionError
+from ..sites import STATIONS
 
 __all__ = [
     "OATH_BASE",
@@ -49,12 +50,6 @@ BERKELEY_BASE = "http://themis.ssl.berkeley.edu/data/themis"
 #: UCalgary's THEMIS ASI tree: ``stream0/`` (one-minute PGMs) and ``skymaps/`` below it.
 UCALGARY_BASE = "https://data.phys.ucalgary.ca/sort_by_project/THEMIS/asi"
 SOURCES = ("berkeley", "ucalgary")
-
-#: The THEMIS ASI station codes (the archives' keys).
-STATIONS = (
-    "atha chbg ekat fsim fsmi fykn gako gbay gill inuv kapu kian kuuj mcgr nrsq pgeo pina "
-    "rank snap snkq talo tpas whit yknf"
-).split()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from ..cube.store import Cube, CubeLike
 from ..errors import CubeError, OptionError
 from ..outputs import check_output, replacing
 from ..plots import new_figure, save_figure
+from ..sites import STATION_LONGITUDES
 from ..skymaps import station_skymaps
 from ._common import (
     classes_of,
@@ -50,35 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NIGHT_SUFFIXES = (".csv", ".nc", ".png")
-
-#: Approximate geographic longitudes (deg east) of the THEMIS ASI sites, to place local
-#: midnight when a station has no skymap.
-STATION_LONGITUDES: dict[str, float] = {
-    "atha": -113.3,
-    "chbg": -74.4,
-    "ekat": -110.6,
-    "fsim": -121.2,
-    "fsmi": -111.9,
-    "fykn": -145.2,
-    "gako": -145.2,
-    "gbay": -60.4,
-    "gill": -94.6,
-    "inuv": -133.7,
-    "kapu": -82.3,
-    "kian": -160.0,
-    "kuuj": -77.8,
-    "mcgr": -155.6,
-    "nrsq": -45.4,
-    "pgeo": -122.8,
-    "pina": -96.0,
-    "rank": -92.1,
-    "snap": -110.9,
-    "snkq": -79.2,
-    "talo": -93.6,
-    "tpas": -101.1,
-    "whit": -135.1,
-    "yknf": -114.3,
-}
 
 
 def _longitude(cube: Cube, station: str) -> float:
