@@ -28,7 +28,7 @@ from .features.compute import compute_features
 from .ingestion import station_times
 from .model import check_feature_settings, decision_scores, model_spec
 from .parallel import check_scheduler, run_tasks
-from .times import parse_time
+from .times import parse_time, rows_between
 
 __all__ = ["classify"]
 
@@ -36,8 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _rows(times: np.ndarray, start: Any, end: Any, where: str) -> tuple[int, int]:
-    lo = 0 if start is None else int(np.searchsorted(times, start, side="left"))
-    hi = len(times) if end is None else int(np.searchsorted(times, end, side="right"))
+    lo, hi = rows_between(times, start, end)
     if hi <= lo:
         span = f"{times[0]} .. {times[-1]}" if len(times) else "no frames"
         raise CubeError(

@@ -444,15 +444,10 @@ def _fetch_for_ingest(
             path="--station/--start/--end",
             expected="all three together",
         )
-    from .cube.store import Cube as CubeStore
-    from .cube.store import check_new_location
-    from .errors import CubeNotFoundError
     from .fetch import fetch_themis as run
+    from .ingestion import open_target
 
-    try:  # the cube is checked before anything is downloaded
-        CubeStore.open(output, "r+")
-    except CubeNotFoundError:
-        check_new_location(output)
+    open_target(output)  # the cube is checked before anything is downloaded
     got = run(
         station,
         start,

@@ -58,7 +58,7 @@ from .parallel import check_scheduler, cores, run_tasks
 from .rawprep import RawPreparation
 from .skymaps import store_skymaps, take_skymaps
 
-__all__ = ["ingest", "check_layout", "station_times", "PENDING", "ROWS_PER_TASK"]
+__all__ = ["ingest", "check_layout", "open_target", "station_times", "PENDING", "ROWS_PER_TASK"]
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,24 @@ def check_layout(chunk_frames: int | None, shard_frames: int | None) -> None:
         )
 
 
+def open_target(cube: CubeLike) -> Cube | None:
+    """The cube an ingest appends to, or None where a new one is to be made.
+
+    Checked before anything is read (or fetched): an existing cube must be complete
+    and writable; a new one must go where nothing else is.
+
+    Raises
+    ------
+    CubeError
+        The cube is incomplete, read-only or no cube; or the new location is taken.
+    """
+    try:
+        return Cube.open(cube, "r+")
+    except CubeNotFoundError:
+        check_new_location(str(cube))
+        return None
+
+
 def ingest(
     sources: Sequence[str | os.PathLike[str]],
     cube: CubeLike,
@@ -457,13 +475,7 @@ def ingest(
     if skymaps and not sources:
         store_skymaps(skymaps, cube)
         return {}  # no frames: the log says which skymaps were stored
-    # The target is checked before anything is read: an existing cube must be complete
-    # and writable; a new one must go where nothing else is.
-    try:
-        existing: Cube | None = Cube.open(cube, "r+")
-    except CubeNotFoundError:
-        existing = None
-        check_new_location(str(cube))
+    existing = open_target(cube)
     prep = preparation or RawPreparation()
     prep_attrs = json.dumps(prep.attrs(), sort_keys=True)
     csv = None if times_csv is None else os.fspath(times_csv)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import OptionError
 
-__all__ = ["parse_time", "check_freq"]
+__all__ = ["parse_time", "check_freq", "rows_between"]
 
 
 def parse_time(value: Any, option: str) -> np.datetime64 | None:
@@ -59,3 +59,14 @@ def check_freq(freq: str) -> str:
             expected="a positive pandas frequency such as 10min, 1h or 1D",
         )
     return freq
+
+
+def rows_between(times: np.ndarray, start: Any = None, end: Any = None) -> tuple[int, int]:
+    """Rows ``lo:hi`` of sorted ``times`` from ``start`` to ``end``, both inclusive.
+
+    None on either side means from the first or up to the last row; ``hi <= lo``
+    means no row is in the range.
+    """
+    lo = 0 if start is None else int(np.searchsorted(times, start, side="left"))
+    hi = len(times) if end is None else int(np.searchsorted(times, end, side="right"))
+    return lo, hi

@@ -12,7 +12,7 @@ from ..cube.schema import prediction_names, station_group
 from ..cube.store import Cube
 from ..errors import CubeError, ModelError, OptionError
 from ..labels import CLASS2_NAMES, CLASS6_NAMES
-from ..times import parse_time
+from ..times import parse_time, rows_between
 
 __all__ = [
     "HIDDEN_SKY",
@@ -85,8 +85,7 @@ def station_range(
             expected="`oathcube ingest` of its CDF/PGM files first",
         )
     times = ds["time"].values
-    lo = 0 if t0 is None else int(np.searchsorted(times, t0, side="left"))
-    hi = len(times) if t1 is None else int(np.searchsorted(times, t1, side="right"))
+    lo, hi = rows_between(times, t0, t1)
     if hi <= lo:
         raise CubeError(
             f"no frames of {station} between {start} and {end}",
