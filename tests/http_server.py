@@ -11,7 +11,9 @@ Faults (``server.faults``, keyed by URL path):
 - ``extra``: path -> bytes sent after the announced body (Content-Length stays the file's);
 - ``no_length``: paths answered without Content-Length, body = file + ``extra``;
 - ``status``: path -> list of status codes, each request pops one;
-- ``listing_extra``: folder path -> hrefs added to its listing.
+- ``listing_extra``: folder path -> hrefs added to its listing;
+- ``trickle``: path -> (bytes, seconds): the body sent that many bytes at a time, with a
+  pause after each (a download long enough to be killed in the middle).
 
 Every request is logged as (path, Range header, status) in ``server.log``.
 """
@@ -40,6 +42,7 @@ class FaultyServer(ThreadingHTTPServer):
             "drop": {},
             "redirect": {},
             "slow": {},
+            "trickle": {},
             "body": {},
             "extra": {},
             "no_length": set(),
@@ -174,6 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+            return
+        if path in faults["trickle"]:
+            step, pause = faults["trickle"][path]
+            try:
+                for at in range(0, len(body), step):
+                    self.wfile.write(body[at : at + step])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:  # the client went away (killed): nothing more to send
+                self.close_connection = True
             return
         self.wfile.write(body)
         if path in faults["extra"]:

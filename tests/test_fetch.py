@@ -171,6 +171,43 @@ def test_a_part_left_by_a_killed_run_is_resumed(
     assert not (dest.parent / (CDF + ".part")).exists()
 
 
+def test_a_fetch_killed_with_sigkill_resumes_to_the_same_file(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    # A real process, killed with SIGKILL in the middle of the body: the file is not
+    # there under its name, only its .part; the rerun resumes it to the same bytes.
+    import signal
+    import time
+
+    data = _cdf_bytes(shared)
+    server.faults["trickle"][CDF_PATH] = (100_000, 0.05)  # ~1.2 s for the whole file
+    dest = tmp_path / CDF_PATH.removeprefix(BERKELEY + "/")
+    part = dest.parent / (CDF + ".part")
+    args = [sys.executable, "-m", "oathcube.cli", "fetch", "themis", "--station", "gako"]
+    args += ["--start", "2011-01-06T17:00", "--end", "2011-01-06T17:30", "-o", str(tmp_path)]
+    args += ["--base-url", server.url + BERKELEY, "--timeout", "5"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size >= 300_000):
+            assert proc.poll() is None, "the fetch ended before it could be killed"
+            assert time.monotonic() < deadline, "no partial download within 60 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not dest.exists() and 0 < part.stat().st_size < len(data)
+    kept = part.stat().st_size
+    del server.faults["trickle"][CDF_PATH]
+    fetch_themis(
+        "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
+        base_urls=[server.url + BERKELEY], **FAST,
+    )  # fmt: skip
+    assert dest.read_bytes() == data and not part.exists()
+    assert server.requests_for(CDF_PATH)[-1] == (CDF_PATH, f"bytes={kept}-", 206)
+
+
 def test_a_server_that_ignores_range_restarts_the_file(
     server: FaultyServer, shared: Path, tmp_path: Path
 ) -> None:
