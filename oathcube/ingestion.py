@@ -42,7 +42,15 @@ from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
-from .cube.commit import COMMITTED_ROWS, PENDING, committed_rows, repair_rows, row_arrays
+from .cube.commit import (
+    COMMITTED_ROWS,
+    COMPLETE,
+    PENDING,
+    STATUS,
+    committed_rows,
+    repair_rows,
+    row_arrays,
+)
 from .cube.nodes import array_at, attr_list, rows_per_object
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
 from .cube.store import (
@@ -511,7 +519,7 @@ def ingest(
 
     # Everything is checked: from here on, the cube is written.
     target = existing or Cube.open_or_create(
-        str(cube), title="THEMIS ASI station archives", oathcube_status="complete"
+        str(cube), title="THEMIS ASI station archives", **{STATUS: COMPLETE}
     )
     written: dict[str, int] = {}
     with target.writing("ingest"):

@@ -25,6 +25,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .archive.oath import OathArchive, read_oath
+from .cube.commit import BUILDING, COMPLETE, STATUS
 from .cube.schema import TIME_ENCODING, images_per_chunk, provenance
 from .cube.store import Cube, normalise_location, refuse_nesting, staging
 from .cube.write import write_region
@@ -170,7 +171,7 @@ def write_oath_cube(
         synthetic_archive=int(archive.synthetic),
         split_source=archive.split_source,
         n_folds=archive.n_folds,
-        oathcube_status="building",
+        **{STATUS: BUILDING},
         Conventions="CF-1.10",
     )
     ds.attrs.update(attrs)
@@ -273,7 +274,5 @@ def build(
         )
         for spec in specs.values():
             compute_features(target, spec, scheduler=scheduler, progress=progress)
-        target.publish(
-            oathcube_status="complete", build_seconds=round(time.perf_counter() - tic, 1)
-        )
+        target.publish(**{STATUS: COMPLETE}, build_seconds=round(time.perf_counter() - tic, 1))
     return location

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .cube.commit import BUILDING, COMPLETE, STATUS
 from .cube.schema import model_group, provenance
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError, OptionError
@@ -344,10 +345,10 @@ def train(
             )
         # The model is marked complete only after its last array is written: a
         # killed train leaves a model that is never listed nor applied.
-        model.attrs["oathcube_status"] = "building"
+        model.attrs[STATUS] = BUILDING
         model.to_zarr(cube.root.store, group=path, mode="w", zarr_format=3, consolidated=False)
         kill_point("train.arrays_written")
-        cube.group(path).attrs["oathcube_status"] = "complete"
+        cube.group(path).attrs[STATUS] = COMPLETE
         cube.publish()
     return name
 

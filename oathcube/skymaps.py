@@ -42,6 +42,7 @@ import xarray as xr
 from .archive.frames import IMAGE_SUFFIXES
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
 from .archive.skymap import Skymap, is_skymap_name, read_skymap
+from .cube.commit import BUILDING, COMPLETE, STATUS
 from .cube.schema import provenance, station_group
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, IngestError, OptionError
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 _FRAME_SUFFIXES = (".cdf", ".pgm", ".pgm.gz", *IMAGE_SUFFIXES)
 #: Subgroup of a station that holds its skymaps.
 SKYMAP_GROUP = "skymaps"
-_STATUS = "oathcube_status"
 
 
 def _skymap_path(station: str, name: str) -> str:
@@ -179,7 +179,7 @@ def _check_against_cube(
             )
         if path in cube.root:
             attrs = cube.group(path).attrs
-            if attrs.get(_STATUS) == "complete":
+            if attrs.get(STATUS) == COMPLETE:
                 if attrs.get("source_sha256") == sky.sha256:
                     if say:
                         log.info("%s: skymap %s already stored", sky.station, sky.name)
@@ -213,7 +213,7 @@ def _write(cube: Cube, sky: Skymap) -> None:
         synthetic=int(sky.info.get("synthetic", 0)),
         orientation=ORIENTATION,
         raw_orientation=RAW_ORIENTATION["skymap"],
-        **{_STATUS: "building"},
+        **{STATUS: BUILDING},
     )
     # A group a killed run left (never complete, checked before): replaced whole.
     node = cube.root.create_group(path, attributes=attrs, overwrite=True)
@@ -262,7 +262,7 @@ def _write(cube: Cube, sky: Skymap) -> None:
         )
         array[...] = values
         kill_point("skymap.array_written")
-    node.attrs[_STATUS] = "complete"  # last: the commit
+    node.attrs[STATUS] = COMPLETE  # last: the commit
     kill_point("skymap.committed")
     log.info("%s: skymap valid from %s stored in %s", sky.station, sky.valid_from, cube.where(path))
 
@@ -333,7 +333,7 @@ def station_skymaps(cube: CubeLike, station: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, group in sorted(opened.group(parent).groups()):
         attrs = group.attrs
-        if attrs.get(_STATUS) != "complete":
+        if attrs.get(STATUS) != COMPLETE:
             continue  # a killed ingest's leftover: not there for readers
         until = str(attrs.get("valid_until") or "").rstrip("Z")
         out.append(

@@ -13,7 +13,22 @@ import zarr
 
 from .nodes import array_at
 
-__all__ = ["COMMITTED_ROWS", "PENDING", "committed_rows", "repair_rows", "row_arrays"]
+__all__ = [
+    "BUILDING",
+    "COMMITTED_ROWS",
+    "COMPLETE",
+    "PENDING",
+    "STATUS",
+    "committed_rows",
+    "repair_rows",
+    "row_arrays",
+]
+
+#: Attribute of a cube, a model or a skymap group: ``building`` while its writer works,
+#: ``complete`` once it is whole (written last, the commit; see docs/cube.md).
+STATUS = "oathcube_status"
+BUILDING = "building"
+COMPLETE = "complete"
 
 
 #: Group attribute of a station: how many rows of its time-indexed arrays are committed.

@@ -32,7 +32,7 @@ import zarr.errors
 
 from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
 from ..faults import kill_point
-from .commit import repair_rows
+from .commit import COMPLETE, STATUS, repair_rows
 from .index import StationTimeIndex
 from .nodes import array_at, group_at, read_rows
 from .schema import MODEL_GROUP, STATION_GROUP, model_group, provenance, station_group
@@ -61,9 +61,6 @@ Mode = Literal["r", "r+"]
 #: What every library function accepts as a cube: a path, an fsspec URL, or a Cube.
 CubeLike = Union[str, "os.PathLike[str]", "Cube"]
 _MODES: tuple[str, ...] = ("r", "r+")
-
-#: Status attribute of a cube whose writer finished (see docs/cube.md).
-COMPLETE = "complete"
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -310,7 +307,7 @@ class Cube:
     @property
     def status(self) -> str:
         """``oathcube_status`` of the root (``complete`` once a writer finished)."""
-        return str(self.root.attrs.get("oathcube_status", "unknown"))
+        return str(self.root.attrs.get(STATUS, "unknown"))
 
     def require_complete(self) -> None:
         """Refuse a cube that oathcube did not write, or whose writer did not finish.
@@ -320,7 +317,7 @@ class Cube:
         """
         if self.building:
             return
-        status = self.root.attrs.get("oathcube_status")
+        status = self.root.attrs.get(STATUS)
         if status is None:
             raise CubeError(
                 "has no oathcube_status attribute: not written by oathcube",
@@ -383,7 +380,7 @@ class Cube:
     def _model_states(self) -> dict[str, bool]:
         """Every stored model, and whether its training finished."""
         return {
-            n: self.group(model_group(n)).attrs.get("oathcube_status", COMPLETE) == COMPLETE
+            n: self.group(model_group(n)).attrs.get(STATUS, COMPLETE) == COMPLETE
             for n in self._children(MODEL_GROUP)
         }
 
