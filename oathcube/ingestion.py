@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
+from .archive.themis_cdf import part_step, read_cdf
 from .cube.commit import (
     COMMITTED_ROWS,
     COMPLETE,
@@ -52,7 +53,13 @@ from .cube.commit import (
     row_arrays,
 )
 from .cube.nodes import array_at, attr_list, rows_per_object
-from .cube.schema import TIME_ENCODING, images_per_chunk, provenance, station_group
+from .cube.schema import (
+    PIXEL_COMPRESSORS,
+    TIME_ENCODING,
+    images_per_chunk,
+    provenance,
+    station_group,
+)
 from .cube.store import (
     Cube,
     CubeLike,
@@ -75,6 +82,12 @@ log = logging.getLogger(__name__)
 #: archive's size.  A CDF straddling two tasks costs nothing extra: each task reads only
 #: its records (other formats are one-minute files or single images).
 ROWS_PER_TASK = 2400
+
+#: Raw frames read, prepared and placed at a time (256 x 256 x 16 bit: 8 MB).
+READ_FRAMES = 64
+
+#: Tasks a station's new rows are cut into per core, where chunks allow.
+TASKS_PER_CORE = 8
 
 #: Frames per chunk of sharded pixels unless told: small chunks read cheaply one by one
 #: (a frame costs a 2.5 MB range request, not 20 MB), the shard makes them few objects.
@@ -230,6 +243,7 @@ def _station_node(
             chunks=(size, *shape),
             shards=(shard_frames, *shape) if shard_frames else None,
             dtype="uint8",
+            compressors=PIXEL_COMPRESSORS,
             fill_value=0,
             dimension_names=["time", "y", "x"],
             attributes={
@@ -280,8 +294,6 @@ def _read_new_frames(
     if source_kind(piece.source) == "cdf":
         # Only the records this piece needs: the chunks that share an hour file each
         # decompress their part alone.
-        from .archive.themis_cdf import read_cdf
-
         rows = (piece.old + piece.lo, piece.old + piece.hi)
         return read_cdf(piece.source, rows=rows).frames, True
     blocks = [
@@ -312,30 +324,59 @@ def _write_task(
     """
     pixels = array_at(cube.group(task.group), "pixels")
     size = rows_per_object(pixels)
-    # Sources read whole (PGM minutes, image folders) are read once per task and sliced.
+    # One buffer for every chunk of the task: a fresh 30 MB array per chunk would cost
+    # the kernel's page faults (zeroed pages) again each time.
+    buffer = np.empty((min(size, task.stop - task.start), *pixels.shape[1:]), dtype=np.uint8)
+    # Sources read whole (PGM minutes, image folders, CDFs that cannot be read in parts)
+    # are read once per task and sliced.
     held: dict[_Piece, tuple[np.ndarray, bool]] = {}
+    steps: dict[str, int] = {}  # frames per part read of each CDF (0: read whole)
     for start in range(task.start, task.stop, size):
         stop = min(start + size, task.stop)
-        rows = np.zeros((stop - start, *pixels.shape[1:]), dtype=np.uint8)
+        rows = buffer[: stop - start]
+        filled = 0
         if start < task.committed:  # the head of a partly filled chunk: keep its rows
             rows[: task.committed - start] = pixels[start : task.committed]
+            filled = task.committed - start
         for whole in task.pieces:
-            parts = _pieces_within([whole], start, stop)
-            if not parts:
-                continue
-            part = parts[0]
-            if source_kind(part.source) == "cdf":
-                frames, raw = _read_new_frames(part, after, times_csv, station)
-            else:
+            for part in _pieces_within([whole], start, stop):
+                if source_kind(part.source) == "cdf" and part.source not in steps:
+                    steps[part.source] = part_step(part.source, READ_FRAMES)
+                if steps.get(part.source):
+                    # A few frames at a time, whole compressed blocks: raw frames stay in
+                    # cache from decompression to preparation, no large array is made.
+                    for bit in _parts(part, steps[part.source]):
+                        frames, raw = _read_new_frames(bit, after, times_csv, station)
+                        filled += _place(rows, bit.row - start, frames, raw, prep)
+                    continue
                 if whole not in held:
                     held[whole] = _read_new_frames(whole, after, times_csv, station)
                 every, raw = held[whole]
                 frames = every[part.lo - whole.lo : part.hi - whole.lo]
-            at = part.row - start
-            rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
+                filled += _place(rows, part.row - start, frames, raw, prep)
+        if filled != stop - start:  # a planning bug, never a file's fault: say so loudly
+            raise AssertionError(f"rows {start}:{stop} of {task.group}: {filled} filled")
         pixels[start:stop] = rows
     kill_point("ingest.chunk_written")
     return task.new_rows
+
+
+def _parts(piece: _Piece, step: int) -> Iterator[_Piece]:
+    """``piece`` cut where the file's record number is a multiple of ``step``."""
+    lo = piece.lo
+    while lo < piece.hi:
+        # Records old + lo ...: the next multiple of step in the file's numbering.
+        hi = min(piece.hi, ((piece.old + lo) // step + 1) * step - piece.old)
+        yield _Piece(piece.source, piece.station, lo, hi, piece.row + lo - piece.lo, piece.old)
+        lo = hi
+
+
+def _place(
+    rows: np.ndarray, at: int, frames: np.ndarray, raw: bool, prep: RawPreparation
+) -> int:
+    """Put ``frames`` (prepared if raw) into ``rows[at:]``; return how many."""
+    rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
+    return len(frames)
 
 
 def _pieces_within(pieces: Sequence[_Piece], start: int, stop: int) -> list[_Piece]:
@@ -366,8 +407,10 @@ def _plan_tasks(
     end = row
     if end == committed:
         return []
-    # Enough tasks to keep every core busy, none larger than ROWS_PER_TASK.
-    spread = -(-(end - committed) // (2 * cores()))
+    # About eight tasks a core, none larger than ROWS_PER_TASK: threads that finish
+    # at different times then wait for each other for an eighth of a core's share at
+    # most (two tasks a core lost a tenth of a 10,000-frame ingest to the last task).
+    spread = -(-(end - committed) // (TASKS_PER_CORE * cores()))
     per_task = max(chunk, min(ROWS_PER_TASK // chunk, -(-spread // chunk)) * chunk)
     first = committed // chunk * chunk
     tasks = []

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .archive.oath import OathArchive, read_oath
 from .cube.commit import BUILDING, COMPLETE, STATUS
-from .cube.schema import TIME_ENCODING, images_per_chunk, provenance
+from .cube.schema import PIXEL_COMPRESSORS, TIME_ENCODING, images_per_chunk, provenance
 from .cube.store import Cube, normalise_location, refuse_nesting, staging
 from .cube.write import write_region
 from .errors import OptionError
@@ -145,6 +145,7 @@ def oath_template(archive: OathArchive, chunk_images: int | None = None) -> xr.D
         ds["features_published"].encoding["chunks"] = (size, archive.features.shape[1])
     ds.time.encoding.update(TIME_ENCODING)
     ds.pixels.encoding["chunks"] = (size, *archive.image_shape)
+    ds.pixels.encoding["compressors"] = PIXEL_COMPRESSORS
     return ds
 
 

@@ -407,12 +407,13 @@ def test_a_killed_ingest_resumes_chunk_by_chunk(tmp_path: Path, raw: Path, refer
     cube = _copy(reference["build"], tmp_path / "cube.zarr")
     files = [str(f) for f in sorted(raw.iterdir())]
     args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "8"]
-    args += ["--scheduler", "synchronous"]  # tasks in order: 60 frames in 4 tasks of 16
+    # Tasks in order: 60 frames in 8 tasks of one chunk (TASKS_PER_CORE on any cores).
+    args += ["--scheduler", "synchronous"]
     assert _run(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
     node = zarr.open_group(str(cube), mode="r", use_consolidated=False)["stations/fsmi"]
     assert node.attrs["oathcube_pending"]["end"] == 60 and node.attrs["oathcube_rows"] == 0
-    # Two tasks are left: a rerun that would die at its third task runs to the end.
-    assert _run(args, kill_at="ingest.chunk_written:3") == 0
+    # Six tasks are left: a rerun that would die at its seventh task runs to the end.
+    assert _run(args, kill_at="ingest.chunk_written:7") == 0
     _assert_same(cube, reference["ingest"])
 
 

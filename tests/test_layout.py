@@ -31,6 +31,7 @@ STAGES: list[tuple[str, ...]] = [
         "outputs",
         "datadir",
         "sites",
+        "kernels",
     ),
     # archives: readers of the OATH layout and raw THEMIS files, synthetic archives, downloads
     ("archive", "rawprep", "synthetic", "fetch"),

@@ -544,3 +544,58 @@ def test_counted_percentiles_equal_numpys(dtype: type) -> None:
         got = integer_percentiles(values, qs)
         for w, g in zip(want, got, strict=True):
             np.testing.assert_array_equal(g.astype(np.float32), w.astype(np.float32), str(trial))
+
+
+def test_epoch_times_equal_cdflibs() -> None:
+    import cdflib
+
+    from oathcube.archive.themis_cdf import _epoch_times
+
+    rng = np.random.default_rng(11)
+    lo = cdflib.cdfepoch.compute_epoch([2000, 1, 1, 0, 0, 0, 0])
+    hi = cdflib.cdfepoch.compute_epoch([2100, 1, 1, 0, 0, 0, 0])
+    whole = np.round(rng.uniform(lo, hi, 20000))
+    seconds = np.round(rng.uniform(lo, hi, 2000) / 1000) * 1000
+    edges = seconds + rng.choice([0.0, 0.4, 0.9999, 999.0, 999.6], seconds.size)
+    values = np.concatenate([rng.uniform(lo, hi, 20000), whole, edges, [-1.0e31, 0.0]])
+    want = np.asarray(cdflib.cdfepoch.to_datetime(values)).astype("datetime64[ns]")
+    got = _epoch_times(values)
+    assert got.dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(got, want)
+    assert np.isnat(got[-2:]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_scale_kernel_gives_numpys_bytes(dtype: type) -> None:
+    """The compiled scale-and-mask pass against the float32 numpy formula it replaces."""
+    from oathcube.kernels import scale_and_mask
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        n, ny, nx = int(rng.integers(1, 9)), int(rng.integers(2, 40)), int(rng.integers(2, 40))
+        top = min(int(np.iinfo(dtype).max), int(rng.choice([3, 255, 4000, 65535])))
+        counts = rng.integers(0, top + 1, (n, ny, nx)).astype(dtype)
+        lo = rng.uniform(-10, top, n).astype(np.float32)
+        span = rng.choice([0.0, 0.37, 1.0, 17.3, float(top)], n).astype(np.float32)
+        scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
+        keep = rng.random((ny, nx)) < rng.choice([0.0, 0.5, 1.0])
+        chunk = counts.astype(np.float32)
+        np.subtract(chunk, lo[:, None, None], out=chunk)
+        np.multiply(chunk, scale[:, None, None], out=chunk)
+        np.clip(chunk, 0.0, 255.0, out=chunk)
+        want = np.rint(chunk).astype(np.uint8) * keep
+        np.testing.assert_array_equal(scale_and_mask(counts, lo, scale, keep), want, str(trial))
+
+
+def test_preparation_of_real_frames_is_the_numpy_formula(themis: Path) -> None:
+    """RawPreparation's compiled path gives the bytes of percentile scaling written out."""
+    frames = read_cdf(themis / REAL_CDF).frames
+    prep = RawPreparation()
+    keep = prep.mask(frames.shape[1:])
+    inside = frames[:, keep].astype(np.float32)
+    lo, hi = (v.astype(np.float32) for v in np.percentile(inside, [1.0, 99.0], axis=1))
+    span = hi - lo
+    scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
+    chunk = (frames.astype(np.float32) - lo[:, None, None]) * scale[:, None, None]
+    want = np.rint(np.clip(chunk, 0.0, 255.0)).astype(np.uint8) * keep
+    np.testing.assert_array_equal(prep.apply(frames), want)

@@ -36,7 +36,7 @@ from oathcube.archive.blocks import FrameBlock
 from oathcube.archive.orientation import cdf_to_cube
 from oathcube.errors import IngestError
 
-__all__ = ["read_cdf", "station_from_cdf_name", "CDF_NAME_RE"]
+__all__ = ["read_cdf", "scan_cdf", "part_step", "station_from_cdf_name", "CDF_NAME_RE"]
 
 #: ``thg_l1_asf_<site>_<YYYYMMDDHH>_v<NN>.cdf``; the site group is the station code.
 CDF_NAME_RE = re.compile(
@@ -47,6 +47,8 @@ _IMAGE_VAR_RE = re.compile(r"^thg_asf_(?P<site>[a-z0-9]+)$", re.IGNORECASE)
 # Frames outside these years are fill values or garbage, not THEMIS data (2004: first GBO).
 _EARLIEST = np.datetime64("2000-01-01", "ns")
 _LATEST = np.datetime64("2100-01-01", "ns")
+# CDF_EPOCH of 1970-01-01T00:00:00: milliseconds from 0000-01-01 (proleptic Gregorian).
+_CDF_EPOCH_1970 = 62167219200000.0
 
 
 def station_from_cdf_name(name: str) -> str | None:
@@ -142,6 +144,40 @@ def scan_cdf(path: str | os.PathLike[str]) -> FrameBlock:
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
 
 
+def part_step(path: str | os.PathLike[str], want: int) -> int:
+    """How many frames to read at a time from a file read in parts, or 0 for "whole".
+
+    A multiple of the image variable's blocking factor (records per compressed block:
+    7 in the Berkeley files) near ``want``, so that parts that start at a multiple of it
+    never decompress a block twice; 0 where :func:`read_cdf` cannot read only some
+    records (the 2024 layout, records out of time order), so that a reader that needs
+    many parts of the file reads it once.
+
+    Parameters
+    ----------
+    path
+        A THEMIS ASI L1 CDF file.
+    want
+        Frames a part should hold about (at least one block).
+
+    Raises
+    ------
+    IngestError
+        As :func:`scan_cdf`.
+    """
+    path = Path(path)
+    cdf, names = _open(path)
+    try:
+        _, image_var = _image_variable(names, path)
+        time = _read_times(cdf, names, image_var, path)
+        if not _records_are_rows(cdf, image_var, time):
+            return 0
+        block = max(1, int(getattr(cdf.varinq(image_var), "Block_Factor", 1) or 1))
+    finally:
+        del cdf
+    return block * max(1, want // block)
+
+
 def _image_variable(names: list[str], path: Path) -> tuple[str, str]:
     """The station and the name of the one ``thg_asf_<site>`` variable of a file."""
     image_vars = [n for n in names if _IMAGE_VAR_RE.match(n)]
@@ -219,12 +255,7 @@ def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -
             values = np.asarray(raw).ravel()
             if values.dtype.kind == "f" and not np.isfinite(values).all():
                 raise IngestError(f"{epoch_var} holds NaN or infinite values", path=path)
-            try:
-                time = np.asarray(cdflib.cdfepoch.to_datetime(values)).astype("datetime64[ns]")
-            except Exception as exc:
-                raise IngestError(
-                    f"cannot convert {epoch_var}: {_one_line(exc)}", path=path
-                ) from exc
+            time = _epoch_times(values)
             where = epoch_var
     if time is None and unix_var in names:
         raw = _get(cdf, unix_var, path, allow_empty=True)
@@ -242,13 +273,30 @@ def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -
             path=path,
             expected=f"records in {epoch_var} (CDF_EPOCH) or {unix_var} (unix seconds)",
         )
-    bad = (time < _EARLIEST) | (time >= _LATEST)
+    bad = (time < _EARLIEST) | (time >= _LATEST)  # (NaT compares False: FrameBlock names it)
     if bad.any():
         raise IngestError(
             f"{int(bad.sum())} of {time.size} times in {where} are fill values or out of range",
             path=path,
             expected="times between 2000 and 2100",
         )
+    return time
+
+
+def _epoch_times(values: np.ndarray) -> np.ndarray:
+    """``CDF_EPOCH`` values (milliseconds since 0000-01-01) as ``datetime64[ns]``.
+
+    What ``cdflib.cdfepoch.to_datetime`` gives (whole milliseconds, the fraction cut off;
+    the fill value -1e31 and the pad value 0 as NaT), tested equal on 600,000 values
+    from 2000 to 2100, in whole-array arithmetic: cdflib breaks each value down in
+    Python, which cost an ingest task a tenth of its time and held the GIL.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    # Beyond 1e15 ms (year ~31,700) int64 nanoseconds would overflow: NaT, as fills.
+    unset = (values == -1.0e31) | (values == 0.0) | (np.abs(values) >= 1.0e15)
+    since_1970 = np.floor(np.where(unset, _CDF_EPOCH_1970, values)) - _CDF_EPOCH_1970
+    time = since_1970.astype(np.int64).astype("datetime64[ms]").astype("datetime64[ns]")
+    time[unset] = np.datetime64("NaT")
     return time
 
 

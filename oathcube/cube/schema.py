@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from zarr.codecs import ZstdCodec
 
 from .._version import __version__
 
@@ -22,6 +23,7 @@ __all__ = [
     "MODEL_GROUP",
     "UNKNOWN_STATION",
     "TARGET_CHUNK_BYTES",
+    "PIXEL_COMPRESSORS",
     "images_per_chunk",
     "provenance",
     "station_group",
@@ -38,6 +40,12 @@ TIME_ENCODING: dict[str, Any] = {
 }
 UNKNOWN_STATION = "unknown"
 STATION_GROUP = "stations"
+
+#: Compression of every ``pixels`` array: zstd at level 1, not zarr's default (3).  On the
+#: real Gakona frames, prepared, it stores 0.14% more bytes (33,395 vs 33,348 a frame)
+#: and compresses 2.3x faster (109 vs 254 us a frame on an EPYC Zen 4), which is most of
+#: what ingest spends beside reading the raw files; decompressing is no slower.
+PIXEL_COMPRESSORS = (ZstdCodec(level=1),)
 MODEL_GROUP = "models"
 
 #: Aim for chunks of a few tens of MB: big enough that dask's per-task overhead and
