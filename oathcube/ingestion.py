@@ -371,9 +371,7 @@ def _parts(piece: _Piece, step: int) -> Iterator[_Piece]:
         lo = hi
 
 
-def _place(
-    rows: np.ndarray, at: int, frames: np.ndarray, raw: bool, prep: RawPreparation
-) -> int:
+def _place(rows: np.ndarray, at: int, frames: np.ndarray, raw: bool, prep: RawPreparation) -> int:
     """Put ``frames`` (prepared if raw) into ``rows[at:]``; return how many."""
     rows[at : at + len(frames)] = prep.apply(frames) if raw else frames
     return len(frames)

@@ -599,3 +599,58 @@ def test_preparation_of_real_frames_is_the_numpy_formula(themis: Path) -> None:
     chunk = (frames.astype(np.float32) - lo[:, None, None]) * scale[:, None, None]
     want = np.rint(np.clip(chunk, 0.0, 255.0)).astype(np.uint8) * keep
     np.testing.assert_array_equal(prep.apply(frames), want)
+
+
+@pytest.mark.parametrize("compress", [0, 1, 6])
+def test_block_reader_equals_cdflib(tmp_path: Path, compress: int) -> None:
+    """Frames read block by block (cdf_records) are cdflib's, turned, for every slice."""
+    import cdflib
+
+    from oathcube.archive.cdf_records import record_index
+    from oathcube.archive.orientation import cdf_to_cube
+
+    path = write_cdf(tmp_path, "fsmi", "2011-01-06T05:00", 40, seed=3, compress=compress)
+    cdf = cdflib.CDF(str(path))
+    index = record_index(cdf, "thg_asf_fsmi", path)
+    assert index is not None and index.shape == (256, 256)
+    if compress:
+        assert index.first.size > 1  # blocks of 7 records, as the Berkeley files
+    want = cdf_to_cube(cdf.varget("thg_asf_fsmi"))
+    del cdf
+    for lo, hi in [(0, 40), (0, 1), (6, 8), (7, 14), (13, 40), (39, 40), (20, 20)]:
+        np.testing.assert_array_equal(read_cdf(path, rows=(lo, hi)).frames, want[lo:hi])
+
+
+def test_real_cdf_read_block_by_block_equals_cdflib(themis: Path) -> None:
+    import cdflib
+
+    from oathcube.archive.cdf_records import record_index
+    from oathcube.archive.orientation import cdf_to_cube
+
+    cdf = cdflib.CDF(str(themis / REAL_CDF))
+    assert record_index(cdf, "thg_asf_gako", themis / REAL_CDF) is not None  # big-endian
+    want = cdf_to_cube(cdf.varget("thg_asf_gako"))
+    del cdf
+    np.testing.assert_array_equal(read_cdf(themis / REAL_CDF).frames, want)
+    np.testing.assert_array_equal(read_cdf(themis / REAL_CDF, rows=(5, 16)).frames, want[5:16])
+
+
+def test_a_damaged_block_is_named(themis: Path, tmp_path: Path) -> None:
+    """A flipped byte inside a compressed block fails zlib's check: one IngestError."""
+    import cdflib
+
+    from oathcube.archive.cdf_records import record_index
+
+    index = record_index(cdflib.CDF(str(themis / REAL_CDF)), "thg_asf_gako", themis / REAL_CDF)
+    assert index is not None
+    data = bytearray((themis / REAL_CDF).read_bytes())
+    at = int(index.offset[1]) + 24 + 5000  # inside the gzip data of the second block
+    data[at] ^= 0xFF
+    bad = tmp_path / REAL_CDF
+    bad.write_bytes(bytes(data))
+    np.testing.assert_array_equal(
+        read_cdf(bad, rows=(0, 7)).frames, read_cdf(themis / REAL_CDF, rows=(0, 7)).frames
+    )
+    with pytest.raises(IngestError, match="thg_asf_gako.*compressed block at byte") as info:
+        read_cdf(bad, rows=(7, 9))
+    assert info.value.path == str(bad)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ORIENTATION", "RAW_ORIENTATION", "cdf_to_cube"]
+__all__ = ["ORIENTATION", "RAW_ORIENTATION", "cdf_to_cube", "turned"]
 
 #: The sentence stored with pixels and skymaps (``orientation`` attribute).
 ORIENTATION = (
@@ -73,4 +73,10 @@ def cdf_to_cube(stack: np.ndarray) -> np.ndarray:
 
     Returns a C-contiguous ``uint16`` copy.
     """
-    return np.ascontiguousarray(stack[:, ::-1, ::-1], dtype=np.uint16)
+    return np.ascontiguousarray(turned(stack), dtype=np.uint16)
+
+
+def turned(stack: np.ndarray) -> np.ndarray:
+    """A view of ``(n, y, x)`` CDF frames turned by 180 deg (no copy), for readers that
+    copy the frames anyway and turn them in the same pass."""
+    return stack[:, ::-1, ::-1]

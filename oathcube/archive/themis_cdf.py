@@ -33,6 +33,7 @@ import cdflib
 import numpy as np
 
 from oathcube.archive.blocks import FrameBlock
+from oathcube.archive.cdf_records import RecordIndex, read_records, record_index
 from oathcube.archive.orientation import cdf_to_cube
 from oathcube.errors import IngestError
 
@@ -208,7 +209,24 @@ def _read_open(
     time = _read_times(cdf, names, image_var, path)
     if rows is not None and not 0 <= rows[0] <= rows[1] <= time.shape[0]:
         raise IngestError(f"rows {rows[0]}:{rows[1]} of {time.shape[0]}", path=path)
-    if rows is not None and _records_are_rows(cdf, image_var, time):
+    index = _frame_index(cdf, image_var, path, time.shape[0])
+    if index is not None:
+        # The classic layout read block by block here (cdf_records), cdflib otherwise.
+        in_order = bool((np.diff(time) > np.timedelta64(0, "ns")).all())
+        lo, hi = rows if rows is not None and in_order else (0, time.shape[0])
+        try:
+            frames = read_records(path, index, lo, hi)
+        except (OSError, ValueError) as exc:
+            raise IngestError(
+                f"cannot read variable {image_var}: {_one_line(exc)} (truncated or corrupt file?)",
+                path=path,
+            ) from exc
+        time = time[lo:hi]
+        if not in_order:
+            time, frames = _in_time_order(time, frames, path)
+            if rows is not None:
+                time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
+    elif rows is not None and _records_are_rows(cdf, image_var, time):
         lo, hi = rows
         time = time[lo:hi]
         if hi == lo:
@@ -222,16 +240,32 @@ def _read_open(
         assert images is not None  # _get raises on an empty variable unless allow_empty
         frames = _to_frame_stack(images, time.shape[0], image_var, path)
         if not (np.diff(time) > np.timedelta64(0, "ns")).all():
-            # Out-of-order records can be put right; a repeated time cannot be told apart.
-            order = np.argsort(time, kind="stable")
-            time, frames = time[order], frames[order]
-            if (np.diff(time) == np.timedelta64(0, "ns")).any():
-                raise IngestError(
-                    "two frames share one time", path=path, expected="one frame per time"
-                )
+            time, frames = _in_time_order(time, frames, path)
         if rows is not None:
             time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+def _in_time_order(time: np.ndarray, frames: np.ndarray, path: Path) -> tuple[np.ndarray, ...]:
+    """Out-of-order records put right; a repeated time cannot be told apart: refused."""
+    order = np.argsort(time, kind="stable")
+    time, frames = time[order], frames[order]
+    if (np.diff(time) == np.timedelta64(0, "ns")).any():
+        raise IngestError("two frames share one time", path=path, expected="one frame per time")
+    return time, frames
+
+
+def _frame_index(cdf: cdflib.CDF, image_var: str, path: Path, n: int) -> RecordIndex | None:
+    """The blocks of 16-bit classic-layout frames, one record a frame; else None (cdflib)."""
+    try:
+        index = record_index(cdf, image_var, path)
+    except Exception:  # anything odd in the index records: cdflib reads it, or says why
+        return None
+    if index is None or len(index.shape) != 2 or min(index.shape) < 2:
+        return None
+    if index.dtype.kind != "u" or index.dtype.itemsize != 2 or int(index.last[-1]) + 1 != n:
+        return None
+    return index
 
 
 def _records_are_rows(cdf: cdflib.CDF, image_var: str, time: np.ndarray) -> bool:
