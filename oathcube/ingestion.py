@@ -77,10 +77,11 @@ __all__ = ["ingest", "check_layout", "open_target", "station_times", "PENDING", 
 
 log = logging.getLogger(__name__)
 
-#: Frames one task reads, prepares and writes at most (whole chunks): about two hour
-#: files, so that memory per task stays near 300 MB for 256 x 256 frames, whatever the
-#: archive's size.  A CDF straddling two tasks costs nothing extra: each task reads only
-#: its records (other formats are one-minute files or single images).
+#: Frames one task writes at most (whole chunks): about two hour files.  A task holds one
+#: chunk of prepared frames and READ_FRAMES raw ones at a time, whatever its size; this
+#: bounds what it holds of sources read whole (PGM minutes, image folders, CDFs in the
+#: 2024 layout).  A CDF straddling two tasks costs nothing extra: each task reads only
+#: its records.
 ROWS_PER_TASK = 2400
 
 #: Raw frames read, prepared and placed at a time (256 x 256 x 16 bit: 8 MB).
