@@ -563,6 +563,10 @@ def test_epoch_times_equal_cdflibs() -> None:
     assert got.dtype == np.dtype("datetime64[ns]")
     np.testing.assert_array_equal(got, want)
     assert np.isnat(got[-2:]).all()
+    # Years datetime64[ns] cannot hold are NaT, never wrapped into 1678..2262.
+    far = [cdflib.cdfepoch.compute_epoch([y, 1, 1, 0, 0, 0, 0]) for y in (1500, 2300, 3000)]
+    assert np.isnat(_epoch_times(np.array(far))).all()
+    assert not np.isnat(_epoch_times(np.array([lo, hi - 1.0]))).any()
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
