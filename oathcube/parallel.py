@@ -22,6 +22,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from .errors import OptionError
+from .memory import steady_allocator
 
 __all__ = [
     "LOCAL_SCHEDULERS",
@@ -147,6 +148,8 @@ def run_tasks(
     check_scheduler(scheduler)
     if not tasks:
         return []
+    # Tasks on threads run in this process: keep its memory flat over many chunks.
+    steady_allocator()
     if label:
         log.info(label)
     client = _user_client(scheduler)

@@ -32,6 +32,7 @@ STAGES: list[tuple[str, ...]] = [
         "datadir",
         "sites",
         "kernels",
+        "memory",
     ),
     # archives: readers of the OATH layout and raw THEMIS files, synthetic archives, downloads
     ("archive", "rawprep", "synthetic", "fetch"),
