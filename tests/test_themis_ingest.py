@@ -640,7 +640,7 @@ def test_real_cdf_read_block_by_block_equals_cdflib(themis: Path) -> None:
 
 
 def test_a_damaged_block_is_named(themis: Path, tmp_path: Path) -> None:
-    """A flipped byte inside a compressed block fails zlib's check: one IngestError."""
+    """A flipped byte inside a compressed block fails the gzip check: one IngestError."""
     import cdflib
 
     from oathcube.archive.cdf_records import record_index
@@ -658,3 +658,22 @@ def test_a_damaged_block_is_named(themis: Path, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="thg_asf_gako.*compressed block at byte") as info:
         read_cdf(bad, rows=(7, 9))
     assert info.value.path == str(bad)
+
+
+def test_a_damaged_gzip_trailer_is_named_before_inflating(themis: Path, tmp_path: Path) -> None:
+    """The member's length (its last 4 bytes) must be the block's: libdeflate sizes its
+    output by it, so a damaged one is refused before anything is allocated."""
+    import cdflib
+
+    from oathcube.archive.cdf_records import record_index
+
+    index = record_index(cdflib.CDF(str(themis / REAL_CDF)), "thg_asf_gako", themis / REAL_CDF)
+    assert index is not None
+    data = bytearray((themis / REAL_CDF).read_bytes())
+    head = int(index.offset[1])
+    packed = int.from_bytes(data[head + 16 : head + 24], "big")  # CVVR cSize
+    data[head + 24 + packed - 1] ^= 0x40  # the top byte of ISIZE: a 1 GiB member
+    bad = tmp_path / REAL_CDF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(IngestError, match="compressed block at byte.*trailer"):
+        read_cdf(bad, rows=(7, 9))

