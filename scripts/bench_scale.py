@@ -229,6 +229,7 @@ def main() -> None:
     print(f"\nscheduler: {args.scheduler}")
     print("read floors: the fastest of reading about 64 or 256 frames at a time or whole")
     print("hours, with oathcube's read_cdf (its own block reader) and with cdflib alone")
+    print("(both inflate with libdeflate: cdflib uses the deflate package when installed)")
     head = "| frames | hour files | read_cdf floor fr/s | cdflib floor fr/s | ingest fr/s |"
     head += " ingest / read_cdf floor | ingest / cdflib floor | classify fr/s |"
     head += " peak RSS MB (after ingest / after classify) |"

@@ -193,7 +193,7 @@ def read_records(path: str | Path, index: RecordIndex, lo: int, hi: int) -> np.n
     return out
 
 
-def _block(f: Any, offset: int, length: int) -> bytes:
+def _block(f: Any, offset: int, length: int) -> bytes | bytearray:
     """The values of the VVR or CVVR at ``offset``: exactly ``length`` bytes."""
     f.seek(offset)
     head = f.read(12)
