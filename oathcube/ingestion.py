@@ -42,7 +42,7 @@ from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
-from .archive.themis_cdf import part_step, read_cdf
+from .archive.themis_cdf import part_step, read_cdf, read_cdf_parts
 from .cube.commit import (
     COMMITTED_ROWS,
     COMPLETE,
@@ -346,9 +346,11 @@ def _write_task(
                 if steps.get(part.source):
                     # A few frames at a time, whole compressed blocks: raw frames stay in
                     # cache from decompression to preparation, no large array is made.
-                    for bit in _parts(part, steps[part.source]):
-                        frames, raw = _read_new_frames(bit, after, times_csv, station)
-                        filled += _place(rows, bit.row - start, frames, raw, prep)
+                    # The file is opened, timed and indexed once for all of them.
+                    bits = list(_parts(part, steps[part.source]))
+                    spans = [(bit.old + bit.lo, bit.old + bit.hi) for bit in bits]
+                    for bit, frames in zip(bits, read_cdf_parts(part.source, spans), strict=True):
+                        filled += _place(rows, bit.row - start, frames, True, prep)
                     continue
                 if whole not in held:
                     held[whole] = _read_new_frames(whole, after, times_csv, station)

@@ -677,3 +677,21 @@ def test_a_damaged_gzip_trailer_is_named_before_inflating(themis: Path, tmp_path
     bad.write_bytes(bytes(data))
     with pytest.raises(IngestError, match="compressed block at byte.*trailer"):
         read_cdf(bad, rows=(7, 9))
+
+
+def test_parts_read_at_once_equal_parts_read_alone(tmp_path: Path, themis: Path) -> None:
+    """read_cdf_parts (one open, one index) gives each part as read_cdf reads it."""
+    from oathcube.archive.themis_cdf import read_cdf_parts
+
+    synthetic = write_cdf(tmp_path, "fsmi", "2011-01-06T05:00", 40, seed=5, compress=6)
+    cases = [
+        (synthetic, [(0, 7), (7, 21), (21, 22), (22, 40), (40, 40)]),
+        (themis / REAL_CDF, [(0, 5), (5, 16), (16, 23)]),
+    ]
+    for path, parts in cases:
+        got = list(read_cdf_parts(path, parts))
+        assert len(got) == len(parts)
+        for (lo, hi), frames in zip(parts, got, strict=True):
+            np.testing.assert_array_equal(frames, read_cdf(path, rows=(lo, hi)).frames)
+    with pytest.raises(IngestError, match="rows 30:41 of 40"):
+        list(read_cdf_parts(synthetic, [(0, 7), (30, 41)]))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cdflib
@@ -37,7 +38,14 @@ from oathcube.archive.cdf_records import RecordIndex, read_records, record_index
 from oathcube.archive.orientation import cdf_to_cube
 from oathcube.errors import IngestError
 
-__all__ = ["read_cdf", "scan_cdf", "part_step", "station_from_cdf_name", "CDF_NAME_RE"]
+__all__ = [
+    "CDF_NAME_RE",
+    "part_step",
+    "read_cdf",
+    "read_cdf_parts",
+    "scan_cdf",
+    "station_from_cdf_name",
+]
 
 #: ``thg_l1_asf_<site>_<YYYYMMDDHH>_v<NN>.cdf``; the site group is the station code.
 CDF_NAME_RE = re.compile(
@@ -216,13 +224,7 @@ def _read_open(
         # The classic layout read block by block here (cdf_records), cdflib otherwise.
         in_order = bool((np.diff(time) > np.timedelta64(0, "ns")).all())
         lo, hi = rows if rows is not None and in_order else (0, time.shape[0])
-        try:
-            frames = read_records(path, index, lo, hi)
-        except (OSError, ValueError) as exc:
-            raise IngestError(
-                f"cannot read variable {image_var}: {_one_line(exc)} (truncated or corrupt file?)",
-                path=path,
-            ) from exc
+        frames = _records(path, index, image_var, lo, hi)
         time = time[lo:hi]
         if not in_order:
             time, frames = _in_time_order(time, frames, path)
@@ -246,6 +248,63 @@ def _read_open(
         if rows is not None:
             time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+def read_cdf_parts(
+    path: str | os.PathLike[str], parts: Sequence[tuple[int, int]]
+) -> Iterator[np.ndarray]:
+    """The frames of several row ranges of one file, as :func:`read_cdf` reads each.
+
+    The file is opened, its times decoded and its blocks indexed once for all parts
+    (a part read alone pays all three again: ~45-115 us a frame for 63-frame parts,
+    against ~370 us to inflate and place them).  Files that :func:`read_cdf` reads
+    whole or with cdflib are read part by part as it does.
+
+    Parameters
+    ----------
+    path
+        A THEMIS ASI L1 CDF file.
+    parts
+        ``(lo, hi)`` row ranges in time order, each within the file.
+
+    Yields
+    ------
+    numpy.ndarray
+        ``uint16`` frames ``(hi - lo, y, x)`` of each part, in the cube's orientation.
+
+    Raises
+    ------
+    IngestError
+        As :func:`read_cdf`.
+    """
+    path = Path(path)
+    cdf, names = _open(path)
+    try:
+        _, image_var = _image_variable(names, path)
+        time = _read_times(cdf, names, image_var, path)
+        index = _frame_index(cdf, image_var, path, time.shape[0])
+    finally:
+        del cdf
+    n = time.shape[0]
+    if index is None or not (np.diff(time) > np.timedelta64(0, "ns")).all():
+        for rows in parts:
+            yield read_cdf(path, rows=rows).frames
+        return
+    for lo, hi in parts:
+        if not 0 <= lo <= hi <= n:
+            raise IngestError(f"rows {lo}:{hi} of {n}", path=path)
+        yield _records(path, index, image_var, lo, hi)
+
+
+def _records(path: Path, index: RecordIndex, image_var: str, lo: int, hi: int) -> np.ndarray:
+    """Records ``lo:hi`` read block by block; a damaged block is named in one line."""
+    try:
+        return read_records(path, index, lo, hi)
+    except (OSError, ValueError) as exc:
+        raise IngestError(
+            f"cannot read variable {image_var}: {_one_line(exc)} (truncated or corrupt file?)",
+            path=path,
+        ) from exc
 
 
 def _in_time_order(time: np.ndarray, frames: np.ndarray, path: Path) -> tuple[np.ndarray, ...]:
