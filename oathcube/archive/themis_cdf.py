@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import cdflib
@@ -176,17 +177,23 @@ def part_step(path: str | os.PathLike[str], want: int) -> int:
     IngestError
         As :func:`scan_cdf`.
     """
-    path = Path(path)
-    cdf, names = _open(path)
-    try:
-        _, image_var = _image_variable(names, path)
-        time = _read_times(cdf, names, image_var, path)
+    with _image_and_times(Path(path)) as (cdf, image_var, time):
         if not _records_are_rows(cdf, image_var, time):
             return 0
         block = max(1, int(getattr(cdf.varinq(image_var), "Block_Factor", 1) or 1))
-    finally:
-        del cdf
     return block * max(1, want // block)
+
+
+@contextmanager
+def _image_and_times(path: Path) -> Iterator[tuple[cdflib.CDF, str, np.ndarray]]:
+    """The open CDF, the name of its image variable and its times, for one block."""
+    cdf, names = _open(path)
+    try:
+        _, image_var = _image_variable(names, path)
+        yield cdf, image_var, _read_times(cdf, names, image_var, path)
+    finally:
+        # cdflib keeps a file handle while the object lives: drop ours on leaving.
+        del cdf
 
 
 def _image_variable(names: list[str], path: Path) -> tuple[str, str]:
@@ -278,13 +285,9 @@ def read_cdf_parts(
         As :func:`read_cdf`.
     """
     path = Path(path)
-    cdf, names = _open(path)
-    try:
-        _, image_var = _image_variable(names, path)
-        time = _read_times(cdf, names, image_var, path)
+    with _image_and_times(path) as (cdf, image_var, time):
         index = _frame_index(cdf, image_var, path, time.shape[0])
-    finally:
-        del cdf
+    del cdf  # the file's handle: parts are read by read_records, which opens it itself
     n = time.shape[0]
     if index is None or not (np.diff(time) > np.timedelta64(0, "ns")).all():
         for rows in parts:
