@@ -178,7 +178,7 @@ def part_step(path: str | os.PathLike[str], want: int) -> int:
         As :func:`scan_cdf`.
     """
     with _image_and_times(Path(path)) as (cdf, image_var, time):
-        if not _records_are_rows(cdf, image_var, time):
+        if not (_increasing(time) and _records_are_rows(cdf, image_var, time.shape[0])):
             return 0
         block = max(1, int(getattr(cdf.varinq(image_var), "Block_Factor", 1) or 1))
     return block * max(1, want // block)
@@ -224,12 +224,12 @@ def _read_open(
     station, image_var = _image_variable(names, path)
 
     time = _read_times(cdf, names, image_var, path)
-    if rows is not None and not 0 <= rows[0] <= rows[1] <= time.shape[0]:
-        raise IngestError(f"rows {rows[0]}:{rows[1]} of {time.shape[0]}", path=path)
+    if rows is not None:
+        _check_rows(rows, time.shape[0], path)
+    in_order = _increasing(time)
     index = _frame_index(cdf, image_var, path, time.shape[0])
     if index is not None:
         # The classic layout read block by block here (cdf_records), cdflib otherwise.
-        in_order = bool((np.diff(time) > np.timedelta64(0, "ns")).all())
         lo, hi = rows if rows is not None and in_order else (0, time.shape[0])
         frames = _records(path, index, image_var, lo, hi)
         time = time[lo:hi]
@@ -237,7 +237,7 @@ def _read_open(
             time, frames = _in_time_order(time, frames, path)
             if rows is not None:
                 time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
-    elif rows is not None and _records_are_rows(cdf, image_var, time):
+    elif rows is not None and in_order and _records_are_rows(cdf, image_var, time.shape[0]):
         lo, hi = rows
         time = time[lo:hi]
         if hi == lo:
@@ -250,7 +250,7 @@ def _read_open(
         images = _get(cdf, image_var, path)
         assert images is not None  # _get raises on an empty variable unless allow_empty
         frames = _to_frame_stack(images, time.shape[0], image_var, path)
-        if not (np.diff(time) > np.timedelta64(0, "ns")).all():
+        if not in_order:
             time, frames = _in_time_order(time, frames, path)
         if rows is not None:
             time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
@@ -289,13 +289,12 @@ def read_cdf_parts(
         index = _frame_index(cdf, image_var, path, time.shape[0])
     del cdf  # the file's handle: parts are read by read_records, which opens it itself
     n = time.shape[0]
-    if index is None or not (np.diff(time) > np.timedelta64(0, "ns")).all():
+    if index is None or not _increasing(time):
         for rows in parts:
             yield read_cdf(path, rows=rows).frames
         return
     for lo, hi in parts:
-        if not 0 <= lo <= hi <= n:
-            raise IngestError(f"rows {lo}:{hi} of {n}", path=path)
+        _check_rows((lo, hi), n, path)
         yield _records(path, index, image_var, lo, hi)
 
 
@@ -332,15 +331,25 @@ def _frame_index(cdf: cdflib.CDF, image_var: str, path: Path, n: int) -> RecordI
     return index
 
 
-def _records_are_rows(cdf: cdflib.CDF, image_var: str, time: np.ndarray) -> bool:
-    """Whether record ``i`` of the image variable is the ``i``-th frame in time order."""
-    if not (np.diff(time) > np.timedelta64(0, "ns")).all():
-        return False
+def _increasing(time: np.ndarray) -> bool:
+    """Whether the times (in record order) strictly increase: records are in time order."""
+    return bool((np.diff(time) > np.timedelta64(0, "ns")).all())
+
+
+def _check_rows(rows: tuple[int, int], n: int, path: Path) -> None:
+    """Rows ``lo:hi`` of a file of ``n`` frames, or one IngestError that names them."""
+    if not 0 <= rows[0] <= rows[1] <= n:
+        raise IngestError(f"rows {rows[0]}:{rows[1]} of {n}", path=path)
+
+
+def _records_are_rows(cdf: cdflib.CDF, image_var: str, n: int) -> bool:
+    """Whether the image variable holds one 2-D frame per record, ``n`` records: with
+    times that increase (:func:`_increasing`), record ``i`` is the ``i``-th frame."""
     try:
         info = cdf.varinq(image_var)
     except Exception:
         return False  # the whole read that follows names what is wrong
-    return len(info.Dim_Sizes) == 2 and int(info.Last_Rec) + 1 == time.shape[0]
+    return len(info.Dim_Sizes) == 2 and int(info.Last_Rec) + 1 == n
 
 
 def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -> np.ndarray:
