@@ -60,6 +60,7 @@ from .cube.schema import (
     provenance,
     station_group,
 )
+from .cube.staging import StationStage
 from .cube.store import (
     Cube,
     CubeLike,
@@ -93,6 +94,9 @@ TASKS_PER_CORE = 8
 #: Frames per chunk of sharded pixels unless told: small chunks read cheaply one by one
 #: (a frame costs a 2.5 MB range request, not 20 MB), the shard makes them few objects.
 SHARDED_CHUNK_FRAMES = 64
+
+#: Root attributes of a cube that ingest creates (at its first station's landing).
+_CUBE_ATTRS: dict[str, Any] = {"title": "THEMIS ASI station archives", STATUS: COMPLETE}
 
 _TIME_UNITS = "microseconds since 1970-01-01"
 _TIME_CHUNK = 2**16
@@ -561,13 +565,21 @@ def ingest(
         if existing is not None:
             _check_against_station(existing, code, entries, prep_attrs)
 
-    # Everything is checked: from here on, the cube is written.
-    target = existing or Cube.open_or_create(
-        str(cube), title="THEMIS ASI station archives", **{STATUS: COMPLETE}
-    )
+    # Everything is checked: from here on, the cube is written.  A new cube is created
+    # only when its first station lands (StationStage.land), so that a first ingest that
+    # fails or is killed leaves no cube of uncommitted frames.
+    target = existing or Cube(target_location, "r+")
+    if not target.is_url:
+        os.makedirs(os.path.dirname(target_location), exist_ok=True)
     written: dict[str, int] = {}
     with target.writing("ingest"):
         for code, entries in by_station.items():
+            stage = StationStage(target, code)
+            if stage.committed():
+                # A killed run committed this new station but did not move it into the
+                # cube: finish that first, then check the sources against it as usual.
+                stage.land(**_CUBE_ATTRS)
+                _check_against_station(target, code, entries, prep_attrs)
             written[code] = _ingest_station(
                 target,
                 code,
@@ -609,12 +621,26 @@ def _ingest_station(
     ``layout``: frames per chunk and per shard of a new station's pixels.
     """
     group = station_group(code)
-    node = _station_node(cube, code, entries[0].shape, prep_attrs, *layout)
+    everything = [e.all_times() for e in entries]
+    stage: StationStage | None = None
+    into = cube  # where the rows are written: the cube, or a new station's stage
+    if not (cube.exists() and group in cube.root):
+        stage = StationStage(cube, code)
+        fresh = {
+            "start": 0,
+            "end": sum(int(t.size) for t in everything),
+            "sources": [e.source for e in entries],
+            "preparation": prep_attrs,
+            "layout": list(layout),
+        }
+        if stage.exists() and stage.pending() != fresh:
+            stage.discard()  # another plan's uncommitted frames: not this run's to resume
+        into = stage.open()
+    node = _station_node(into, code, entries[0].shape, prep_attrs, *layout)
     pending = node.attrs.get(PENDING)
     committed = committed_rows(node)
     last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
     after = last[0] if last.size else None
-    everything = [e.all_times() for e in entries]
     news = [t if after is None else t[t > after] for t in everything]
     end = committed + sum(int(t.size) for t in news)
     plan: Any = {
@@ -622,12 +648,13 @@ def _ingest_station(
         "end": end,
         "sources": [e.source for e in entries],
         "preparation": prep_attrs,
+        "layout": list(layout),
     }
     resuming = pending == plan
     if not resuming:
         repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
     if end == committed:
-        return 0
+        return 0  # (a new station always has frames: the scan found them)
     chunk = rows_per_object(array_at(node, "pixels"))
     if not resuming:
         node.attrs[PENDING] = plan
@@ -637,7 +664,7 @@ def _ingest_station(
         kill_point("ingest.planned")
     tasks = _plan_tasks(group, committed, chunk, entries, news)
     if resuming:  # chunks a killed run wrote are whole in the store: keep them
-        stored = cube.stored_chunks(f"{group}/pixels")
+        stored = into.stored_chunks(f"{group}/pixels")
         tasks = [
             t
             for t in tasks
@@ -646,14 +673,25 @@ def _ingest_station(
         ]
     import dask
 
-    run_tasks(
-        [dask.delayed(_write_task)(cube, t, prep, after, times_csv, station) for t in tasks],
-        scheduler,
-        progress=progress,
-        label=f"{code}: {end - committed} new frames in {len(tasks)} tasks",
-        total=sum(t.new_rows for t in tasks),
-        unit="frame",
-    )
+    try:
+        run_tasks(
+            [dask.delayed(_write_task)(into, t, prep, after, times_csv, station) for t in tasks],
+            scheduler,
+            progress=progress,
+            label=f"{code}: {end - committed} new frames in {len(tasks)} tasks",
+            total=sum(t.new_rows for t in tasks),
+            unit="frame",
+        )
+    except BaseException:
+        if stage is not None:  # say where the uncommitted frames are, and that they are not data
+            log.warning(
+                "%s: not in the cube; its uncommitted frames are kept at %s for a rerun of "
+                "this command to resume (any other ingest of %s drops them)",
+                code,
+                stage.location,
+                code,
+            )
+        raise
     node.attrs.update(
         {
             COMMITTED_ROWS: end,
@@ -662,6 +700,8 @@ def _ingest_station(
         }
     )
     kill_point("ingest.committed")
+    if stage is not None:
+        stage.land(**_CUBE_ATTRS)
     return end - committed
 
 

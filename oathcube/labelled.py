@@ -2,7 +2,7 @@
 
 ``oathcube build``: an :class:`~oathcube.archive.oath.OathArchive` (folder or
 ``.tgz``) becomes the root group of a new cube, published only when complete
-(:func:`~oathcube.cube.store.staging`), optionally with features computed as part
+(:func:`~oathcube.cube.staging.staging`), optionally with features computed as part
 of the build.  This is the one module that knows both the OATH layout and the
 cube; :mod:`oathcube.cube` knows no archive format.
 """
@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from .archive.oath import OathArchive, read_oath
 from .cube.commit import BUILDING, COMPLETE, STATUS
 from .cube.schema import PIXEL_COMPRESSORS, TIME_ENCODING, images_per_chunk, provenance
-from .cube.store import Cube, normalise_location, refuse_nesting, staging
+from .cube.staging import staging
+from .cube.store import Cube, normalise_location, refuse_nesting
 from .cube.write import write_region
 from .errors import OptionError
 from .faults import kill_point

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
 
 from .errors import OptionError
 
-__all__ = ["parse_time", "check_freq", "rows_between"]
+__all__ = ["parse_time", "check_freq", "rows_between", "EARLIEST", "LATEST"]
+
+#: The range of times every command accepts: what ``datetime64[ns]`` (the cube's time
+#: type, and pandas') holds, 1677-09-21 to 2262-04-11.  A time outside it would wrap
+#: around into another century when cast to nanoseconds (2300-01-01 became 1715).
+EARLIEST = np.datetime64(pd.Timestamp.min.ceil("s").to_datetime64(), "ns")
+LATEST = np.datetime64(pd.Timestamp.max.floor("s").to_datetime64(), "ns")
 
 
+@overload
+def parse_time(value: None, option: str) -> None: ...
+@overload
+def parse_time(value: Any, option: str) -> np.datetime64: ...
 def parse_time(value: Any, option: str) -> np.datetime64 | None:
     """``value`` as a UTC ``datetime64[ns]`` (None stays None).
 
@@ -26,7 +36,7 @@ def parse_time(value: Any, option: str) -> np.datetime64 | None:
     Raises
     ------
     OptionError
-        ``value`` is not a time.
+        ``value`` is not a time, or lies outside :data:`EARLIEST` .. :data:`LATEST`.
     """
     if value is None:
         return None
@@ -42,7 +52,15 @@ def parse_time(value: Any, option: str) -> np.datetime64 | None:
         )
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return np.datetime64(stamp.to_datetime64(), "ns")
+    # pandas keeps years beyond 1677-2262 at a coarser unit; compare before casting to ns.
+    raw = stamp.to_datetime64()
+    if not (EARLIEST.astype(raw.dtype) <= raw <= LATEST.astype(raw.dtype)):
+        raise OptionError(
+            f"{value!r} lies outside the times oathcube can hold",
+            path=option,
+            expected=f"a UTC time from {str(EARLIEST)[:10]} to {str(LATEST)[:10]}",
+        )
+    return np.datetime64(raw, "ns")
 
 
 def check_freq(freq: str) -> str:

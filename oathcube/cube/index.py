@@ -16,21 +16,22 @@ import pandas as pd
 import xarray as xr
 from xarray.core.indexing import IndexSelResult
 
+from ..times import parse_time
+
 __all__ = ["StationTimeIndex"]
 
 
 def _time_bounds(value: Any) -> tuple[np.datetime64, np.datetime64]:
     """Inclusive bounds of a time label; a string covers its whole resolution like pandas."""
+    # The one checked parser first: a year beyond datetime64[ns] must not wrap around.
+    stamp = parse_time(value, "time")
     if isinstance(value, str):
         try:
             period = pd.Period(value)
-            return (
-                np.datetime64(period.start_time.to_datetime64(), "ns"),
-                np.datetime64(period.end_time.to_datetime64(), "ns"),
-            )
-        except ValueError:
-            pass
-    stamp = np.datetime64(pd.Timestamp(value).to_datetime64(), "ns")
+            end = parse_time(period.end_time, "time")
+        except (ValueError, OverflowError):
+            return stamp, stamp
+        return parse_time(period.start_time, "time"), end
     return stamp, stamp
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +29,6 @@ import zarr
 import zarr.errors
 
 from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
-from ..faults import kill_point
 from .commit import COMPLETE, STATUS, repair_rows
 from .index import StationTimeIndex
 from .nodes import array_at, group_at, read_rows
@@ -47,7 +44,6 @@ __all__ = [
     "is_url",
     "open_cube",
     "open_station",
-    "staging",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,10 +234,31 @@ class Cube:
             return cls.open(where, "r+")
         except CubeNotFoundError:
             pass
-        location = check_new_location(where)
-        root = zarr.open_group(location, mode="w-", zarr_format=3)
-        root.attrs.update(provenance(**attrs))
-        return cls(location, "r+", root)
+        cube = cls(check_new_location(where), "r+")
+        cube.ensure(**attrs)
+        return cube
+
+    def exists(self) -> bool:
+        """Whether a cube is at this location yet (a writer may create it later)."""
+        try:
+            self.root  # noqa: B018 -- opening is the test
+        except CubeNotFoundError:
+            return False
+        return True
+
+    def ensure(self, **attrs: Any) -> zarr.Group:
+        """The root group; where there is no cube yet, a new empty one with ``attrs``.
+
+        Writers call this at their first commit (a station landing), so that a new
+        cube appears only once it holds something committed.
+        """
+        if self.exists():
+            return self.root
+        self.require_writable()
+        check_new_location(self.location)
+        self._root = zarr.open_group(self.location, mode="w-", zarr_format=3)
+        self._root.attrs.update(provenance(**attrs))
+        return self._root
 
     @property
     def root(self) -> zarr.Group:
@@ -655,142 +672,3 @@ def open_cube(cube: CubeLike, *, chunks: Any = None) -> xr.Dataset:
 def open_station(cube: CubeLike, station: str) -> xr.Dataset:
     """Open one station archive (``stations/<code>``) with its monotonic ``time`` index."""
     return Cube.open(cube).station(station)
-
-
-def _sibling(location: str, tag: str) -> str:
-    """A hidden sibling of ``location`` (a path or URL): ``.NAME.<tag>-<random>``."""
-    parent, _, name = location.rstrip("/").rpartition("/")
-    return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:8]}"
-
-
-def _check_target(location: str, overwrite: bool) -> None:
-    """Refuse a build target that exists (without overwrite) or is not a cube (ever)."""
-    if is_url(location):
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(location)
-        exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
-    else:
-        target = Path(location)
-        _refuse_files_on(target, "a path whose parents are folders", itself=False)
-        exists, is_cube = target.exists(), (target / "zarr.json").exists()
-    if exists and not overwrite:
-        raise CubeExistsError(
-            "cube already exists" if is_cube else "something that is not a cube is here",
-            path=location,
-            expected="--overwrite to replace it" if is_cube else "a new path",
-        )
-    if exists and not is_cube:
-        raise CubeExistsError(
-            "is not a cube, and --overwrite replaces only cubes",
-            path=location,
-            expected="a new path, or an existing cube to replace",
-        )
-
-
-@contextmanager
-def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
-    """Yield a new, empty, writable Cube; publish it at ``where`` when the block succeeds.
-
-    The new cube is written into a hidden sibling, ``.NAME.building-XXXXXXXX``, so
-    that nothing at ``where`` changes until it is whole.  Then:
-
-    * locally it is renamed into place (atomic on one file system); without
-      ``overwrite`` the rename itself refuses a cube that another writer
-      published meanwhile, so of two racing builds one wins and the other fails,
-      keeping its result at the sibling and naming it;
-    * at URLs (object stores have no rename) the old cube, with ``overwrite``,
-      is deleted only now, and the sibling is copied into place with the root
-      ``zarr.json`` last, so a reader sees either no cube or a whole one; a crash
-      during the copy leaves the whole new cube at the sibling, which the log
-      names when the build starts.
-
-    A build that fails (an exception, an interrupt) removes its sibling.
-
-    Raises
-    ------
-    CubeExistsError
-        Something is at ``where`` and ``overwrite`` is false, or it is not a cube.
-    OptionError
-        ``where`` lies below a regular file.
-    """
-    location = normalise_location(where)
-    _check_target(location, overwrite)
-    tmp = _sibling(location, "building")
-    if not is_url(location):
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
-    # At URLs a crash while copying into place leaves the whole cube at the sibling: say where.
-    (log.info if is_url(location) else log.debug)(
-        "building at %s, published at %s when complete", tmp, location
-    )
-    try:
-        cube = Cube(tmp, "r+", zarr.open_group(tmp, mode="w-", zarr_format=3))
-        cube.building = True
-        yield cube
-        kill_point("build.before_publish")
-    except BaseException:
-        _remove(tmp)
-        raise
-    if is_url(location):
-        _publish_url(tmp, location, overwrite)
-    else:
-        _publish_local(Path(tmp), Path(location), overwrite)
-
-
-def _remove(location: str) -> None:
-    """Delete a staging sibling that this run created."""
-    if is_url(location):
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(location)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-    else:
-        shutil.rmtree(location, ignore_errors=True)
-
-
-def _publish_local(tmp: Path, target: Path, overwrite: bool) -> None:
-    if overwrite and target.exists():
-        if not (target / "zarr.json").exists():
-            raise CubeExistsError(
-                "is no longer a cube: not replaced",
-                path=str(target),
-                expected=f"a cube; this build's cube is kept at {tmp}",
-            )
-        trash = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:8]}"
-        target.rename(trash)
-        tmp.rename(target)
-        shutil.rmtree(trash, ignore_errors=True)
-        return
-    try:
-        # rename(2) replaces only a missing or empty folder: a cube that another
-        # build published meanwhile makes it fail, and that build keeps its cube.
-        os.rename(tmp, target)
-    except OSError:
-        raise CubeExistsError(
-            "another writer published a cube here while this build ran",
-            path=str(target),
-            expected=f"one writer per target; this build's cube is kept at {tmp}",
-        ) from None
-
-
-def _publish_url(tmp: str, location: str, overwrite: bool) -> None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location)
-    _, tmp_path = fsspec.core.url_to_fs(tmp)
-    if fs.exists(path):
-        if not overwrite:
-            raise CubeExistsError(
-                "another writer published a cube here while this build ran",
-                path=location,
-                expected=f"one writer per target; this build's cube is kept at {tmp}",
-            )
-        fs.rm(path, recursive=True)  # the new cube is whole at tmp: only now
-    root = f"{tmp_path}/zarr.json"
-    files = sorted(f for f in fs.find(tmp_path) if f != root)
-    for name in files:
-        fs.copy(name, path + name[len(tmp_path) :])
-    kill_point("build.url_copied")
-    fs.copy(root, f"{path}/zarr.json")  # last: the cube exists for readers from here on
-    fs.rm(tmp_path, recursive=True)
