@@ -8,7 +8,11 @@ commands run on a local cube.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -137,3 +141,78 @@ def test_features_on_s3_resume_after_an_interruption(
     compute_features(url, "handcrafted", rows=(0, 40), progress=False)  # stopped early
     compute_features(url, "handcrafted", progress=False)  # the rest
     _assert_same(url, local)
+
+
+# ------------------------------------------------- an object store that cannot be used
+# Issue 20, case 9: each is one line naming the URL and what to set, never a botocore
+# traceback; case 7: a memory:// cube would die with the command that wrote it.
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oathcube.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _aws_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # No credentials from files or an instance's metadata service either.
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    env.update(extra)
+    return env
+
+
+def _one_line(out: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("oathcube: error: s3://"), line
+    for word in words:
+        assert word in line, line
+
+
+def test_s3_without_credentials_is_one_line(s3_env: dict[str, str]) -> None:
+    env = _aws_env(AWS_ENDPOINT_URL=s3_env["AWS_ENDPOINT_URL"])
+    _one_line(_cli("info", "s3://cubes/x.zarr", env=env), "no credentials", "AWS_ACCESS_KEY_ID")
+
+
+def test_s3_endpoint_with_nothing_listening_is_one_line() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _aws_env(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    _one_line(_cli("info", "s3://cubes/x.zarr", env=env), "cannot reach", f"127.0.0.1:{port}")
+
+
+def test_s3_missing_bucket_is_one_line_and_nothing_is_written(
+    s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    write_cdf(tmp_path, "fsmi", "2011-01-06T05:00:00", 4, size=32, seed=1)
+    env = {**os.environ, **s3_env}
+    cdf = str(next(tmp_path.glob("*.cdf")))
+    out = _cli("ingest", cdf, "-o", "s3://nobucket/x.zarr", env=env)
+    _one_line(out, "bucket 'nobucket' does not exist")
+    _one_line(_cli("info", "s3://nobucket/x.zarr", env=env), "does not exist")
+    import s3fs
+
+    assert not s3fs.S3FileSystem().exists("nobucket")
+
+
+def test_a_memory_cube_is_refused_by_the_command_line(tmp_path: Path, runner) -> None:
+    write_cdf(tmp_path, "fsmi", "2011-01-06T05:00:00", 4, size=32, seed=1)
+    out = runner.invoke(app, ["ingest", str(next(tmp_path.glob("*.cdf"))), "-o", "memory://m.zarr"])
+    assert out.exit_code == 1
+    assert "memory://m.zarr lives only as long as this command" in out.output

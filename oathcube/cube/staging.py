@@ -35,7 +35,7 @@ from ..errors import CubeError, CubeExistsError
 from ..faults import kill_point
 from .commit import BUILDING, PENDING, STATUS, committed_rows, repair_rows
 from .schema import STATION_GROUP, provenance, station_group
-from .store import Cube, _refuse_files_on, is_url, normalise_location
+from .store import Cube, _refuse_files_on, is_url, normalise_location, probe_store
 
 __all__ = ["staging", "StationStage", "STAGE_TAG"]
 
@@ -175,6 +175,7 @@ def _check_target(location: str, overwrite: bool) -> None:
     if is_url(location):
         import fsspec
 
+        probe_store(location)
         fs, path = fsspec.core.url_to_fs(location)
         exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
     else:

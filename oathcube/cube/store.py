@@ -42,6 +42,7 @@ __all__ = [
     "check_new_location",
     "refuse_nesting",
     "is_url",
+    "probe_store",
     "open_cube",
     "open_station",
 ]
@@ -84,6 +85,71 @@ def normalise_location(where: str | os.PathLike[str]) -> str:
     if is_url(text):
         return text.rstrip("/")
     return os.path.abspath(os.path.expanduser(text))
+
+
+#: fsspec protocols whose first path component is a bucket (or container).
+_BUCKETED = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+
+
+def probe_store(location: str) -> None:
+    """Reach the object store of a URL ``location`` once, and say in one line what is wrong.
+
+    Missing credentials, an endpoint where nothing listens, a bucket that does not
+    exist or one the credentials may not read surface here, before anything is read
+    or written, as a :class:`CubeError` that names the URL and what to set, instead
+    of a botocore traceback (or an asyncio error) from deep inside a write.  Local
+    paths and ``memory://`` need no probe.
+
+    Raises
+    ------
+    CubeError
+        The store cannot be reached or its bucket is missing.
+    """
+    if not is_url(location):
+        return
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(location)
+    except (ImportError, ValueError) as err:  # an unknown protocol, or its package missing
+        raise OptionError(
+            f"cannot open {location} ({type(err).__name__}: {err})",
+            expected="a path, or a URL whose fsspec protocol is installed (s3://, gs://, ...)",
+        ) from None
+    protocol = location.split("://", 1)[0]
+    if protocol not in _BUCKETED:
+        return
+    bucket = path.split("/", 1)[0]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    try:
+        fs.info(bucket)
+    except FileNotFoundError:
+        raise CubeError(
+            f"bucket {bucket!r} does not exist" + (f" at {endpoint}" if endpoint else ""),
+            path=location,
+            expected="an existing bucket (oathcube creates cubes, not buckets)",
+        ) from None
+    except PermissionError:
+        raise CubeError(
+            f"access to bucket {bucket!r} denied",
+            path=location,
+            expected="credentials that may list and write the bucket",
+        ) from None
+    except Exception as err:  # botocore's errors, without importing botocore
+        name = type(err).__name__
+        if "Credential" in name:
+            raise CubeError(
+                "no credentials for the object store",
+                path=location,
+                expected="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) set",
+            ) from None
+        first = (str(err).splitlines() or [""])[0]
+        raise CubeError(
+            f"cannot reach the object store ({name}: {first})",
+            path=location,
+            expected=f"a running endpoint: check AWS_ENDPOINT_URL ({endpoint or 'not set'}) "
+            "and the network",
+        ) from None
 
 
 def _refuse_files_on(path: Path, expected: str, *, itself: bool) -> None:
@@ -139,6 +205,7 @@ def check_new_location(where: str | os.PathLike[str]) -> str:
     """
     location = normalise_location(where)
     if is_url(location):
+        probe_store(location)
         return location
     path = Path(location)
     _refuse_files_on(path, "a cube, or a path where a new one can be created", itself=True)
@@ -277,6 +344,7 @@ class Cube:
         self._root = None
 
     def _open_root(self) -> zarr.Group:
+        probe_store(self.location)
         if not self.is_url and Path(self.location).is_file():
             raise CubeNotFoundError(
                 "is a file, not a cube", path=self.location, expected="a cube folder"
