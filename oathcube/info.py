@@ -1,4 +1,9 @@
-"""``oathcube info``: what a cube holds, for people who would rather not open it."""
+"""``oathcube info``: what a cube holds, for people who would rather not open it.
+
+Labels and pixels are read through :func:`~oathcube.cube.nodes.read_checked`: a
+chunk missing from the store (it would read as class 0 and black images) or one
+that cannot be decoded is an error naming the chunk.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .cube.nodes import read_checked
 from .cube.store import Cube, CubeLike
 from .labels import CLASS6_NAMES
 
@@ -46,10 +52,13 @@ def describe(cube: CubeLike) -> str:
     if size is not None:
         out.append(f"  size on disk: {_human(size)}")
     if "class6" in ds:
+        labels = read_checked(
+            cube.array("class6"), slice(0, ds.sizes["image"]), where=cube.location
+        )
         table = pd.DataFrame(
             {
                 "station": ds["station"].values.astype(str),
-                "class": np.array(CLASS6_NAMES)[ds["class6"].values.astype(int)],
+                "class": np.array(CLASS6_NAMES)[labels.astype(int)],
             }
         )
         out.append(f"\n{ds.sizes['image']} labelled images; per class:")
@@ -84,11 +93,23 @@ def describe(cube: CubeLike) -> str:
 
 
 def montage_images(cube: CubeLike, per_class: int = 6) -> dict[str, list[np.ndarray]]:
-    """Up to ``per_class`` example images of each class (the first of each in the cube)."""
-    ds = Cube.open(cube).labelled()
-    labels = ds["class6"].values
+    """Up to ``per_class`` example images of each class (the first of each in the cube).
+
+    Raises
+    ------
+    CubeError
+        A chunk of the labels or of the picked images is missing or damaged: named,
+        rather than drawn as black images.
+    """
+    opened = Cube.open(cube)
+    labels = read_checked(opened.array("class6"), where=opened.location)
+    pixels = opened.array("pixels")
     examples: dict[str, list[np.ndarray]] = {}
     for k, name in enumerate(CLASS6_NAMES):
         picks = np.flatnonzero(labels == k)[:per_class]
-        examples[name] = [np.asarray(img) for img in ds["pixels"].isel(image=picks).values]
+        # Only the chunks that hold the picked images are looked up and read.
+        if picks.size:
+            examples[name] = list(read_checked(pixels, picks, where=opened.location))
+        else:
+            examples[name] = []
     return examples

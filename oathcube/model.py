@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .cube.commit import BUILDING, COMPLETE, STATUS
+from .cube.nodes import read_checked
 from .cube.schema import model_group, provenance
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError, OptionError
@@ -123,7 +124,7 @@ def feature_matrix(
         ``published`` or an extractor name.
     cube
         The Cube ``ds`` came from: the matrix is then read from its store, and a
-        damaged chunk is named in the error.
+        damaged chunk (or a missing one of the published features) is named in the error.
 
     Raises
     ------
@@ -132,7 +133,13 @@ def feature_matrix(
         a damaged chunk.
     """
     var = _features_variable(ds, features)
-    raw = cube.read(var) if cube is not None else ds[var].values
+    # build writes every chunk of the published features: one missing is damage. A
+    # computed chunk not in the store is one not computed yet (NaN), refused below.
+    raw = (
+        ds[var].values
+        if cube is None
+        else read_checked(cube.array(var), where=cube.location, whole=var == "features_published")
+    )
     values = np.asarray(raw, dtype=np.float32)
     missing = ~np.isfinite(values).all(axis=1)
     if missing.any():
@@ -164,20 +171,27 @@ def check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def _target(ds: xr.Dataset, target: str) -> tuple[np.ndarray, list[str]]:
-    check_target(target)
-    return np.asarray(ds[target].values).astype(np.int64), list(class_names(target))
+def _labels(ds: xr.Dataset, name: str, cube: Cube | None) -> np.ndarray:
+    """Labels or the split as int64, read through the chunk check when the cube is known.
 
-
-def _check_inputs(cube: Cube, var: str, target: str) -> None:
-    """Nothing is scored or trained on a chunk missing from the store (it reads as zeros).
-
-    Computed features are left to :func:`feature_matrix`: a chunk of those that is
-    not in the store is one not computed yet (NaN), which a rerun of the features fills.
+    Nothing is scored or trained on a chunk missing from the store (it would read as
+    class 0 or image 0) or one cut short (a codec traceback otherwise).
     """
-    for name in (target, "split", "features_published" if var == "features_published" else ""):
-        if name and name in cube.root:
-            cube.check_chunks(name)
+    if name not in ds:
+        raise CubeError(
+            f"the cube has no {name!r}",
+            path=None if cube is None else cube.location,
+            expected="a cube built from an OATH archive (oathcube build)",
+        )
+    if cube is None:
+        return np.asarray(ds[name].values).astype(np.int64)
+    rows = tuple(slice(0, n) for n in ds[name].shape)
+    return read_checked(cube.array(name), rows, where=cube.location).astype(np.int64)
+
+
+def _target(ds: xr.Dataset, target: str, cube: Cube | None) -> tuple[np.ndarray, list[str]]:
+    check_target(target)
+    return _labels(ds, target, cube), list(class_names(target))
 
 
 def _ridge(alpha: float) -> Any:
@@ -218,11 +232,11 @@ def evaluate(
     check_target(target)
     alpha = check_alpha(alpha)
     ds, opened = _labelled(cube)
-    if opened is not None:
-        _check_inputs(opened, _features_variable(ds, features), target)
+    # Labels and the split first: they are small, and a damaged one stops before the
+    # features are read.
+    y, names = _target(ds, target, opened)
+    split = _labels(ds, "split", opened)
     X, var = feature_matrix(ds, features, opened)
-    y, names = _target(ds, target)
-    split = np.asarray(ds["split"].values).astype(np.int64)
     n = len(y)
     ntrain = round(TRAIN_FRACTION * n)
     if ntrain < 2 or n - ntrain < 1:
@@ -301,9 +315,9 @@ def train(
     alpha = check_alpha(alpha)
     cube = Cube.open(cube, "r+")
     ds = cube.labelled()
-    _check_inputs(cube, _features_variable(ds, features), target)
+    _features_variable(ds, features)  # an unknown name is refused before anything is read
+    y, names = _target(ds, target, cube)
     X, var = feature_matrix(ds, features, cube)
-    y, names = _target(ds, target)
     if np.unique(y).size < 2:
         raise CubeError(
             f"every labelled image is of one {target} class",

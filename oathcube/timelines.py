@@ -1,4 +1,9 @@
-"""Class occurrence per time bin at one station: the time series of a model's classes."""
+"""Class occurrence per time bin at one station: the time series of a model's classes.
+
+The station's arrays are read through the chunk check of the views
+(:func:`oathcube.views._common.checked`): a damaged chunk of predictions or of the
+frames shown beside the plot is named, not read as "unclassified" or a black frame.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from .cube.schema import prediction_names, station_group
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError
 from .times import check_freq, parse_time
+from .views._common import checked
 
 __all__ = ["timeline", "sample_frames", "station_series"]
 
@@ -19,8 +25,8 @@ __all__ = ["timeline", "sample_frames", "station_series"]
 def station_series(cube: Cube, station: str) -> xr.Dataset:
     """A station's frames along ``time``: its station group, else its labelled images."""
     if station in cube.stations():
-        return cube.station(station)
-    labelled = cube.labelled()
+        return checked(cube.station(station), cube, station_group(station))
+    labelled = checked(cube.labelled(), cube, None)
     if "station" not in labelled.coords or station not in set(labelled.station.values):
         raise CubeError(
             f"no frames of station {station!r}",

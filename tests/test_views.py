@@ -14,6 +14,7 @@ from pathlib import Path
 import imageio.v2 as iio2
 import imageio.v3 as iio
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
@@ -237,6 +238,56 @@ def test_night_statistics(cube: Path, tmp_path: Path) -> None:
     assert text[0].startswith("station,night,n_frames") and len(text) == 3
     assert _png_shape(write_nights(stats, tmp_path / "n.png"))[0] > 200
     write_nights(stats, tmp_path / "n.nc")
+
+
+def _unclassify(cube: Path, rows: slice, model: str = "fake6") -> None:
+    """Mark ``rows`` as classify leaves frames it was not asked to classify (-1, NaN)."""
+    opened = Cube.open(cube, "r+")
+    node = opened.group("stations/fsmi")
+    pred, score, _ = prediction_names(model)
+    node[pred][rows] = -1
+    node[score][rows] = np.nan
+    opened.publish()
+
+
+def test_nights_of_a_partly_classified_station(cube: Path, tmp_path: Path, runner) -> None:
+    """Issue 20 case 4: every night listed, frames and classified frames both counted.
+
+    Before, ``nights`` counted only classified frames as ``n_frames`` (5, not 10, for the
+    first night), gave their span as the night's hours, and left out the second night,
+    which has no classified frame.
+    """
+    _unclassify(cube, slice(5, 10))  # the first night: 5 of its 10 frames classified
+    _unclassify(cube, slice(10, 15))  # the second night: none
+    result = runner.invoke(app, ["nights", str(cube), "--out", str(tmp_path / "n.csv")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "n.csv")
+    assert list(table["night"]) == ["2011-01-05", "2011-01-06"]
+    first, second = table.iloc[0], table.iloc[1]
+    assert (first["n_frames"], first["n_classified"]) == (10, 5)
+    assert (second["n_frames"], second["n_classified"]) == (5, 0)
+    # Frames times the 3 s cadence: what exists, and what the model has seen.
+    assert first["hours"] == pytest.approx(10 * 3 / 3600, rel=1e-4)
+    assert first["classified_hours"] == pytest.approx(5 * 3 / 3600, rel=1e-4)
+    assert second["classified_hours"] == 0
+    part = CLASSES[:5]  # the fractions describe the classified frames only
+    hidden = sum(c in (3, 4) for c in part)
+    assert first["clear_fraction"] == pytest.approx((5 - hidden) / 5)
+    assert np.isnan(second[["clear_fraction", "aurora_occurrence"]].astype(float)).all()
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: fsmi night 2011-01-05: only partly classified, 5 of 10 frames (15 s of 30 s): "
+        "its fractions describe those frames only",
+        "note: fsmi night 2011-01-06: not classified (5 frames, 15 s): no fractions; "
+        "run `oathcube classify --station fsmi` for it",
+    ]
+    # The table printed without --out says the same.
+    shown = runner.invoke(app, ["nights", str(cube)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    rows = [line.split() for line in lines if "2011-01-0" in line and not line.startswith("note")]
+    assert [r[-9:-7] for r in rows] == [["10", "5"], ["5", "0"]], shown.output
+    assert "only partly classified" in shown.output and "not classified" in shown.output
 
 
 # --------------------------------------------------------------------------- command line

@@ -9,6 +9,12 @@ occurrence:
   nor moonlit (NaN when there are none);
 * ``cloudy_fraction``, ``moon_fraction``: their share of the classified frames.
 
+Every night with frames is listed, classified or not: ``n_frames`` counts the frames
+the cube holds, ``n_classified`` those the model has classified, and ``hours`` and
+``classified_hours`` what each covers (frames times the station's cadence).  The
+fractions describe the classified frames only; a night without one has NaN fractions,
+and :func:`coverage_notes` says which nights are partly classified or not at all.
+
 A night is labelled by the local date on which it starts: frames are grouped by the
 date of (local solar time - 12 h), local solar time being UTC + longitude / 15 h, so a
 whole night, evening to morning, falls on one label.  The longitude comes from the
@@ -36,6 +42,7 @@ from ..plots import new_figure, save_figure
 from ..sites import STATION_LONGITUDES
 from ..skymaps import station_skymaps
 from ._common import (
+    cadence,
     classes_of,
     station_range,
 )
@@ -44,6 +51,7 @@ __all__ = [
     "night_statistics",
     "plot_nights",
     "write_nights",
+    "coverage_notes",
     "STATION_LONGITUDES",
     "NIGHT_SUFFIXES",
 ]
@@ -92,15 +100,21 @@ def night_statistics(
     -------
     xarray.Dataset
         Dimensions ``station`` and ``night`` (the local date a night starts on);
-        ``n_frames``, ``n_classified``, ``hours`` (first to last frame),
-        ``clear_fraction``, ``cloudy_fraction``, ``moon_fraction``,
-        ``aurora_occurrence`` and ``n_sky`` (frames that show the sky); NaN or 0
-        where a station has no frames that night.
+        ``n_frames`` (frames in the cube), ``n_classified`` (frames the model
+        classified), ``hours`` and ``classified_hours`` (what each covers: frames
+        times the station's cadence), ``clear_fraction``, ``cloudy_fraction``,
+        ``moon_fraction``, ``aurora_occurrence`` and ``n_sky`` (classified frames
+        that show the sky).  Every night with frames is there: one with no
+        classified frame has ``n_classified`` 0 and NaN fractions.  ``hours`` is NaN
+        and the counts 0 where a station has no frames that night.
 
     Raises
     ------
+    CubeError
+        No station has frames, or none has predictions (run ``oathcube classify``).
     ModelError
-        A station has no predictions (run ``oathcube classify`` first).
+        ``model`` names no predictions, or several models classified a station and
+        ``model`` is None.
     """
     opened = Cube.open(cube)
     stations = [station] if station else opened.stations()
@@ -112,15 +126,14 @@ def night_statistics(
         ds = opened.station(code)
         if "pixels" not in ds or ds.sizes.get("time", 0) == 0:
             continue
+        # The cadence of the whole station: a night's classified stretch may be short.
+        step_h = float(cadence(ds["time"].values) / np.timedelta64(1, "h"))
         ds, _, _ = station_range(opened, code, start, end)
-        classes = classes_of(ds, opened, model)
-        if classes.model is None:
-            raise CubeError(
-                f"station {code!r} has no predictions",
-                path=opened.location,
-                expected="`oathcube classify` first",
-            )
-        used.add(classes.model)
+        predicted = any(str(v).startswith("predicted_") for v in ds.data_vars)
+        # A station that no model has classified yet still has nights: listed, unclassified.
+        classes = classes_of(ds, opened, model if predicted else None)
+        if classes.model is not None:
+            used.add(classes.model)
         times = ds["time"].values
         lon = _longitude(opened, code)
         local = times + np.timedelta64(int(round(lon / 15.0 * 3600e9)), "ns")
@@ -131,7 +144,7 @@ def night_statistics(
                 {
                     "station": code,
                     "night": night,
-                    "time": times,
+                    "step_h": step_h,
                     "classified": classes.classified(),
                     "cloudy": classes.names == "cloudy",
                     "moon": classes.names == "moon",
@@ -145,38 +158,46 @@ def night_statistics(
         raise CubeError(
             "no station has frames", path=opened.location, expected="`oathcube ingest` first"
         )
-    table = pd.concat(frames, ignore_index=True)
-    table = table[table["classified"]]
-    if table.empty:
+    if not used:
         raise CubeError(
-            "no classified frames in that range",
+            f"station {station!r} has no predictions" if station else "no station has predictions",
             path=opened.location,
-            expected="`oathcube classify`",
+            expected="`oathcube classify` first",
         )
+    table = pd.concat(frames, ignore_index=True)
+    # Every frame counts towards n_frames; only classified ones towards the fractions.
     grouped = table.groupby(["station", "night"])
+    mine = table[table["classified"]].groupby(["station", "night"])
+    n_frames = grouped.size()
     out = pd.DataFrame(
         {
-            "n_frames": grouped.size(),
+            "n_frames": n_frames,
+            "step_h": grouped["step_h"].first(),
             "n_classified": grouped["classified"].sum(),
-            "hours": grouped["time"].agg(lambda t: (t.max() - t.min()) / pd.Timedelta(1, "h")),
-            "cloudy": grouped["cloudy"].sum(),
-            "moon": grouped["moon"].sum(),
-            "hidden": grouped["hidden"].sum(),
-            "aurora": grouped["aurora"].sum(),
-            "six": grouped["six"].all(),
-        }
+            "cloudy": mine["cloudy"].sum(),
+            "moon": mine["moon"].sum(),
+            "hidden": mine["hidden"].sum(),
+            "aurora": mine["aurora"].sum(),
+            "six": mine["six"].all(),
+        },
+        index=n_frames.index,
     )
-    n = out["n_classified"].astype(float)
+    for name in ("cloudy", "moon", "hidden", "aurora"):
+        out[name] = out[name].fillna(0)
+    six = out["six"].fillna(False).astype(bool)
+    # A night without one classified frame has NaN fractions, never 0 (nothing was seen).
+    n = out["n_classified"].astype(float).where(out["n_classified"] > 0)
     n_sky = (out["n_classified"] - out["hidden"]).astype(float)
     result = pd.DataFrame(
         {
             "n_frames": out["n_frames"].astype(np.int64),
             "n_classified": out["n_classified"].astype(np.int64),
             "n_sky": n_sky.astype(np.int64),
-            "hours": out["hours"].astype(np.float32),
-            "clear_fraction": np.where(out["six"], n_sky / n, np.nan).astype(np.float32),
-            "cloudy_fraction": np.where(out["six"], out["cloudy"] / n, np.nan).astype(np.float32),
-            "moon_fraction": np.where(out["six"], out["moon"] / n, np.nan).astype(np.float32),
+            "hours": (out["n_frames"] * out["step_h"]).astype(np.float32),
+            "classified_hours": (out["n_classified"] * out["step_h"]).astype(np.float32),
+            "clear_fraction": np.where(six, n_sky / n, np.nan).astype(np.float32),
+            "cloudy_fraction": np.where(six, out["cloudy"] / n, np.nan).astype(np.float32),
+            "moon_fraction": np.where(six, out["moon"] / n, np.nan).astype(np.float32),
             "aurora_occurrence": (out["aurora"] / n_sky.where(n_sky > 0)).astype(np.float32),
         },
         index=out.index,
@@ -185,6 +206,12 @@ def night_statistics(
     ds["night"] = ds["night"].astype("datetime64[ns]")
     for name in ("n_frames", "n_classified", "n_sky"):
         ds[name] = ds[name].fillna(0).astype(np.int64)
+    ds["n_frames"].attrs["long_name"] = "frames in the cube"
+    ds["n_classified"].attrs["long_name"] = "frames the model has classified"
+    ds["hours"].attrs.update(long_name="hours of frames (frames x cadence)", units="h")
+    ds["classified_hours"].attrs.update(
+        long_name="hours of classified frames (classified frames x cadence)", units="h"
+    )
     ds["clear_fraction"].attrs["long_name"] = (
         "frames neither cloudy nor moonlit / classified frames"
     )
@@ -198,6 +225,43 @@ def night_statistics(
         }
     )
     return ds
+
+
+def _span(hours: float) -> str:
+    """A duration as people read it: seconds, minutes or hours."""
+    seconds = hours * 3600.0
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if hours < 1 else f"{hours:.2f} h"
+
+
+def coverage_notes(stats: xr.Dataset) -> list[str]:
+    """One line for each night that is only partly classified, or not classified at all.
+
+    The fractions of such a night describe its classified frames only; users must
+    know that before they compare nights.
+    """
+    notes = []
+    for code in stats["station"].values:
+        row = stats.sel(station=code)
+        for k, night in enumerate(pd.to_datetime(row["night"].values)):
+            total, done = int(row["n_frames"].values[k]), int(row["n_classified"].values[k])
+            if total == 0 or done == total:
+                continue
+            hours = float(row["hours"].values[k])
+            label = f"{code} night {night:%Y-%m-%d}"
+            if done == 0:
+                notes.append(
+                    f"{label}: not classified ({total} frames, {_span(hours)}): no fractions; "
+                    f"run `oathcube classify --station {code}` for it"
+                )
+            else:
+                part = float(row["classified_hours"].values[k])
+                notes.append(
+                    f"{label}: only partly classified, {done} of {total} frames "
+                    f"({_span(part)} of {_span(hours)}): its fractions describe those frames only"
+                )
+    return notes
 
 
 def plot_nights(stats: xr.Dataset, out: str | os.PathLike[str], title: str | None = None) -> Path:
@@ -220,9 +284,12 @@ def plot_nights(stats: xr.Dataset, out: str | os.PathLike[str], title: str | Non
             color="#009E73",
             label="aurora (of clear-sky frames)",
         )
-        for i, (c, n) in enumerate(zip(clear, row["n_frames"].values, strict=True)):
+        counts = zip(clear, row["n_frames"].values, row["n_classified"].values, strict=True)
+        for i, (c, n, done) in enumerate(counts):
             if n == 0:
                 ax.text(i, 0.02, "no frames", ha="center", fontsize=8, rotation=90)
+            elif done == 0:
+                ax.text(i, 0.02, "not classified", ha="center", fontsize=8, rotation=90)
             elif not np.isfinite(c):
                 ax.text(i - 0.2, 0.02, "n/a", ha="center", fontsize=8)
         ax.set_ylim(0, 1.05)
@@ -232,7 +299,14 @@ def plot_nights(stats: xr.Dataset, out: str | os.PathLike[str], title: str | Non
                 if np.isfinite(v):
                     ax.text(i + dx, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xlim(-0.7, len(nights) - 0.3)
-        ax.set_xticks(x, [d.strftime("%Y-%m-%d") for d in nights], rotation=30, ha="right")
+        # A partly classified night's bars describe only part of it: the tick says how much.
+        ticks = [
+            d.strftime("%Y-%m-%d") + (f"\n{k}/{n} classified" if 0 < k < n else "")
+            for d, k, n in zip(
+                nights, row["n_classified"].values, row["n_frames"].values, strict=True
+            )
+        ]
+        ax.set_xticks(x, ticks, rotation=30, ha="right")
         ax.set_xlabel("night (local date it starts on)")
         ax.grid(axis="y", alpha=0.3)
         if k == 0:
