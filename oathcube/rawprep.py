@@ -41,6 +41,11 @@ parameter away (``flip_north_south=True``, recorded in the attributes).  Class l
 (arc, diffuse, ...) do not change under a mirror image, and OATH's own training already
 randomises rotation.  :func:`skymap_alignment` still tells how well a skymap of another
 period or imager fits some frames.
+
+Whatever moves pixels here (``skymap_orientation``, ``flip_north_south``, ``out_size``)
+moves the skymaps stored with the station too (:meth:`RawPreparation.arrange_like_frames`,
+:meth:`RawPreparation.frame_geometry`, :func:`oathcube.skymaps.fit_to_frames`), so that
+maps and keograms put every pixel where its sky is; the crop and the scaling move nothing.
 """
 
 from __future__ import annotations
@@ -146,7 +151,8 @@ class RawPreparation:
     fixed_low, fixed_high
         Raw counts for ``scaling="fixed"`` (required there).
     flip_north_south
-        Reverse the row order after cropping and scaling (asilib's orientation).
+        Reverse the row order after cropping and scaling (asilib's orientation); the
+        station's stored skymaps are flipped alike.
     out_size
         Output frames are ``out_size x out_size`` (bilinear resampling if different).
     """
@@ -224,6 +230,81 @@ class RawPreparation:
             with np.errstate(invalid="ignore"):  # NaN (outside the lens) compares False
                 return np.asarray(elevation >= self.min_elevation_deg)
         return _circle_mask(tuple(shape), self.crop_radius_fraction)
+
+    def arrange_like_frames(self, array: np.ndarray) -> np.ndarray:
+        """Put a skymap-oriented array's pixels where :meth:`apply` puts the frames' pixels.
+
+        The array is turned by ``skymap_orientation`` (to fit the raw frames, as
+        :meth:`mask` does) and then flipped north-south when the frames are.  Only the
+        order of rows and columns changes, so this serves pixel centres ``(..., y, x)``
+        and pixel corners ``(..., y + 1, x + 1)`` alike; a resize (``out_size``) is not
+        done here (see :func:`oathcube.skymaps.fit_to_frames`).
+
+        Parameters
+        ----------
+        array
+            ``(..., y, x)``: the last two axes are rows and columns.
+
+        Returns
+        -------
+        numpy.ndarray
+            A view of ``array``, rearranged.
+        """
+        turned = _oriented(np.asarray(array), self.skymap_orientation)
+        return turned[..., ::-1, :] if self.flip_north_south else turned
+
+    def frame_geometry(self, shape: tuple[int, int]) -> dict[str, Any]:
+        """What the preparation does to pixel positions of raw frames of ``shape``.
+
+        Two preparations with the same geometry put every raw pixel at the same place
+        (scaling and crop do not move pixels); a skymap fitted to one fits the other.
+
+        Parameters
+        ----------
+        shape
+            ``(y, x)`` of the raw frames (or of a skymap made for them).
+
+        Returns
+        -------
+        dict
+            ``skymap_orientation``, ``flip_north_south``, ``source_shape`` and ``shape``
+            (the stored frames' ``(y, x)``), JSON-able.
+        """
+        return {
+            "skymap_orientation": self.skymap_orientation,
+            "flip_north_south": bool(self.flip_north_south),
+            "source_shape": [int(shape[0]), int(shape[1])],
+            "shape": [int(self.out_size), int(self.out_size)],
+        }
+
+    def stored_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The pixels kept (True) by the crop, where :meth:`apply` stores them.
+
+        :meth:`mask` is in the raw frames' order; this one is flipped as the frames are
+        and, when ``out_size`` differs from ``shape``, resampled as they are (a stored
+        pixel counts as kept when more than half of what it was made of was kept).
+
+        Parameters
+        ----------
+        shape
+            ``(y, x)`` of the raw frames.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``bool`` ``(out_size, out_size)``.
+        """
+        keep = self.mask(shape)
+        if self.flip_north_south:
+            keep = keep[::-1, :]
+        if tuple(keep.shape) == (self.out_size, self.out_size):
+            return np.ascontiguousarray(keep)
+        # The same zoom as apply() gives the frames.
+        zoom = (self.out_size / keep.shape[0], self.out_size / keep.shape[1])
+        share = ndimage.zoom(
+            keep.astype(np.float32), zoom, order=1, grid_mode=True, mode="grid-constant"
+        )
+        return np.asarray(share > 0.5)
 
     # ------------------------------------------------------------------ the work
     def apply(self, frames: np.ndarray) -> np.ndarray:
@@ -433,12 +514,13 @@ def skymap_alignment(frames: np.ndarray, elevation: np.ndarray) -> dict[str, flo
 
 
 def _oriented(array: np.ndarray, orientation: str) -> np.ndarray:
+    """``array`` turned as ``orientation`` says, over its last two axes (rows, columns)."""
     if orientation == "flip_lr":
-        return array[:, ::-1]
+        return array[..., :, ::-1]
     if orientation == "flip_ud":
-        return array[::-1, :]
+        return array[..., ::-1, :]
     if orientation == "rot180":
-        return array[::-1, ::-1]
+        return array[..., ::-1, ::-1]
     return array
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -316,7 +317,9 @@ def test_a_skymap_needs_its_stations_frames(tmp_path: Path, themis: Path, runner
     assert sorted(p.relative_to(cube) for p in cube.rglob("*")) == before
 
 
-def test_the_skymap_is_chosen_by_date(tmp_path: Path, themis: Path) -> None:
+def test_the_skymap_is_chosen_by_date(
+    tmp_path: Path, themis: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cube = tmp_path / "cube.zarr"
     ingest([themis / SKYMAP, themis / CDF], cube, progress=False)
     later = ideal_skymap("gako", 62.41, 214.84, valid_from="2013-09-01T00")
@@ -330,8 +333,13 @@ def test_the_skymap_is_chosen_by_date(tmp_path: Path, themis: Path) -> None:
         skymap_for(cube, "gako", "2010-01-01", choice="2011-03-05").attrs["name"] == "20110305T08"
     )
     assert skymap_for(cube, "gako", "2012-06-01", choice="none") is None
-    with pytest.raises(CubeError, match="no skymap of gako is valid at 2011-01-06"):
-        skymap_for(cube, "gako", "2011-01-06T17:00")
+    assert "validity_note" not in skymap_for(cube, "gako", "2012-06-01").attrs
+    # Frames older than every skymap: the nearest, said in a warning and on the result.
+    with caplog.at_level(logging.WARNING, logger="oathcube"):
+        early = skymap_for(cube, "gako", "2011-01-06T17:00")
+    assert early.attrs["name"] == "20110305T08"
+    assert early.attrs["validity_note"] == "valid from 2011-03-05, 57.6 days after these frames"
+    assert "no skymap of gako is valid at 2011-01-06T17:00:00: using 20110305T08" in caplog.text
     with pytest.raises(CubeError, match="matches '2099'"):
         skymap_for(cube, "gako", None, choice="2099")
 

@@ -238,6 +238,6 @@ def prepared_mask(ds: xr.Dataset) -> np.ndarray | None:
         shape = (ds.sizes["y"], ds.sizes["x"])
         if prep.out_size != shape[0] or shape[0] != shape[1]:
             return None  # resampled frames: the raw crop does not map pixel for pixel
-        return np.asarray(prep.mask(shape))
+        return np.asarray(prep.stored_mask(shape))
     except Exception:  # a skymap file the preparation named may be gone: no mask then
         return None

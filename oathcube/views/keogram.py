@@ -125,8 +125,9 @@ def keogram(
     altitude
         Emission altitude (km) of the latitude axis; one of the skymap's (90, 110, 150).
     skymap
-        None: the skymap valid at ``start`` (centre column when the station has none);
-        ``"none"``: centre column; or a stored skymap's name or start date.
+        None: the skymap valid at ``start`` (else the nearest in time, with a warning and
+        a ``skymap_note``; the centre column when the station has none); ``"none"``:
+        centre column; or a stored skymap's name or start date.
     model
         Whose predictions label the frames (default: the only model that classified
         the station; none is fine).
@@ -143,7 +144,7 @@ def keogram(
     OptionError
         A bad time, elevation or altitude.
     CubeError
-        No such station or no frames in the range; skymaps that do not cover ``start``.
+        No such station or no frames in the range; ``skymap`` names no stored skymap.
     """
     check_elevation(min_elevation)
     opened = Cube.open(cube)
@@ -191,12 +192,13 @@ def keogram(
             "y": ("latitude", rows.astype(np.int16)),
             "x": ("latitude", cols.astype(np.int16)),
         }
-        valid_from = str(sky.attrs.get("valid_from", "")).rstrip("Z")
-        if valid_from and times[0] < np.datetime64(valid_from, "ns"):
-            # Named by the user for frames older than it: say so on every picture.
-            attrs["skymap_note"] = f"valid from {valid_from[:10]}, after these frames"
-        if int(sky.attrs.get("synthetic", 0)):
-            attrs["skymap_note"] = "SYNTHETIC"
+        # A skymap not valid at these frames (the nearest, or one named), or a synthetic
+        # one: said on every output.
+        notes = ["SYNTHETIC"] if int(sky.attrs.get("synthetic", 0)) else []
+        if sky.attrs.get("validity_note"):
+            notes.append(str(sky.attrs["validity_note"]))
+        if notes:
+            attrs["skymap_note"] = "; ".join(notes)
         attrs.update(
             skymap=str(sky.attrs["name"]),
             altitude_km=float(altitude),

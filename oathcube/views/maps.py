@@ -27,6 +27,7 @@ from ..plots import new_figure, save_figure
 from ..skymaps import skymap_for
 from ..times import parse_time
 from ._common import (
+    cadence,
     classes_of,
     prepared_mask,
     station_range,
@@ -69,7 +70,8 @@ def sky_map(
     min_elevation
         Leave out pixels below this elevation (degrees).
     skymap
-        None: the skymap valid at the frame's time; or a stored skymap's name/date.
+        None: the skymap valid at the frame's time (else the nearest in time, with a
+        warning and a ``skymap_note``); or a stored skymap's name/date.
     model
         Whose predictions are reported (default: the only one; none is fine).
 
@@ -84,7 +86,8 @@ def sky_map(
     Raises
     ------
     OptionError
-        Both or neither of ``time`` and a range; a bad altitude or elevation.
+        Both or neither of ``time`` and a range; a bad altitude or elevation; no frame
+        within two frame steps of ``time``; ``skymap="none"``.
     CubeError
         No frames, or no skymap for the station.
     """
@@ -95,13 +98,15 @@ def sky_map(
             path="--time",
             expected="one of the two",
         )
+    if skymap is not None and skymap.lower() == "none":
+        raise OptionError(
+            "a map needs a skymap: --skymap none draws nothing",
+            path="--skymap",
+            expected="a stored skymap's name or start date, or no --skymap",
+        )
     opened = Cube.open(cube)
     if time is not None:
-        t = parse_time(time, "--time")
-        ds, _, _ = station_range(opened, station)
-        times = ds["time"].values
-        i = int(np.argmin(np.abs((times - t).astype("timedelta64[ns]").astype(np.int64))))
-        ds = ds.isel(time=slice(i, i + 1))
+        ds = nearest_frame(opened, station, time)
     else:
         ds, _, _ = station_range(opened, station, start, end)
     times = ds["time"].values
@@ -167,10 +172,9 @@ def sky_map(
     }
     if len(times) == 1:
         attrs["score"] = float(classes.scores[0])
-    valid_from = str(sky.attrs.get("valid_from", "")).rstrip("Z")
-    if valid_from and times[0] < np.datetime64(valid_from, "ns"):
-        # Named by the user for frames older than it: say so on every picture.
-        attrs["skymap_note"] = f"valid from {valid_from[:10]}, after these frames"
+    if sky.attrs.get("validity_note"):
+        # A skymap not valid at these frames (the nearest, or one named): on every output.
+        attrs["skymap_note"] = str(sky.attrs["validity_note"])
     return xr.Dataset(
         {
             "value": (("y", "x"), value, {"long_name": "mean prepared frame value", "units": "1"}),
@@ -187,6 +191,58 @@ def sky_map(
         },
         attrs=attrs,
     )
+
+
+def nearest_frame(cube: Cube, station: str, time: Any) -> xr.Dataset:
+    """The station's one frame nearest ``time``, refused when no frame is near it.
+
+    Parameters
+    ----------
+    cube
+        The opened cube.
+    station
+        Station code.
+    time
+        The requested time, as :func:`~oathcube.times.parse_time` takes it (``--time``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The station's group cut to that one frame (lazily loaded).
+
+    Raises
+    ------
+    OptionError
+        ``time`` is not a time, or the nearest frame is more than two frame steps
+        (:func:`cadence`) from it: a map of that frame would show another moment than
+        the one asked for.
+    """
+    t = parse_time(time, "--time")
+    if t is None:
+        raise OptionError("no time given", path="--time", expected="a UTC time")
+    ds, _, _ = station_range(cube, station)
+    times = ds["time"].values
+    gaps = np.abs((times - t).astype("timedelta64[ns]").astype(np.int64))
+    i = int(np.argmin(gaps))
+    step = cadence(times)
+    if gaps[i] > 2 * step.astype("timedelta64[ns]").astype(np.int64):
+        raise OptionError(
+            f"no frame of {station} near {_when(t)}: the nearest is {_when(times[i])}",
+            path="--time",
+            expected=f"a time within two frame steps ({_seconds(step)}) of a frame; "
+            f"{station} has frames from {_when(times[0])} to {_when(times[-1])}",
+        )
+    return ds.isel(time=slice(i, i + 1))
+
+
+def _seconds(step: np.timedelta64) -> str:
+    """A frame step as ``3 s`` (three digits)."""
+    return f"{step / np.timedelta64(1, 's'):.3g} s"
+
+
+def _when(t: np.datetime64) -> str:
+    """A time to the millisecond, as frames are stamped; ``.000`` left off."""
+    return str(np.datetime_as_string(t, unit="ms")).removesuffix(".000")
 
 
 def plot_map(mapped: xr.Dataset, out: str | os.PathLike[str], title: str | None = None) -> Path:
