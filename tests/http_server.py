@@ -13,13 +13,21 @@ Faults (``server.faults``, keyed by URL path):
 - ``status``: path -> list of status codes, each request pops one;
 - ``listing_extra``: folder path -> hrefs added to its listing;
 - ``trickle``: path -> (bytes, seconds): the body sent that many bytes at a time, with a
-  pause after each (a download long enough to be killed in the middle).
+  pause after each (a download long enough to be killed in the middle);
+- ``no_validator``: paths answered without ETag and Last-Modified;
+- ``ignore_if_range``: paths whose Range is honoured whatever If-Range says (a server
+  that gets If-Range wrong).
 
-Every request is logged as (path, Range header, status) in ``server.log``.
+Every file is sent with a strong ETag (a hash of what is served, so a ``body`` fault
+changes it) and a fixed Last-Modified; ``If-Range`` is honoured as RFC 9110 says: a
+Range is served only if it names the current ETag or Last-Modified, else the whole file.
+Every request is logged as (path, Range header, status) in ``server.log``, and its
+If-Range header in ``server.if_range``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import socket
@@ -48,8 +56,11 @@ class FaultyServer(ThreadingHTTPServer):
             "no_length": set(),
             "status": {},
             "listing_extra": {},
+            "no_validator": set(),
+            "ignore_if_range": set(),
         }
         self.log: list[tuple[str, str | None, int]] = []
+        self.if_range: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -88,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, path: str, status: int) -> None:
         with self.server.lock:
             self.server.log.append((path, self.headers.get("Range"), status))
+            self.server.if_range.append((path, self.headers.get("If-Range")))
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         path = unquote(urlsplit(self.path).path)
@@ -151,6 +163,15 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.faults
         start = 0
         header = self.headers.get("Range")
+        etag = etag_of(data)
+        last_modified = "Thu, 06 Jan 2011 18:00:00 GMT"
+        if_range = self.headers.get("If-Range")
+        if (
+            if_range is not None
+            and if_range not in (etag, last_modified)
+            and path not in faults["ignore_if_range"]
+        ):
+            header = None  # another version than the client's: the whole file
         if header and header.startswith("bytes=") and header.endswith("-"):
             start = int(header[len("bytes=") : -1])
             if start >= len(data):
@@ -165,7 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(path, status)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Last-Modified", "Thu, 06 Jan 2011 18:00:00 GMT")
+        if path not in faults["no_validator"]:
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", last_modified)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         if path not in faults["no_length"]:
@@ -191,6 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         if path in faults["extra"]:
             self.wfile.write(faults["extra"][path])
+
+
+def etag_of(data: bytes) -> str:
+    """The strong ETag the server sends for ``data``."""
+    return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
 
 
 def closed_port_url() -> str:

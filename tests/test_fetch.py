@@ -20,9 +20,10 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from http_server import FaultyServer, closed_port_url
+from http_server import FaultyServer, closed_port_url, etag_of
 from themis_files import write_cdf
 
 from oathcube.cli import app
@@ -77,10 +78,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, shared: Path, _synth_template
     _link(themis / PGM_0605, root / GILL_HOUR.lstrip("/") / PGM_0605)
     sky = root / UCALGARY.lstrip("/") / "skymaps" / "gako"
     _link(themis / SKYMAP, sky / "gako_20110305" / "themis_skymap_gako_20110305-+_v02.sav")
-    for date in ("20090101", "20130101"):  # older and later skymaps (stand-ins)
-        folder = sky / f"gako_{date}"
-        folder.mkdir(parents=True)
-        (folder / f"themis_skymap_gako_{date}-+_v01.sav").write_bytes(date.encode() * 100)
+    for date in ("20090101", "20130101"):  # older and later skymaps (stand-ins: a fetched
+        # .sav must read as an IDL save file, so each is the real one under another name)
+        _link(themis / SKYMAP, sky / f"gako_{date}" / f"themis_skymap_gako_{date}-+_v01.sav")
     (sky / "gako_20110305" / "themis_skymap_gako_20110305-+_v01.sav").write_bytes(b"old")
     oath = root / OATH.lstrip("/")
     oath.mkdir(parents=True)
@@ -155,27 +155,61 @@ def test_dropped_connection_is_resumed(server: FaultyServer, shared: Path, tmp_p
     assert log == [(CDF_PATH, None, 200), (CDF_PATH, "bytes=1000000-", 206)]
 
 
-def test_a_part_left_by_a_killed_run_is_resumed(
-    server: FaultyServer, shared: Path, tmp_path: Path
+def _sidecar(part: Path, url: str, etag: str | None, length: int | None) -> None:
+    """What a run writes beside its .part: the URL and validator its bytes came with."""
+    info = {"url": url, "etag": etag, "last_modified": None, "length": length}
+    (part.parent / (part.name + ".json")).write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("sidecar", ["same version", "none", "another version"])
+def test_a_part_left_by_a_killed_run_is_resumed_only_when_its_version_is_known(
+    server: FaultyServer, shared: Path, tmp_path: Path, sidecar: str
 ) -> None:
     data = _cdf_bytes(shared)
     dest = tmp_path / CDF_PATH.removeprefix(BERKELEY + "/")
     dest.parent.mkdir(parents=True)
-    (dest.parent / (CDF + ".part")).write_bytes(data[:700_000])
+    part = dest.parent / (CDF + ".part")
+    part.write_bytes(data[:700_000])
+    url = server.url + CDF_PATH
+    if sidecar == "same version":
+        _sidecar(part, url, etag_of(data), len(data))
+    elif sidecar == "another version":
+        _sidecar(part, url, etag_of(b"the file before it changed"), len(data))
     fetch_themis(
         "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
         base_urls=[server.url + BERKELEY], **FAST,
     )  # fmt: skip
     assert dest.read_bytes() == data
-    assert server.requests_for(CDF_PATH) == [(CDF_PATH, "bytes=700000-", 206)]
-    assert not (dest.parent / (CDF + ".part")).exists()
+    asked = server.requests_for(CDF_PATH)
+    if sidecar == "same version":
+        assert asked == [(CDF_PATH, "bytes=700000-", 206)]
+        assert server.if_range == [(CDF_PATH, etag_of(data))]
+    elif sidecar == "none":  # bytes of an unknown version are never resumed
+        assert asked == [(CDF_PATH, None, 200)]
+    else:  # If-Range names the old version: the server sends the whole new file
+        assert asked == [(CDF_PATH, "bytes=700000-", 200)]
+    assert _files_under(tmp_path) == ["thg/l1/asi/gako/2011/01/" + CDF]  # no .part, no .json
 
 
-def test_a_fetch_killed_with_sigkill_resumes_to_the_same_file(
-    server: FaultyServer, shared: Path, tmp_path: Path
+def _changed_cdf(tmp_path: Path) -> bytes:
+    """Another version of the Gakona 17 UT file: same name, other (SYNTHETIC) frames."""
+    import shutil
+
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    data = write_cdf(folder, "gako", "2011-01-06T17:00", 40, seed=9).read_bytes()
+    shutil.rmtree(folder)  # only its bytes are wanted, served in place of the real file
+    return data
+
+
+@pytest.mark.parametrize("server_side", ["unchanged", "changed", "changed, If-Range ignored"])
+def test_a_fetch_killed_with_sigkill_resumes_only_the_same_file(
+    server: FaultyServer, shared: Path, tmp_path: Path, server_side: str
 ) -> None:
     # A real process, killed with SIGKILL in the middle of the body: the file is not
-    # there under its name, only its .part; the rerun resumes it to the same bytes.
+    # there under its name, only its .part and the validator it came with; the rerun
+    # resumes it with If-Range, and where the file changed on the server meanwhile, the
+    # result is the new file, never the old prefix spliced onto the new file's tail.
     import signal
     import time
 
@@ -199,13 +233,82 @@ def test_a_fetch_killed_with_sigkill_resumes_to_the_same_file(
     assert proc.returncode == -signal.SIGKILL
     assert not dest.exists() and 0 < part.stat().st_size < len(data)
     kept = part.stat().st_size
+    side = json.loads((part.parent / (part.name + ".json")).read_text())
+    assert side["etag"] == etag_of(data) and side["length"] == len(data)
     del server.faults["trickle"][CDF_PATH]
+    want = data
+    if server_side != "unchanged":
+        want = server.faults["body"][CDF_PATH] = _changed_cdf(tmp_path)
+        assert len(want) > kept and want[:kept] != data[:kept]
+    if server_side == "changed, If-Range ignored":
+        server.faults["ignore_if_range"].add(CDF_PATH)
+    n = len(server.log)
     fetch_themis(
         "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
         base_urls=[server.url + BERKELEY], **FAST,
     )  # fmt: skip
-    assert dest.read_bytes() == data and not part.exists()
-    assert server.requests_for(CDF_PATH)[-1] == (CDF_PATH, f"bytes={kept}-", 206)
+    assert dest.read_bytes() == want
+    assert _files_under(tmp_path) == ["thg/l1/asi/gako/2011/01/" + CDF]
+    asked = server.log[n:]
+    assert server.if_range[n] == (CDF_PATH, etag_of(data))  # the version the prefix is of
+    if server_side == "unchanged":
+        assert asked == [(CDF_PATH, f"bytes={kept}-", 206)]
+    elif server_side == "changed":
+        assert asked == [(CDF_PATH, f"bytes={kept}-", 200)]
+    else:  # a 206 with another ETag is not appended: the whole file again
+        assert asked == [(CDF_PATH, f"bytes={kept}-", 206), (CDF_PATH, None, 200)]
+
+
+def test_cli_a_body_cut_short_without_a_length_is_never_published(
+    server: FaultyServer, shared: Path, tmp_path: Path, runner
+) -> None:
+    # No Content-Length, and the connection closed after 2,000,000 of 2,341,938 bytes:
+    # the body just ends.  Only the CDF itself can tell that it is cut short.
+    data = _cdf_bytes(shared)
+    server.faults["no_length"].add(CDF_PATH)
+    server.faults["drop"][CDF_PATH] = [2_000_000]
+    args = ["fetch", "themis", "--station", "gako", "--start", "2011-01-06T17", "--end",
+            "2011-01-06T18", "--base-url", server.url + BERKELEY, "-o", str(tmp_path),
+            "--timeout", "3", "--retries", "0"]  # fmt: skip
+    error = _error_line(runner.invoke(app, args))
+    folder = "thg/l1/asi/gako/2011/01/"
+    assert f"{CDF}: not whole" in error and f"{CDF}.refused-1" in error
+    # nothing under its name: what came is kept aside, no .part or sidecar is left
+    assert _files_under(tmp_path) == [folder + CDF + ".refused-1"]
+    assert (tmp_path / folder / (CDF + ".refused-1")).read_bytes() == data[:2_000_000]
+    # the rerun downloads it again, whole
+    server.faults["no_length"].discard(CDF_PATH)
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "gako: 1 files (1 downloaded)" in out.output
+    assert (tmp_path / folder / CDF).read_bytes() == data
+    from oathcube.archive.themis_cdf import read_cdf
+
+    assert read_cdf(tmp_path / folder / CDF).frames.shape == (23, 256, 256)
+
+
+@pytest.mark.parametrize("name", ["pgm.gz", "pgm", "sav", "tar.gz"])
+def test_each_kind_of_file_cut_short_is_refused(
+    server: FaultyServer, shared: Path, site: Path, tmp_path: Path, name: str
+) -> None:
+    path = {
+        "pgm.gz": GILL_HOUR + PGM_0600,
+        "pgm": GILL_HOUR + PGM_0605,
+        "sav": f"{UCALGARY}/skymaps/gako/gako_20110305/themis_skymap_gako_20110305-+_v02.sav",
+        "tar.gz": f"{MODELS}/inception_v4_2016_09_09.tar.gz",
+    }[name]
+    data = (site / path.lstrip("/")).read_bytes()
+    server.faults["no_length"].add(path)
+    server.faults["drop"][path] = [len(data) - 1000]
+    fetcher = Fetcher([server.url + "/"], **FAST)
+    rel = path.lstrip("/")
+    with pytest.raises(FetchError, match="not whole"):
+        fetcher.download(rel, tmp_path, max_bytes=10**8)
+    dest = tmp_path / rel
+    assert _files_under(tmp_path) == [rel + ".refused-1"]
+    # whole, the same file passes
+    assert fetcher.download(rel, tmp_path, max_bytes=10**8).path == dest
+    assert dest.read_bytes() == data
 
 
 def test_a_server_that_ignores_range_restarts_the_file(
@@ -215,7 +318,9 @@ def test_a_server_that_ignores_range_restarts_the_file(
     fetcher = Fetcher([server.url + BERKELEY + "/"], **FAST)
     dest = tmp_path / "thg/l1/asi/gako/2011/01" / CDF
     dest.parent.mkdir(parents=True)
-    (dest.parent / (CDF + ".part")).write_bytes(b"X" * 2_500_000)  # longer than the file
+    part = dest.parent / (CDF + ".part")
+    part.write_bytes(b"X" * 2_500_000)  # longer than the file
+    _sidecar(part, server.url + CDF_PATH, etag_of(data), None)
     got = fetcher.download(CDF_PATH.removeprefix(BERKELEY + "/"), tmp_path, max_bytes=10**8)
     assert got.path == dest and dest.read_bytes() == data
     assert [s for _, _, s in server.requests_for(CDF_PATH)] == [416, 200]
@@ -453,15 +558,68 @@ def test_oath_tarball_verified_and_built(
 
 
 def test_oath_tarball_failing_its_checksum_is_refused(server: FaultyServer, tmp_path: Path) -> None:
+    # Not even a gzip stream: the tarball is at fault, the sums file stays trusted.
     server.faults["body"][f"{OATH}/oath_v1.1_20181026.tgz"] = b"not the tarball" * 1000
-    with pytest.raises(FetchError, match="does not match"):
+    with pytest.raises(FetchError, match=r"not whole \(cut short or corrupt\): Not a gzipped file"):
         fetch_oath(tmp_path, base_urls=[server.url + OATH], **FAST)
-    assert _files_under(tmp_path) == ["SHA256SUM_v1.1"]  # nothing of the bad body is left
+    # what was refused is kept aside, never under the name a rerun trusts
+    assert _files_under(tmp_path) == ["SHA256SUM_v1.1", "oath_v1.1_20181026.tgz.refused-1"]
+    assert (tmp_path / "oath_v1.1_20181026.tgz.refused-1").read_bytes() == b"not the tarball" * 1000
     # a file already there that fails the sum is not ours: refused, and kept
     (tmp_path / "oath_v1.1_20181026.tgz").write_bytes(b"mine")
     with pytest.raises(FetchError, match="move it away"):
         fetch_oath(tmp_path, base_urls=[server.url + OATH], **FAST)
     assert (tmp_path / "oath_v1.1_20181026.tgz").read_bytes() == b"mine"
+
+
+def _error_line(out: Any) -> str:
+    """The one ``oathcube: error:`` line of a CLI run that failed (and no traceback)."""
+    assert out.exit_code == 1, out.output
+    assert "Traceback" not in out.output
+    errors = [line for line in out.output.splitlines() if line.startswith("oathcube: error: ")]
+    assert len(errors) == 1, out.output
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "sums",
+    [
+        "<html><body><h1>Log in</h1><form action=/login></form></body></html>\n",
+        "0" * 64 + "  oath_v1.0_20170101.tgz\n" + "1" * 64 + "  README\n",
+        "0" * 64 + "  oath_v1.1_20181026.tgz\n",  # a well-formed but wrong sum
+    ],
+    ids=["html login page", "other names only", "wrong sum"],
+)
+def test_cli_a_refused_sums_file_is_not_kept_and_a_rerun_fetches_it_again(
+    server: FaultyServer, site: Path, tmp_path: Path, runner, sums: str
+) -> None:
+    sums_path = f"{OATH}/SHA256SUM_v1.1"
+    tarball = site / OATH.lstrip("/") / "oath_v1.1_20181026.tgz"
+    server.faults["body"][sums_path] = sums.encode()
+    args = ["fetch", "oath", "--base-url", server.url + OATH, "-o", str(tmp_path), "--retries", "0"]
+    error = _error_line(runner.invoke(app, args))
+    # Neither the refused sums file nor a tarball checked against it keeps its name.
+    files = _files_under(tmp_path)
+    assert "SHA256SUM_v1.1" not in files and "oath_v1.1_20181026.tgz" not in files
+    assert (tmp_path / "SHA256SUM_v1.1.refused-1").read_text() == sums
+    if sums.startswith("0" * 64 + "  oath_v1.1"):
+        # The tarball was whole and is kept aside too: the two disagree, which is wrong
+        # cannot be told, and the rerun fetches both again.
+        assert files == ["SHA256SUM_v1.1.refused-1", "oath_v1.1_20181026.tgz.refused-1"]
+        assert (tmp_path / "oath_v1.1_20181026.tgz.refused-1").read_bytes() == tarball.read_bytes()
+        assert "SHA256SUM_v1.1 moved aside to SHA256SUM_v1.1.refused-1" in error
+    else:  # refused before the tarball was asked for
+        assert files == ["SHA256SUM_v1.1.refused-1"]
+        assert "oath_v1.1_20181026.tgz is not listed" in error
+        assert not server.requests_for(f"{OATH}/oath_v1.1_20181026.tgz")
+    assert "a rerun downloads it again" in error
+    # The server is put right: the rerun asks for the sums again, and the tarball passes.
+    del server.faults["body"][sums_path]
+    n = len(server.requests_for(sums_path))
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert len(server.requests_for(sums_path)) == n + 1
+    assert (tmp_path / "oath_v1.1_20181026.tgz").read_bytes() == tarball.read_bytes()
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -510,8 +668,47 @@ def test_checkpoint_tarball_members_are_checked(
     out = tmp_path / "out"
     with pytest.raises(FetchError, match=message):
         fetch_checkpoint(out, base_urls=[server.url + MODELS], **FAST)
-    assert _files_under(out) == ["inception_v4_2016_09_09.tar.gz"]
+    # refused before it got its name: kept aside, and nothing was unpacked
+    assert _files_under(out) == ["inception_v4_2016_09_09.tar.gz.refused-1"]
     assert not (tmp_path / "inception_v4.ckpt").exists()
+
+
+@pytest.mark.parametrize("fault", ["cut short", "link member", "no checkpoint"])
+def test_cli_a_checkpoint_tarball_that_will_not_unpack_is_fetched_again(
+    server: FaultyServer, site: Path, tmp_path: Path, runner, fault: str
+) -> None:
+    good = (site / MODELS.lstrip("/") / "inception_v4_2016_09_09.tar.gz").read_bytes()
+    bad_tar = tmp_path / "bad.tar.gz"
+    body = {
+        "cut short": good[: len(good) // 2],
+        "link member": _tar(bad_tar, {"a": b"x"}, {"inception_v4.ckpt": "a"}),
+        "no checkpoint": _tar(bad_tar, {"README": b"x"}),
+    }[fault]
+    tgz_path = f"{MODELS}/inception_v4_2016_09_09.tar.gz"
+    out_dir = tmp_path / "out"
+    args = ["fetch", "checkpoint", "--base-url", server.url + MODELS, "-o", str(out_dir)]
+    # cut short with no Content-Length: the body just ends, and only its end can tell
+    server.faults["body"][tgz_path] = body
+    server.faults["no_length"].add(tgz_path)
+    error = _error_line(runner.invoke(app, [*args, "--retries", "0"]))
+    assert "inception_v4_2016_09_09.tar.gz.refused-1" in error
+    assert _files_under(out_dir) == ["inception_v4_2016_09_09.tar.gz.refused-1"]
+    assert (out_dir / "inception_v4_2016_09_09.tar.gz.refused-1").read_bytes() == body
+    # A rerun is not stuck: it asks again, and the good tarball unpacks.
+    del server.faults["body"][tgz_path]
+    server.faults["no_length"].discard(tgz_path)
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert len(server.requests_for(tgz_path)) == 2
+    assert (out_dir / "inception_v4.ckpt").read_bytes() == b"CKPT" * 5000
+    # A bad tarball under its name (left by an older oathcube) is refused with what to do.
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "inception_v4_2016_09_09.tar.gz").write_bytes(body)
+    n = len(server.log)
+    error = _error_line(runner.invoke(app, [*args[:-1], str(stale)]))
+    assert "delete it (or move it away) and fetch again" in error
+    assert str(stale / "inception_v4_2016_09_09.tar.gz") in error and len(server.log) == n
 
 
 # --------------------------------------------------------------------------- options
@@ -531,6 +728,129 @@ def test_options_are_checked_before_any_request(server: FaultyServer, tmp_path: 
             base_urls=[f"file://{tmp_path}"],
         )  # fmt: skip
     assert server.log == [] and _files_under(tmp_path) == []
+
+
+def test_cli_a_range_of_more_files_than_the_cap_is_refused_before_any_request(
+    server: FaultyServer, tmp_path: Path, runner
+) -> None:
+    import time
+
+    base = ["fetch", "themis", "--station", "gako", "--start", "2011-01-06T17:00",
+            "--base-url", server.url + BERKELEY, "-o", str(tmp_path)]  # fmt: skip
+    t = time.monotonic()
+    error = _error_line(runner.invoke(app, [*base, "--end", "2101-01-06T17:00"]))  # a typo
+    assert "spans 788,928 hour files, more than the 10,000 planned at most" in error
+    assert "--max-files 788928" in error
+    # 50 years of UCalgary minutes: refused as fast, nothing planned in memory
+    ucalgary = ["fetch", "themis", "--station", "gill", "--source", "ucalgary", "--start",
+                "2000-01-01", "--end", "2050-01-01", "--base-url", server.url + UCALGARY,
+                "-o", str(tmp_path)]  # fmt: skip
+    assert "spans 26,298,720 minute files" in _error_line(runner.invoke(app, ucalgary))
+    # ingest --start/--end fetches through the same cap, before its cube is made
+    ingest = ["ingest", "--station", "gako", "--start", "2011-01-06T17", "--end", "2101-01-06",
+              "--base-url", server.url + BERKELEY, "--fetch-dir", str(tmp_path / "f"),
+              "-o", str(tmp_path / "c.zarr")]  # fmt: skip
+    assert "--max-files" in _error_line(runner.invoke(app, ingest))
+    assert time.monotonic() - t < 5
+    # the cap is the user's to raise (to 1 at least)
+    error = _error_line(
+        runner.invoke(app, [*base, "--end", "2011-01-06T20:00", "--max-files", "2"])
+    )
+    assert "spans 3 hour files, more than the 2" in error
+    assert "1 or more" in _error_line(
+        runner.invoke(app, [*base, "--end", "2011-01-06T18:00", "--max-files", "0"])
+    )
+    assert server.log == [] and _files_under(tmp_path) == []
+    out = runner.invoke(app, [*base, "--end", "2011-01-06T20:00", "--max-files", "3"])
+    assert out.exit_code == 0, out.output
+    assert "gako: 1 files (1 downloaded)" in out.output
+
+
+def test_a_long_plan_is_streamed(tmp_path: Path) -> None:
+    # 50 years of minutes with the cap raised: the old plan held ~26 million minutes
+    # (gigabytes) before its first request; the streamed one asks at once, with a few MB.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match="cannot reach"):
+            fetch_themis(
+                "gill", "2000-01-01", "2050-01-01", source="ucalgary", out=tmp_path,
+                base_urls=[closed_port_url()], timeout=1, retries=0, progress=False,
+                max_files=10**8,
+            )  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20, f"{peak / 1e6:.0f} MB before the first request"
+
+
+def test_download_many_keeps_only_a_few_downloads_ahead(server: FaultyServer, tmp_path: Path):
+    handed: list[str] = []
+
+    def rels() -> Iterator[str]:
+        for i in range(1000):
+            handed.append(f"x/{i}.cdf")
+            yield handed[-1]
+
+    fetcher = Fetcher([server.url + "/"], workers=2, **FAST)
+    got = fetcher.download_many(rels(), tmp_path, max_bytes=1000)
+    assert [next(got).path for _ in range(3)] == [None, None, None]  # 404: not there
+    assert len(handed) <= 3 + 2 * 2  # not the whole plan
+    got.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "-1"), ("--timeout", "0"),
+     ("--retries", "-1"), ("--retries", "1000")],
+)  # fmt: skip
+def test_cli_timeout_and_retries_are_checked_by_every_fetching_command(
+    server: FaultyServer, tmp_path: Path, runner, option: str, value: str
+) -> None:
+    commands = [
+        ["fetch", "themis", "--station", "gako", "--start", "2011-01-06T17", "--end",
+         "2011-01-06T18", "--base-url", server.url + BERKELEY, "-o", str(tmp_path / "t")],
+        ["fetch", "oath", "--base-url", server.url + OATH, "-o", str(tmp_path / "o")],
+        ["fetch", "checkpoint", "--base-url", server.url + MODELS, "-o", str(tmp_path / "c")],
+        ["ingest", "--station", "gako", "--start", "2011-01-06T17", "--end", "2011-01-06T18",
+         "--base-url", server.url + BERKELEY, "--fetch-dir", str(tmp_path / "i"),
+         "-o", str(tmp_path / "i.zarr")],
+    ]  # fmt: skip
+    for args in commands:
+        error = _error_line(runner.invoke(app, [*args, option, value]))
+        assert error.startswith(f"oathcube: error: {option}: "), error
+    assert server.log == [] and _files_under(tmp_path) == []
+
+
+def test_cli_ingest_fetch_obeys_timeout_and_retries(
+    server: FaultyServer, tmp_path: Path, runner
+) -> None:
+    import time
+
+    server.faults["slow"][CDF_PATH] = 3.0  # a server that does not answer in time
+    cube = tmp_path / "c.zarr"
+    args = ["ingest", "--station", "gako", "--start", "2011-01-06T17", "--end", "2011-01-06T18",
+            "--base-url", server.url + BERKELEY, "--fetch-dir", str(tmp_path / "themis"),
+            "-o", str(cube), "--timeout", "0.3", "--retries", "0"]  # fmt: skip
+    t = time.monotonic()
+    error = _error_line(runner.invoke(app, args))
+    assert time.monotonic() - t < 2.5  # not the default 30 s, nor 3 retries
+    assert "no answer within 0.3 s" in error
+    assert not cube.exists() and _files_under(tmp_path) == []
+
+
+def test_times_go_through_the_one_checked_parser(server: FaultyServer, tmp_path: Path, runner):
+    from oathcube.fetch import sources
+
+    assert sources.parse_time("2011-01-06T17", "--start") == datetime(2011, 1, 6, 17)
+    assert sources.parse_time("2011-01-06 17:00Z", "--start") == datetime(2011, 1, 6, 17)
+    assert sources.parse_time("2011-01-06T19:00+02:00", "--start") == datetime(2011, 1, 6, 17)
+    # beyond what datetime64[ns] holds: refused in one line, not wrapped round
+    args = ["fetch", "themis", "--station", "gako", "--start", "2011-01-06T17", "--end",
+            "2300-01-01", "--base-url", server.url + BERKELEY, "-o", str(tmp_path)]  # fmt: skip
+    assert "--end" in _error_line(runner.invoke(app, args))
+    assert server.log == []
 
 
 # --------------------------------------------------------------------------- command line

@@ -2,9 +2,11 @@
 
 Each fetch writes into a local folder that mirrors the server's own layout (by default
 in the user's data folder, :mod:`oathcube.datadir`), fetches only what is missing there,
-and makes a file visible under its name only once it is complete and, where a checksum
-is known, verified (:mod:`oathcube.fetch.http`).  URL layouts are in
-:mod:`oathcube.fetch.sources`.
+and makes a file visible under its name only once it has passed one verification step:
+complete, whole for its kind (a CDF reads to its last record, a gzip or tar to its end),
+and, where known, matching its checksum (:mod:`oathcube.fetch.http`).  What is refused
+is moved aside to ``NAME.refused-<n>``, so that a rerun fetches it again and never trusts
+it.  URL layouts are in :mod:`oathcube.fetch.sources`.
 
 - :func:`fetch_oath`: ``oath_v1.1_20181026.tgz`` checked against ``SHA256SUM_v1.1``;
   ``oathcube build`` takes the tarball as it is.
@@ -13,16 +15,21 @@ is known, verified (:mod:`oathcube.fetch.http`).  URL layouts are in
   features then find it without ``--checkpoint``.
 - :func:`fetch_themis`: Berkeley CDF L1 hours or UCalgary PGM minutes of one station,
   and optionally the skymap valid at the start time.  Hours and minutes that no server
-  has are reported, not fatal.
+  has are reported, not fatal.  A range of more than ``max_files`` files (default
+  :data:`MAX_FILES`) is refused before any request, and the plan is made as the
+  downloads go, never held whole.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import tarfile
-from collections.abc import Sequence
+import zlib
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -31,7 +38,7 @@ from ..datadir import CHECKPOINT_NAME, checkpoint_dir, data_dir
 from ..errors import FetchError, OptionError
 from ..outputs import replacing
 from . import sources as src
-from .http import Fetcher, check_base_urls, sha256_of
+from .http import Fetcher, check_base_urls, check_numbers, set_aside, sha256_of
 
 __all__ = [
     "ThemisFetch",
@@ -39,13 +46,20 @@ __all__ = [
     "fetch_checkpoint",
     "fetch_themis",
     "parse_sha256sums",
+    "check_plan",
+    "check_numbers",
     "CHECKPOINT_RECORD",
+    "MAX_FILES",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The JSON file written beside the unpacked checkpoint: where it came from, its SHA-256.
 CHECKPOINT_RECORD = "inception_v4.json"
+
+#: The most THEMIS files (hours or minutes) one fetch plans unless told otherwise: more
+#: than a year of Berkeley hours, a week of UCalgary minutes.
+MAX_FILES = 10_000
 
 # The most bytes each kind of file may have: a server that sends more is refused.
 _MAX_SUMS = 1 << 20
@@ -110,6 +124,12 @@ def fetch_oath(
 ) -> Path:
     """Fetch ``oath_v1.1_20181026.tgz`` and ``SHA256SUM_v1.1``; verify the one by the other.
 
+    A sums file that gives no SHA-256 for the tarball (an HTML login page, other names
+    only) is refused before it gets its name.  A whole tarball whose SHA-256 differs from
+    the sums file's is moved aside, and so is the sums file: which of the two is wrong
+    cannot be told, and neither may stay where a rerun would trust it.  Both are kept as
+    ``NAME.refused-<n>``.
+
     Parameters
     ----------
     out
@@ -135,21 +155,59 @@ def fetch_oath(
         1,
         progress,
     )
+    sums_path = root / src.OATH_SUMS
+    mismatch: list[str] = []
+
+    def lists_tarball(path: Path) -> None:
+        # A sums file is only kept if it gives a SHA-256 for the tarball: an HTML login
+        # page, a list of other names or a cut line is refused before it gets its name.
+        parse_sha256sums(path.read_text(errors="replace"), src.OATH_TARBALL, src.OATH_SUMS)
+
+    def matches_sums(path: Path) -> None:
+        digest = sha256_of(path)
+        if digest != expected:
+            mismatch.append(digest)
+            raise FetchError(f"its SHA-256 is {digest}, but {src.OATH_SUMS} says {expected}")
+
     try:
-        sums = fetcher.download(src.OATH_SUMS, root, max_bytes=_MAX_SUMS)
+        sums = fetcher.download(src.OATH_SUMS, root, max_bytes=_MAX_SUMS, check=lists_tarball)
         if sums.path is None:
             raise FetchError(f"{src.OATH_SUMS} is not on any of {', '.join(fetcher.bases)}")
         expected = parse_sha256sums(
             sums.path.read_text(errors="replace"), src.OATH_TARBALL, str(sums.path)
         )
         with fetcher.progress_bar(src.OATH_TARBALL):
-            got = fetcher.download(src.OATH_TARBALL, root, sha256=expected, max_bytes=_MAX_OATH)
+            try:
+                got = fetcher.download(
+                    src.OATH_TARBALL, root, max_bytes=_MAX_OATH, check=matches_sums
+                )
+            except FetchError as err:
+                raise _distrust_sums(err, mismatch, sums_path, root) from None
     finally:
         fetcher.close()
     if got.path is None:
         raise FetchError(f"{src.OATH_TARBALL} is not on any of {', '.join(fetcher.bases)}")
     log.info("%s: SHA-256 %s, as %s says", got.path, expected, src.OATH_SUMS)
     return got.path
+
+
+def _distrust_sums(err: FetchError, mismatch: list[str], sums: Path, root: Path) -> FetchError:
+    """The error of a tarball that failed its sum, once the sums file is no longer trusted.
+
+    A tarball and a sums file that disagree cannot tell which one is wrong, so neither
+    stays where a rerun would trust it: the tarball was moved aside by the download, and
+    the sums file is moved aside here (a rerun fetches both again).  A tarball already
+    there (``mismatch`` empty: no download was checked) may be the user's: the message
+    says what to move.
+    """
+    if not mismatch or not sums.is_file():
+        return err
+    aside = set_aside(sums, sums)
+    return FetchError(
+        f"{err.message}; {src.OATH_SUMS} moved aside to {aside.name} in {root} too, as the "
+        "two disagree (a rerun fetches it again)",
+        path=err.path,
+    )
 
 
 def fetch_checkpoint(
@@ -162,10 +220,12 @@ def fetch_checkpoint(
 ) -> Path:
     """Fetch the TF-slim ``inception_v4_2016_09_09.tar.gz`` and unpack ``inception_v4.ckpt``.
 
-    The tarball's members are checked before anything is unpacked (no absolute paths,
-    no ``..``, no links or devices: :mod:`tarfile`'s ``data`` filter as well), only the
-    checkpoint is unpacked, under a temporary name, and both SHA-256 are recorded in
-    ``inception_v4.json`` beside it (no checksum is published for this tarball).
+    The tarball is checked before it gets its name: it lists to its end, no member has
+    an absolute path or ``..``, none is a link or device, and one is ``inception_v4.ckpt``
+    (a tarball that fails is moved aside, so that a rerun fetches it again).  Only the
+    checkpoint is unpacked (with :mod:`tarfile`'s ``data`` filter as well), under a
+    temporary name, and both SHA-256 are recorded in ``inception_v4.json`` beside it (no
+    checksum is published for this tarball).
 
     Parameters
     ----------
@@ -201,7 +261,14 @@ def fetch_checkpoint(
     )
     try:
         with fetcher.progress_bar(src.CHECKPOINT_TARBALL):
-            got = fetcher.download(src.CHECKPOINT_TARBALL, root, max_bytes=_MAX_CHECKPOINT_TGZ)
+            # The members are checked before the tarball gets its name: one that will not
+            # unpack is moved aside, never left where a rerun would take it and ask nothing.
+            got = fetcher.download(
+                src.CHECKPOINT_TARBALL,
+                root,
+                max_bytes=_MAX_CHECKPOINT_TGZ,
+                check=_checkpoint_member,
+            )
     finally:
         fetcher.close()
     if got.path is None:
@@ -237,16 +304,18 @@ def _check_recorded(ckpt: Path, record: Path) -> None:
         )
 
 
-def _unpack_checkpoint(tgz: Path, ckpt: Path) -> None:
-    """Check every member of ``tgz``, then unpack only ``inception_v4.ckpt`` to ``ckpt``."""
-    if ckpt.is_file():
-        return
-    import tempfile
+def _checkpoint_member(tgz: Path) -> tarfile.TarInfo:
+    """The checkpoint member of ``tgz``, once every member has been checked.
 
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".unpack.", dir=ckpt.parent))
+    Raises
+    ------
+    FetchError
+        The tarball does not list to its end, has a member outside the archive, a link
+        or special file, or no ``inception_v4.ckpt``.
+    """
+    wanted = None
     try:
         with tarfile.open(tgz, "r:*") as tar:
-            wanted = None
             for member in tar.getmembers():
                 name = PurePosixPath(member.name)
                 if name.is_absolute() or ".." in name.parts:
@@ -265,16 +334,30 @@ def _unpack_checkpoint(tgz: Path, ckpt: Path) -> None:
                     )
                 if member.isfile() and name.name == CHECKPOINT_NAME:
                     wanted = member
-            if wanted is None:
-                raise FetchError(f"no {CHECKPOINT_NAME} in the tarball", path=tgz)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise FetchError(f"cannot list the tarball ({err})", path=tgz) from None
+    if wanted is None:
+        raise FetchError(f"no {CHECKPOINT_NAME} in the tarball", path=tgz)
+    return wanted
+
+
+def _unpack_checkpoint(tgz: Path, ckpt: Path) -> None:
+    """Check every member of ``tgz``, then unpack only ``inception_v4.ckpt`` to ``ckpt``."""
+    if ckpt.is_file():
+        return
+    import shutil
+    import tempfile
+
+    wanted = _checkpoint_member(tgz)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".unpack.", dir=ckpt.parent))
+    try:
+        with tarfile.open(tgz, "r:*") as tar:
             tar.extract(wanted, tmp_dir, filter="data")
         os.replace(tmp_dir / wanted.name, ckpt)
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise FetchError(f"cannot unpack ({err})", path=tgz) from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise FetchError(f"cannot unpack ({err}); delete it and fetch again", path=tgz) from None
     finally:
         if tmp_dir.exists():
-            import shutil
-
             shutil.rmtree(tmp_dir)  # the run's own temporary folder
 
 
@@ -337,6 +420,7 @@ def fetch_themis(
     retries: int = 3,
     workers: int = 4,
     progress: bool = True,
+    max_files: int = MAX_FILES,
 ) -> ThemisFetch:
     """Fetch one station's raw THEMIS ASI files that overlap ``[start, end)``.
 
@@ -365,6 +449,10 @@ def fetch_themis(
         Where skymaps are (default: ``base_urls`` for ``ucalgary``, else UCalgary's).
     timeout, retries, workers, progress
         See :class:`oathcube.fetch.http.Fetcher`.
+    max_files
+        The most hours or minutes the range may span (default :data:`MAX_FILES`): a
+        longer range (a typo in a year, say) is refused before any request, as is a
+        plan of more files than anyone would fetch by accident.
 
     Returns
     -------
@@ -373,6 +461,9 @@ def fetch_themis(
 
     Raises
     ------
+    OptionError
+        An unknown station or source, a time that is not one, an empty range, a range
+        of more than ``max_files`` files, or a timeout, retry or worker count out of range.
     FetchError
         No server reachable, or a server sent something refused; or nothing at all
         exists for the station in the range.
@@ -384,6 +475,9 @@ def fetch_themis(
         raise OptionError(
             f"unknown source {source!r}", path="--source", expected="berkeley or ucalgary"
         )
+    check_numbers(timeout, retries, workers)
+    step = timedelta(hours=1) if source == "berkeley" else timedelta(minutes=1)
+    check_plan(src.count_steps(t0, t1, step), max_files, step, t0, t1)
     default = src.BERKELEY_BASE if source == "berkeley" else src.UCALGARY_BASE
     root = _out_dir(out, data_dir() / "themis" / source)
     hint = (
@@ -397,22 +491,30 @@ def fetch_themis(
             fetcher.bases if source == "ucalgary" and not skymap_base_urls else skymap_base_urls
         )
         sky_fetcher = _options(sky_default, src.UCALGARY_BASE, hint, timeout, retries, 1, False)
-    step = timedelta(hours=1) if source == "berkeley" else timedelta(minutes=1)
     result = ThemisFetch(site, source, root, step=step)
     label = f"{site} {source}"
     try:
+        wanted: Iterator[src.Wanted]
         if source == "berkeley":
-            wanted = [src.Wanted(src.berkeley_cdf(site, h), h) for h in src.hours(t0, t1)]
+            wanted = (src.Wanted(src.berkeley_cdf(site, h), h) for h in src.hours(t0, t1))
             max_bytes = _MAX_CDF
         else:
-            wanted, result.missing = _ucalgary_wanted(fetcher, root, site, t0, t1)
+            wanted = _ucalgary_wanted(fetcher, root, site, t0, t1, result.missing)
             max_bytes = _MAX_PGM
-        done = fetcher.download_many(
-            [w.rel for w in wanted], root, max_bytes=max_bytes, label=label
-        )
-        for want, got in zip(wanted, done, strict=True):
+        # The plan is streamed: each wanted file's start is queued as its path is handed
+        # to the downloads, which answer in the same order, so no list of the whole
+        # range is ever built.
+        starts: deque[datetime] = deque()
+
+        def rels() -> Iterator[str]:
+            for want in wanted:
+                starts.append(want.start)
+                yield want.rel
+
+        for got in fetcher.download_many(rels(), root, max_bytes=max_bytes, label=label):
+            start_of = starts.popleft()
             if got.path is None:
-                result.missing.append(want.start)
+                result.missing.append(start_of)
             else:
                 result.files.append(got.path)
                 result.downloaded += got.downloaded
@@ -437,48 +539,75 @@ def fetch_themis(
     return result
 
 
-def _ucalgary_wanted(
-    fetcher: Fetcher, root: Path, site: str, t0: datetime, t1: datetime
-) -> tuple[list[src.Wanted], list[datetime]]:
-    """The PGM minutes to fetch, and those no server has (found by listing folders).
+def check_plan(n: int, max_files: int, step: timedelta, t0: datetime, t1: datetime) -> None:
+    """Refuse a plan of more than ``max_files`` files before it is made.
 
-    Minutes already in the local tree need no request at all: only hours with a
-    minute still missing locally are listed.
+    Raises
+    ------
+    OptionError
+        ``max_files`` is not positive, or ``n`` is above it; the message says how to
+        raise the cap.
+    """
+    if max_files < 1:
+        raise OptionError(f"{max_files}", path="--max-files", expected="1 or more files")
+    if n > max_files:
+        unit = "hour" if step == timedelta(hours=1) else "minute"
+        raise OptionError(
+            f"{t0:%Y-%m-%dT%H:%M} to {t1:%Y-%m-%dT%H:%M} spans {n:,} {unit} files, more "
+            f"than the {max_files:,} planned at most; check --start/--end, or raise the cap "
+            f"with `oathcube fetch themis --max-files {n}`",
+            path="--end",
+        )
+
+
+def _ucalgary_wanted(
+    fetcher: Fetcher,
+    root: Path,
+    site: str,
+    t0: datetime,
+    t1: datetime,
+    missing: list[datetime],
+) -> Iterator[src.Wanted]:
+    """The PGM minutes to fetch, hour by hour in time order (found by listing folders).
+
+    Minutes that no server has are appended to ``missing``.  Minutes already in the
+    local tree need no request at all: only hours with a minute still missing locally
+    are listed.  One hour is planned at a time, so that a long range costs no memory
+    before its first request.
     """
     pattern = src.ucalgary_pgm_pattern(site)
     cameras = src.camera_pattern(site)
-    wanted_minutes = src.minutes(t0, t1)
-    wanted_set = set(wanted_minutes)
-    local: dict[datetime, str] = {}
-    for hour in {m.replace(minute=0) for m in wanted_minutes}:
+    day_cameras: tuple[datetime, list[str]] | None = None  # the current day's cameras
+    minutes = src.minutes(t0, t1)
+    for hour, group in itertools.groupby(minutes, key=lambda m: m.replace(minute=0)):
+        wanted = list(group)  # at most 60
+        found: dict[datetime, str] = {}
         day_dir = root / src.ucalgary_day(hour)
         for path in sorted(day_dir.glob(f"{site}_themis[0-9][0-9]/ut{hour:%H}/*")):
             m = pattern.fullmatch(path.name)
             if m:
-                local[datetime.strptime(m.group(1), "%Y%m%d_%H%M")] = path.relative_to(
-                    root
-                ).as_posix()
-    found: dict[datetime, str] = {m: local[m] for m in wanted_minutes if m in local}
-    todo_hours = sorted({m.replace(minute=0) for m in wanted_minutes if m not in found})
-    day_cameras: dict[datetime, list[str]] = {}
-    for hour in todo_hours:
-        day = hour.replace(hour=0)
-        if day not in day_cameras:
-            names = fetcher.listing(src.ucalgary_day(day)) or []
-            day_cameras[day] = [n for n in names if cameras.fullmatch(n)]
-            if not day_cameras[day]:
-                log.warning("no %s camera folder in %s", site, src.ucalgary_day(day))
-        for camera in day_cameras[day]:
-            folder = src.ucalgary_hour(hour, camera)
-            for name in fetcher.listing(folder) or []:
-                m = pattern.fullmatch(name)
-                if not m or camera not in name:
-                    continue
                 t = datetime.strptime(m.group(1), "%Y%m%d_%H%M")
-                if t in wanted_set and t not in found:
-                    found[t] = folder + name
-    missing = [m for m in wanted_minutes if m not in found]
-    return [src.Wanted(found[t], t) for t in sorted(found)], missing
+                if t in wanted:
+                    found[t] = path.relative_to(root).as_posix()
+        if len(found) < len(wanted):
+            day = hour.replace(hour=0)
+            if day_cameras is None or day_cameras[0] != day:
+                names = fetcher.listing(src.ucalgary_day(day)) or []
+                day_cameras = (day, [n for n in names if cameras.fullmatch(n)])
+                if not day_cameras[1]:
+                    log.warning("no %s camera folder in %s", site, src.ucalgary_day(day))
+            for camera in day_cameras[1]:
+                folder = src.ucalgary_hour(hour, camera)
+                for name in fetcher.listing(folder) or []:
+                    m = pattern.fullmatch(name)
+                    if not m or camera not in name:
+                        continue
+                    t = datetime.strptime(m.group(1), "%Y%m%d_%H%M")
+                    if t in wanted and t not in found:
+                        found[t] = folder + name
+        missing.extend(t for t in wanted if t not in found)
+        for t in sorted(found):
+            yield src.Wanted(found[t], t)
 
 
 def _fetch_skymap(fetcher: Fetcher, root: Path, site: str, t0: datetime) -> Path:

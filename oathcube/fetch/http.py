@@ -12,11 +12,23 @@ are already in every scientific Python environment.
 The rules of a download (:meth:`Fetcher.download`):
 
 - the file is written to ``NAME.part`` in its destination folder and renamed to ``NAME``
-  (atomic) only once complete: its size equals what the server announced and, where a
-  checksum is known, its SHA-256 matches; a file that fails is deleted (it is the run's
-  own temporary file) and refused with an error;
+  (atomic) only once it has passed one verification step (:func:`verify_download`): its
+  size equals what the server announced; where a checksum is known, its SHA-256 matches;
+  where its kind can be checked by its name, it is whole (a CDF opens and every record
+  reads, a gzip stream decompresses to its end, a tar lists to its end, PGM rasters are
+  as long as their headers say, an IDL save file reads); and whatever check the caller
+  adds (a checksum list that lists the file it is for, a tarball that holds what it
+  should).  A body that ends early without a length (a server that closes the
+  connection) is caught there;
+- what is refused after it arrived whole is moved aside to ``NAME.refused-<n>`` (kept for
+  the user to look at, never under a name a rerun trusts), and a rerun downloads it again;
+  a body refused for its size is deleted (it is the run's own temporary file);
 - a ``.part`` left by an interrupted run (even ``kill -9``) is resumed with
-  ``Range: bytes=N-``; a server that answers ``200`` instead restarts it from zero;
+  ``Range: bytes=N-`` and ``If-Range`` only when ``NAME.part.json`` beside it holds the
+  URL and the validator (a strong ``ETag`` or ``Last-Modified``) that its bytes came
+  with; without one, or when the server answers with another version (``200``, or a
+  ``206`` with another validator or length), it starts again from zero, so that an old
+  prefix is never spliced onto a changed file;
 - two processes fetching the same file take turns on an ``fcntl`` lock of
   ``NAME.lock``: the second finds the file complete and downloads nothing;
 - ``404``/``410`` on every base URL means the file is not there (reported, not fatal);
@@ -27,14 +39,21 @@ The rules of a download (:meth:`Fetcher.download`):
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+import json
 import logging
+import math
 import os
 import re
 import sys
+import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -42,15 +61,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from ..errors import FetchError, OptionError
+from ..errors import FetchError, OathcubeError, OptionError
 
 __all__ = [
     "Fetcher",
     "Download",
     "check_base_urls",
+    "check_numbers",
     "listing_names",
     "safe_path",
+    "set_aside",
     "sha256_of",
+    "verify_download",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +98,17 @@ class _Refused(Exception):
 
 class _Dropped(Exception):
     """The body stopped before its end: resumable."""
+
+
+class _Restart(Exception):
+    """The ``.part`` on disk cannot be resumed (another version, no validator): from zero."""
+
+
+#: Bounds of the numbers a user gives (``--timeout``, ``--retries``, ``--workers``):
+#: beyond them a value is a typo, and ``nan``/``inf`` break the socket layer.
+MAX_TIMEOUT = 3600.0
+MAX_RETRIES = 100
+MAX_WORKERS = 64
 
 
 @dataclass
@@ -193,6 +226,185 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_numbers(timeout: float, retries: int, workers: int = 1) -> None:
+    """Refuse a timeout, retry count or worker count that cannot be meant.
+
+    Checked before any request (and before an ingest touches its cube): ``nan`` and
+    ``inf`` pass a float option's parser but break the socket layer with a traceback.
+
+    Raises
+    ------
+    OptionError
+        ``timeout`` not finite or outside ``(0, MAX_TIMEOUT]``; ``retries`` outside
+        ``[0, MAX_RETRIES]``; ``workers`` outside ``[1, MAX_WORKERS]``.
+    """
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise OptionError(
+            f"timeout {timeout:g}", path="--timeout", expected=f"seconds in (0, {MAX_TIMEOUT:g}]"
+        )
+    if not 0 <= retries <= MAX_RETRIES:
+        raise OptionError(f"{retries} retries", path="--retries", expected=f"0 to {MAX_RETRIES}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise OptionError(f"{workers} workers", path="--workers", expected=f"1 to {MAX_WORKERS}")
+
+
+# --------------------------------------------------------------------------- verification
+def verify_download(path: Path, name: str) -> None:
+    """Check that a downloaded file is whole, by what its name says it is.
+
+    The one format check every fetched file passes before it gets its name
+    (:meth:`Fetcher.download`); ``path`` is the ``.part`` and ``name`` the final name.
+    Whatever a name does not tell is passed as it is (its size was checked already).
+
+    ========================  =====================================================
+    ``*.cdf``                 opens with cdflib, its times decode and every record
+                              of the image variable reads (block by block)
+    ``*.pgm``, ``*.pgm.gz``   each raster is as long as its PGM header says
+    ``*.tar``, ``*.tar.gz``,  the tar lists to its end (and the gzip stream
+    ``*.tgz``                 decompresses to its end, its CRC checked)
+    other ``*.gz``            decompresses to its end
+    ``*.sav``                 reads as an IDL save file (scipy's ``readsav``)
+    ========================  =====================================================
+
+    Parameters
+    ----------
+    path
+        The file to check.
+    name
+        The name it is to get (the kind is told by it, not by ``path``'s ``.part``).
+
+    Raises
+    ------
+    FetchError
+        The file is cut short or corrupt; the message says where.
+    """
+    lower = name.lower()
+    try:
+        if lower.endswith(".cdf"):
+            _check_cdf(path)
+        elif lower.endswith((".pgm", ".pgm.gz")):
+            _check_pgm(path)
+        elif lower.endswith((".tar", ".tar.gz", ".tgz")):
+            _check_tar(path, compressed=not lower.endswith(".tar"))
+        elif lower.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+        elif lower.endswith(".sav"):
+            _check_sav(path)
+    except OathcubeError as err:
+        raise FetchError(f"not whole (cut short or corrupt): {err.message}", path=name) from None
+    except (EOFError, OSError, zlib.error, tarfile.TarError, ValueError) as err:
+        raise FetchError(f"not whole (cut short or corrupt): {_reason(err)}", path=name) from None
+
+
+def _check_cdf(path: Path) -> None:
+    """Every record of a THEMIS CDF reads, in parts of a few blocks (bounded memory)."""
+    from ..archive.themis_cdf import part_step, read_cdf, read_cdf_parts, scan_cdf
+
+    n = scan_cdf(path).time.shape[0]
+    step = part_step(path, 64)
+    if step == 0:  # a layout that is only read whole (2024 files: one record)
+        read_cdf(path)
+        return
+    for _ in read_cdf_parts(path, [(lo, min(lo + step, n)) for lo in range(0, n, step)]):
+        pass
+
+
+def _check_pgm(path: Path) -> None:
+    """The rasters of a UCalgary PGM (plain or gzip) are as long as their headers say."""
+    from ..archive.themis_pgm import parse_pgm_stream
+
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)  # a minute is ~2.6 MB decompressed
+    parse_pgm_stream(data, path)
+
+
+def _check_tar(path: Path, compressed: bool) -> None:
+    """List a tar to its end in one pass, then read what follows to the gzip trailer."""
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(gzip.open(path, "rb") if compressed else open(path, "rb"))
+        # Stream mode: one pass, each member's data skipped by reading it (which is what
+        # makes a body cut inside a member fail here rather than when it is unpacked).
+        with tarfile.open(fileobj=raw, mode="r|") as tar:
+            for _ in tar:
+                pass
+        while raw.read(1 << 22):  # the rest of the gzip stream: its CRC and length
+            pass
+
+
+def _check_sav(path: Path) -> None:
+    """An IDL save file (a UCalgary skymap) reads to its end."""
+    from scipy.io import readsav
+
+    with warnings.catch_warnings():
+        # Old skymaps make readsav warn that it cannot verify byte counts: not an error.
+        warnings.simplefilter("ignore")
+        try:
+            readsav(str(path), verbose=False)
+        except Exception as err:  # readsav raises anything from struct.error to ValueError
+            raise FetchError(f"not an IDL save file read to its end ({_reason(err)})") from None
+
+
+def set_aside(path: Path, dest: Path) -> Path:
+    """Move a refused ``path`` to ``dest.refused-<n>`` (the first free ``n``); the new path.
+
+    What was refused is kept for the user to look at, under a name that no rerun (and no
+    ``ingest`` of the folder) takes for the file itself.
+    """
+    n = 1
+    while True:
+        target = dest.with_name(f"{dest.name}.refused-{n}")
+        if not (target.exists() or target.is_symlink()):
+            os.replace(path, target)
+            return target
+        n += 1
+
+
+def _sidecar(part: Path) -> Path:
+    """``NAME.part.json``: the URL and validator the bytes of ``NAME.part`` came with."""
+    return part.with_name(part.name + ".json")
+
+
+def _load_sidecar(path: Path) -> dict[str, Any] | None:
+    """The saved validator of a ``.part``, or None when absent or unreadable."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _save_sidecar(path: Path, info: dict[str, Any]) -> None:
+    """Write the sidecar atomically: a half-written one must never be read as valid."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
+def _validators(resp: Any) -> dict[str, str | None]:
+    """The answer's ``ETag`` (strong only: a weak one cannot be used in If-Range) and
+    ``Last-Modified``."""
+    etag = resp.headers.get("etag")
+    if etag and etag.startswith("W/"):
+        etag = None
+    return {"etag": etag or None, "last_modified": resp.headers.get("last-modified") or None}
+
+
+def _if_range(saved: dict[str, Any]) -> str | None:
+    """The value for ``If-Range``: the strong ETag, else Last-Modified, else None."""
+    value = saved.get("etag") or saved.get("last_modified")
+    return value if isinstance(value, str) and value else None
+
+
+def _same_version(saved: dict[str, Any], got: dict[str, str | None]) -> bool:
+    """Whether a ``206`` answer comes from the version the ``.part``'s bytes came from."""
+    if saved.get("etag"):
+        return got["etag"] == saved["etag"]
+    return bool(saved.get("last_modified")) and got["last_modified"] == saved["last_modified"]
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (``NAME.lock``) across processes and threads.
@@ -262,12 +474,7 @@ class Fetcher:
     _bar_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise OptionError(f"timeout {self.timeout}", path="--timeout", expected="> 0 seconds")
-        if self.retries < 0:
-            raise OptionError(f"{self.retries} retries", path="--retries", expected="0 or more")
-        if self.workers < 1:
-            raise OptionError(f"{self.workers} workers", path="--workers", expected="1 or more")
+        check_numbers(self.timeout, self.retries, self.workers)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -405,6 +612,7 @@ class Fetcher:
         *,
         sha256: str | None = None,
         max_bytes: int,
+        check: Callable[[Path], object] | None = None,
     ) -> Download:
         """Fetch ``rel`` to ``root/rel`` unless it is there already (see the module doc).
 
@@ -418,89 +626,150 @@ class Fetcher:
             The expected SHA-256 (hex); a file already there is checked against it too.
         max_bytes
             The most bytes this kind of file may have; a larger answer is refused.
+        check
+            A further check of the file (raising :class:`~oathcube.errors.OathcubeError`),
+            run after :func:`verify_download` on a new download and on a file already
+            there; a new download that fails it is moved aside.
 
         Raises
         ------
         FetchError
-            No base URL reachable, or what was sent is refused (too large, wrong
-            checksum, redirect to a non-http URL, a name leaving ``root``).
+            No base URL reachable, or what was sent is refused (too large, cut short,
+            wrong checksum, refused by ``check``, redirect to a non-http URL, a name
+            leaving ``root``); or a file already there fails ``sha256`` or ``check``.
         """
         dest = safe_path(root, rel)
         if dest.is_file():
-            self._check_present(dest, sha256)
+            self._check_present(dest, sha256, check)
             return Download(rel, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _locked(dest.with_name(dest.name + ".lock")):
             if dest.is_file():  # another process finished it while we waited
-                self._check_present(dest, sha256)
+                self._check_present(dest, sha256, check)
                 return Download(rel, dest)
-            got = self._each_base(rel, lambda url: self._to_part(url, dest, sha256, max_bytes))
+            got = self._each_base(
+                rel, lambda url: self._to_part(url, dest, sha256, max_bytes, check)
+            )
         if got is None:
             return Download(rel, None)
         return Download(rel, dest, got[1], True)
 
-    def _check_present(self, dest: Path, sha256: str | None) -> None:
-        if sha256 is None:
-            return
-        digest = sha256_of(dest)
-        if digest != sha256.lower():
-            # Not ours to delete: it was there before this run.
-            raise FetchError(
-                f"already there but its SHA-256 is {digest}; move it away and fetch again",
-                path=dest,
-                expected=sha256.lower(),
-            )
+    def _check_present(
+        self, dest: Path, sha256: str | None, check: Callable[[Path], object] | None
+    ) -> None:
+        # A file already under its name is not ours to move or delete: it may be the
+        # user's own.  It is refused with what to do, and left where it is.
+        if sha256 is not None:
+            digest = sha256_of(dest)
+            if digest != sha256.lower():
+                raise FetchError(
+                    f"already there but its SHA-256 is {digest}; move it away and fetch again",
+                    path=dest,
+                    expected=sha256.lower(),
+                )
+        if check is not None:
+            try:
+                check(dest)
+            except OathcubeError as err:
+                raise FetchError(
+                    f"already there but refused ({err.message}); delete it (or move it away) "
+                    "and fetch again",
+                    path=dest,
+                ) from None
 
-    def _to_part(self, url: str, dest: Path, sha256: str | None, max_bytes: int) -> None:
+    def _to_part(
+        self,
+        url: str,
+        dest: Path,
+        sha256: str | None,
+        max_bytes: int,
+        check: Callable[[Path], object] | None,
+    ) -> None:
         """Download ``url`` into ``dest.part`` (resuming), verify, rename to ``dest``."""
         part = dest.with_name(dest.name + ".part")
         if os.name == "nt":  # pragma: no cover - no fcntl lock: one .part per process
             part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
-        validator: str | None = None
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        side = _sidecar(part)
+        failures = restarts = 0
+        while True:
             try:
-                validator = self._stream(url, part, max_bytes, validator)
+                self._stream(url, part, side, max_bytes)
                 break
+            except _Restart as err:
+                # The .part is gone now, so the next try asks for the whole file; more
+                # than two restarts mean a server that keeps changing the file.
+                restarts += 1
+                if restarts > 2:
+                    raise _Refused(f"{err}, {restarts} times") from None
+                log.info("%s: %s; starting again", url, err)
             except _Dropped as err:
-                last = err
+                failures += 1
+                if failures > self.retries:
+                    raise _Unreachable(f"{err}, {failures} times") from None
                 log.info("%s: %s; resuming", url, err)
+                time.sleep(self.backoff * 2 ** (failures - 1))
             except _Refused:
-                part.unlink(missing_ok=True)
+                _discard(part, side)  # the run's own temporary file, refused for its size
                 raise
-        else:
-            raise _Unreachable(f"{last}, {self.retries + 1} times")
-        if sha256 is not None:
-            digest = sha256_of(part)
-            if digest != sha256.lower():
-                part.unlink()  # the run's own temporary file: nothing of it is kept
-                raise _Refused(f"SHA-256 {digest} does not match {sha256.lower()}")
+        side.unlink(missing_ok=True)  # whole: nothing is resumed from here on
+        self._verify(part, dest, sha256, check)
         os.replace(part, dest)
 
-    def _stream(self, url: str, part: Path, max_bytes: int, validator: str | None) -> str | None:
-        """One GET into ``part``; returns the server's validator (ETag or Last-Modified)."""
+    def _verify(
+        self, part: Path, dest: Path, sha256: str | None, check: Callable[[Path], object] | None
+    ) -> None:
+        """The one step between a whole body and its name; what fails is moved aside."""
+        try:
+            if sha256 is not None:
+                digest = sha256_of(part)
+                if digest != sha256.lower():
+                    raise FetchError(f"SHA-256 {digest} does not match {sha256.lower()}")
+            verify_download(part, dest.name)
+            if check is not None:
+                check(part)
+        except OathcubeError as err:
+            aside = set_aside(part, dest)
+            raise _Refused(
+                f"{err.message}; kept as {aside}, and a rerun downloads it again"
+            ) from None
+
+    def _stream(self, url: str, part: Path, side: Path, max_bytes: int) -> None:
+        """One GET into ``part``, resumed where its sidecar allows (see the module doc)."""
         have = part.stat().st_size if part.exists() else 0
+        saved = _load_sidecar(side) if have else None
+        if have and (saved is None or saved.get("url") != url or _if_range(saved) is None):
+            # Bytes whose version cannot be named may belong to another file: not resumed.
+            log.info("%s: no validator for the %d bytes of %s; from zero", url, have, part)
+            _discard(part, side)
+            have, saved = 0, None
         headers = {"Accept-Encoding": "identity"}
-        if have:
+        if have and saved is not None:
             headers["Range"] = f"bytes={have}-"
-            if validator:
-                headers["If-Range"] = validator
+            # The server sends the rest only if the file is still the version the
+            # prefix came from; otherwise the whole new file (200).
+            headers["If-Range"] = str(_if_range(saved))
         resp, final = self._open(url, headers)
         with resp:
             if resp.status_code == 416 and have:
-                part.unlink()  # not a prefix of the file any more: start again
-                raise _Dropped("the partial file does not fit the server's; restarting")
+                _discard(part, side)
+                raise _Restart("the partial file does not fit the server's")
             _check_status(resp)
-            new_validator = resp.headers.get("etag") or resp.headers.get("last-modified")
+            got = _validators(resp)
             total = _announced_total(resp, have)
+            if resp.status_code == 206 and saved is not None:
+                if not _same_version(saved, got) or saved.get("length") not in (None, total):
+                    # A server that ignores If-Range, or answers for another version.
+                    _discard(part, side)
+                    raise _Restart("the file changed on the server since the partial download")
             if total is not None and total > max_bytes:
                 raise _Refused(f"announces {total} bytes, more than the {max_bytes} allowed")
-            if resp.status_code == 206:
+            if resp.status_code == 206 and have:
                 mode = "ab"
             else:
                 have, mode = 0, "wb"  # no resume: the whole file again
+                # Saved before the first byte, so that a kill at any point leaves a .part
+                # whose version is known.
+                _save_sidecar(side, {"url": url, **got, "length": total})
             limit = total if total is not None else max_bytes
             self._bar_add(total - have if total is not None else None)
             written = have
@@ -522,22 +791,29 @@ class Fetcher:
                 os.fsync(fh.fileno())
             if total is not None and written != total:
                 raise _Dropped(f"cut at byte {written} of {total}")
-        return new_validator
 
     def download_many(
-        self, rels: Sequence[str], root: Path, *, max_bytes: int, label: str = ""
-    ) -> list[Download]:
-        """:meth:`download` each of ``rels`` with at most ``workers`` at once, in order."""
-        if not rels:
-            return []
+        self, rels: Iterable[str], root: Path, *, max_bytes: int, label: str = ""
+    ) -> Iterator[Download]:
+        """:meth:`download` each of ``rels`` with at most ``workers`` at once; in order.
+
+        ``rels`` is consumed as the downloads go (at most ``2 * workers`` ahead), so that
+        a long plan is never held whole in memory; results are yielded in the order of
+        ``rels``.  The first error stops what has not started and is raised.
+        """
+        source = iter(rels)
         with self.progress_bar(label), ThreadPoolExecutor(self.workers) as pool:
-            futures = [pool.submit(self.download, r, root, max_bytes=max_bytes) for r in rels]
+            pending: deque[Any] = deque()
             try:
-                return [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()  # the first error stops what has not started
-                raise
+                for rel in source:
+                    pending.append(pool.submit(self.download, rel, root, max_bytes=max_bytes))
+                    while len(pending) >= 2 * self.workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()  # an error (or a consumer that stopped) ends the rest
 
     # ------------------------------------------------------------------ progress
     @contextlib.contextmanager
@@ -566,6 +842,12 @@ class Fetcher:
     def _bar_update(self, n: int) -> None:
         if self._bar is not None:
             self._bar.update(n)
+
+
+def _discard(part: Path, side: Path) -> None:
+    """Delete the run's own temporary ``.part`` and its sidecar."""
+    part.unlink(missing_ok=True)
+    side.unlink(missing_ok=True)
 
 
 def _check_status(resp: Any) -> None:

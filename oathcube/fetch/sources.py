@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ..errors import OptionError
 from ..sites import STATIONS
+from ..times import parse_time as parse_time_ns
 
 __all__ = [
     "OATH_BASE",
@@ -28,6 +29,7 @@ __all__ = [
     "STATIONS",
     "check_station",
     "parse_time",
+    "count_steps",
     "hours",
     "minutes",
     "berkeley_cdf",
@@ -73,49 +75,57 @@ def check_station(station: str) -> str:
 
 
 def parse_time(text: str | datetime, option: str) -> datetime:
-    """A UTC time from ISO text (``2011-01-06T17:00``, ``2011-01-06 17``, ``2011-01-06``).
+    """A naive UTC :class:`~datetime.datetime` from what :func:`oathcube.times.parse_time` takes.
 
-    A time with a zone is converted to UTC; one without is taken as UTC.
+    The one time parser of every command (ISO text such as ``2011-01-06T17:00``,
+    ``2011-01-06 17``, ``2011-01-06``; a zone is converted to UTC, none means UTC), with
+    its range check; here as a ``datetime`` for the URL layouts.
+
+    Raises
+    ------
+    OptionError
+        ``text`` is not a time, or one that :func:`oathcube.times.parse_time` refuses.
     """
-    if isinstance(text, datetime):
-        value = text
-    else:
-        raw = text.strip().replace(" ", "T")
-        if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d", raw):
-            raw += ":00"
-        try:
-            value = datetime.fromisoformat(
-                raw.removesuffix("Z") + ("+00:00" if raw.endswith("Z") else "")
-            )
-        except ValueError:
-            raise OptionError(
-                f"{text!r} is not a time", path=option, expected="ISO UTC, e.g. 2011-01-06T17:00"
-            ) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    stamp = parse_time_ns(text, option)
+    assert stamp is not None  # only None gives None
+    # datetime64[ns] -> microseconds -> datetime (file starts are whole minutes anyway)
+    return stamp.astype("datetime64[us]").astype(datetime)
+
+
+def _first_step(start: datetime, end: datetime, step: timedelta) -> datetime:
+    """The start of the first ``step``-long file that overlaps ``[start, end)``."""
+    if end <= start:
+        raise OptionError(f"--end {end:%Y-%m-%dT%H:%M:%S} is not after --start", path="--end")
+    # Files start on whole steps (hours, minutes) from the hour.
+    t = start.replace(minute=0, second=0, microsecond=0)
+    return t + ((start - t) // step) * step
+
+
+def count_steps(start: datetime, end: datetime, step: timedelta) -> int:
+    """How many ``step``-long files overlap ``[start, end)``, without listing them.
+
+    What a plan is checked against before it is made (a cap on planned work).
+    """
+    first = _first_step(start, end, step)
+    return -(-(end - first) // step)  # ceil
 
 
 def _steps(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
-    """Starts of the ``step``-long files that overlap ``[start, end)``."""
-    if end <= start:
-        raise OptionError(f"--end {end:%Y-%m-%dT%H:%M:%S} is not after --start", path="--end")
-    t = start.replace(minute=0, second=0, microsecond=0)
-    while t + step <= start:
-        t += step
+    """Starts of the ``step``-long files that overlap ``[start, end)``, one at a time."""
+    t = _first_step(start, end, step)
     while t < end:
         yield t
         t += step
 
 
-def hours(start: datetime, end: datetime) -> list[datetime]:
-    """The whole hours whose files overlap ``[start, end)``."""
-    return list(_steps(start, end, timedelta(hours=1)))
+def hours(start: datetime, end: datetime) -> Iterator[datetime]:
+    """The whole hours whose files overlap ``[start, end)``, generated as needed."""
+    return _steps(start, end, timedelta(hours=1))
 
 
-def minutes(start: datetime, end: datetime) -> list[datetime]:
-    """The whole minutes whose files overlap ``[start, end)``."""
-    return list(_steps(start, end, timedelta(minutes=1)))
+def minutes(start: datetime, end: datetime) -> Iterator[datetime]:
+    """The whole minutes whose files overlap ``[start, end)``, generated as needed."""
+    return _steps(start, end, timedelta(minutes=1))
 
 
 def berkeley_cdf(site: str, hour: datetime) -> str:
