@@ -110,6 +110,9 @@ class _Source:
     station: str
     times: list[np.ndarray]
     shape: tuple[int, ...]
+    #: ``(y, x)`` of the frames as read, where they are raw (prepared on ingest); None for
+    #: frames stored as read (image folders).
+    raw_shape: tuple[int, int] | None = None
 
     @property
     def first(self) -> np.datetime64:
@@ -637,6 +640,11 @@ def _ingest_station(
             stage.discard()  # another plan's uncommitted frames: not this run's to resume
         into = stage.open()
     node = _station_node(into, code, entries[0].shape, prep_attrs, *layout)
+    if "raw_frames" not in node.attrs:
+        # What the skymaps stored with this station must fit (skymaps.py): the cube holds
+        # only the prepared frames.
+        raw = entries[0].raw_shape
+        node.attrs["raw_frames"] = {"raw": raw is not None, "shape": list(raw or ())}
     pending = node.attrs.get(PENDING)
     committed = committed_rows(node)
     last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
@@ -714,7 +722,8 @@ def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock, prep: RawPrep
     shape = (prep.out_size, prep.out_size) if block.raw else block.frames.shape[1:]
     entry = seen.get(key)
     if entry is None:
-        seen[key] = _Source(str(block.source), block.station, [block.time], shape)
+        raw = (int(block.frames.shape[1]), int(block.frames.shape[2])) if block.raw else None
+        seen[key] = _Source(str(block.source), block.station, [block.time], shape, raw)
         return
     if shape != entry.shape:
         raise IngestError(

@@ -359,10 +359,18 @@ def _fit_arrays(arrays: dict[str, np.ndarray], prep: RawPreparation) -> dict[str
 def _raw_frames(cube: Cube, station: str) -> tuple[bool, tuple[int, int]] | None:
     """Whether the station's first source holds raw frames, and their ``(y, x)``.
 
-    Read from the source itself (a scan: shape and times, no pixels), since the cube
-    records only the prepared size; None when the source cannot be read here.
+    Recorded by ingest on the station group (``raw_frames``); for groups written
+    before that, read from the source itself (a scan: shape and times, no pixels);
+    None when neither can be had.
     """
-    sources = cube.group(station_group(station)).attrs.get("sources")
+    node = cube.group(station_group(station))
+    recorded = node.attrs.get("raw_frames")
+    if isinstance(recorded, dict) and isinstance(recorded.get("shape"), list):
+        if not recorded.get("raw"):
+            return False, (0, 0)
+        ny, nx = recorded["shape"]
+        return True, (int(ny), int(nx))
+    sources = node.attrs.get("sources")
     if not isinstance(sources, list) or not sources:
         return None
     try:

@@ -214,3 +214,28 @@ def test_a_skymap_of_another_size_is_refused_before_writing(tmp_path: Path, them
         128,
         128,
     )
+
+
+def test_a_skymap_added_after_the_frames_moved_fits_by_the_recorded_raw_size(
+    tmp_path: Path, themis: Path, runner
+) -> None:
+    # The station records its raw frames' size on ingest (raw_frames), so a skymap added
+    # later is checked and resized without the frames' source file at hand.
+    moved = tmp_path / CDF
+    moved.write_bytes((themis / CDF).read_bytes())
+    cube = tmp_path / "cube.zarr"
+    prep = json.dumps({"out_size": 128})
+    assert (
+        runner.invoke(app, ["ingest", str(moved), "-o", str(cube), "--prep", prep]).exit_code == 0
+    )
+    assert zarr.open_group(str(cube / "stations/gako")).attrs["raw_frames"] == {
+        "raw": True,
+        "shape": [256, 256],
+    }
+    moved.unlink()
+    result = runner.invoke(
+        app, ["ingest", str(themis / SKYMAP), "-o", str(cube), "--station", "gako"]
+    )
+    assert result.exit_code == 0, result.output
+    stored = zarr.open_group(str(cube / GROUP))
+    assert stored["elevation"].shape == (128, 128)
