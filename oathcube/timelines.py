@@ -1,7 +1,7 @@
 """Class occurrence per time bin at one station: the time series of a model's classes.
 
 The station's arrays are read through the chunk check of the views
-(:func:`oathcube.views._common.checked`): a damaged chunk of predictions or of the
+(:func:`oathcube.cube.checked.checked`): a damaged chunk of predictions or of the
 frames shown beside the plot is named, not read as "unclassified" or a black frame.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .cube.checked import checked
 from .cube.schema import prediction_names, station_group
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError
 from .times import check_freq, parse_time
-from .views._common import checked
 
 __all__ = ["timeline", "sample_frames", "station_series"]
 
