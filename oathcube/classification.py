@@ -26,8 +26,9 @@ from .faults import kill_point
 from .features import FeatureSpec
 from .features.compute import compute_features
 from .ingestion import station_times
+from .memory import exhaustion_as_error
 from .model import check_feature_settings, decision_scores, model_spec
-from .parallel import check_scheduler, run_tasks
+from .parallel import check_scheduler, connected, run_tasks
 from .times import parse_time, rows_between
 
 __all__ = ["classify"]
@@ -161,7 +162,15 @@ def classify(
     check_scheduler(scheduler)
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
     cube = Cube.open(cube, "r+")
-    with cube.writing("classify"):
+    # Connected before the first write (features, then the predictions' arrays): a
+    # scheduler that never answers is one line at once, and nothing is created.
+    with (
+        exhaustion_as_error(
+            f"classifying with {model}", "--batch-size, or --scheduler synchronous"
+        ),
+        connected(scheduler),
+        cube.writing("classify"),
+    ):
         return _classify(cube, model, station, t0, t1, scheduler, progress, feature_options)
 
 

@@ -90,8 +90,8 @@ Layer = Annotated[str, typer.Option(help="Inception-v4 endpoint: Logits | PreLog
 Precision = Annotated[
     str,
     typer.Option(
-        help="fp32 | bf16 (fast only with native bf16) | int8 (openvino engine; calibrated on "
-        "the cube's own frames)"
+        help="fp32 | bf16 (needs avx512_bf16 or amx_bf16 with openvino; tensorflow emulates it, "
+        "slower) | int8 (openvino engine; calibrated on the cube's own frames)"
     ),
 ]
 Engine = Annotated[
@@ -112,6 +112,21 @@ Target = Annotated[str, typer.Option(help="class6 | class2")]
 Alpha = Annotated[float, typer.Option(help="Ridge alpha")]
 Start = Annotated[str | None, typer.Option(help="From this UTC time")]
 End = Annotated[str | None, typer.Option(help="Up to this UTC time")]
+
+
+def _lasting(output: str) -> str:
+    """Refuse a cube location that dies with this command (``memory://``).
+
+    A Python caller may keep a ``memory://`` cube for the life of its process; a
+    command would report "cube written" for a store that is gone when it exits.
+    """
+    if output.startswith("memory://"):
+        raise OptionError(
+            f"{output} lives only as long as this command: the cube would vanish when it exits",
+            path="--output",
+            expected="a path or a lasting URL (s3://, gs://, ...); memory:// is for Python callers",
+        )
+    return output
 
 
 def _feature_options(
@@ -191,7 +206,7 @@ def build(
     }
     location = run(
         source,
-        output,
+        _lasting(output),
         overwrite=overwrite,
         features=names,
         scheduler=scheduler,
@@ -222,7 +237,10 @@ def features(
     from .cube.store import Cube as CubeStore
     from .features import feature_spec
     from .features.compute import compute_features
+    from .parallel import check_scheduler
 
+    # First: a dead address is named at once, and threads are sized before any start.
+    check_scheduler(scheduler)
     options = _feature_options(
         model, checkpoint, layer, precision, batch_size, random_weights, engine
     )
@@ -402,6 +420,10 @@ def fetch_themis(
     workers: Annotated[int, typer.Option(help="Parallel downloads")] = 4,
     timeout: Timeout = 30.0,
     retries: Retries = 3,
+    max_files: Annotated[
+        int,
+        typer.Option(help="The most hours or minutes the range may span; a longer one is refused"),
+    ] = 10_000,
 ) -> None:
     """One station's raw THEMIS ASI files; hours or minutes no server has are reported."""
     from .fetch import fetch_themis as run
@@ -418,6 +440,7 @@ def fetch_themis(
         workers=workers,
         timeout=timeout,
         retries=retries,
+        max_files=max_files,
     )
     typer.echo(f"{got.station}: {len(got.files)} files ({got.downloaded} downloaded) in {got.root}")
     if got.missing:
@@ -436,6 +459,8 @@ def _fetch_for_ingest(
     output: str,
     skymap: bool,
     skymap_base_url: list[str] | None,
+    timeout: float = 30.0,
+    retries: int = 3,
 ) -> list[str]:
     """Fetch what ``ingest --start/--end`` needs, once the target cube has been checked."""
     if station is None or start is None or end is None:
@@ -444,9 +469,11 @@ def _fetch_for_ingest(
             path="--station/--start/--end",
             expected="all three together",
         )
+    from .fetch import check_numbers
     from .fetch import fetch_themis as run
     from .ingestion import open_target
 
+    check_numbers(timeout, retries)  # a typo is one line, before the cube is even opened
     open_target(output)  # the cube is checked before anything is downloaded
     got = run(
         station,
@@ -457,6 +484,8 @@ def _fetch_for_ingest(
         base_urls=base_url,
         skymap=skymap,
         skymap_base_urls=skymap_base_url,
+        timeout=timeout,
+        retries=retries,
     )
     extra = [got.skymap] if got.skymap is not None else []
     return [str(p) for p in [*got.files, *extra]]
@@ -502,6 +531,8 @@ def ingest(
         bool, typer.Option(help="With --start: also fetch the skymap valid at --start")
     ] = False,
     skymap_base_url: SkymapBaseUrl = None,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
     times_csv: Annotated[
         Path | None, typer.Option(help="CSV file,station,time for image folders")
     ] = None,
@@ -532,6 +563,7 @@ def ingest(
     from .ingestion import ingest as run
     from .rawprep import RawPreparation
 
+    output = _lasting(output)
     try:
         preparation = RawPreparation(**json.loads(prep)) if prep else RawPreparation()
     except (TypeError, ValueError) as err:
@@ -546,7 +578,17 @@ def ingest(
         check_scheduler(scheduler)  # every option is checked before the first download
         check_layout(chunk_frames, shard_frames)
         paths += _fetch_for_ingest(
-            station, start, end, source, base_url, fetch_dir, output, skymap, skymap_base_url
+            station,
+            start,
+            end,
+            source,
+            base_url,
+            fetch_dir,
+            output,
+            skymap,
+            skymap_base_url,
+            timeout=timeout,
+            retries=retries,
         )
     written = run(
         paths,
@@ -632,7 +674,7 @@ SkymapChoice = Annotated[
     str | None,
     typer.Option(
         help="A stored skymap's name or start date (20110305), or none (centre column); "
-        "default: the skymap valid at the first frame"
+        "default: the skymap valid at the first frame, else the nearest in time (with a warning)"
     ),
 ]
 Altitude = Annotated[float, typer.Option(help="Emission altitude, km (90 | 110 | 150)")]
@@ -699,12 +741,21 @@ def map_(
     cube: Cube,
     station: Annotated[str, typer.Option(help="Station code")],
     out: Annotated[Path, typer.Option(help="FILE.png (picture) or FILE.nc (the Dataset)")],
-    time: Annotated[str | None, typer.Option(help="The frame nearest this UTC time")] = None,
+    time: Annotated[
+        str | None,
+        typer.Option(help="The frame nearest this UTC time (within two frame steps)"),
+    ] = None,
     start: Start = None,
     end: End = None,
     altitude: Altitude = 110.0,
     min_elevation: MinElevation = 10.0,
-    skymap: SkymapChoice = None,
+    skymap: Annotated[
+        str | None,
+        typer.Option(
+            help="A stored skymap's name or start date (20110305); default: the skymap "
+            "valid at the first frame, else the nearest in time (with a warning)"
+        ),
+    ] = None,
     model: ViewModel = None,
 ) -> None:
     """One frame (--time), or the mean of a range, on geographic latitude and longitude."""
@@ -738,7 +789,7 @@ def nights(
     end: End = None,
 ) -> None:
     """Per night and station: clear-sky fraction and aurora occurrence (cloudy/moon left out)."""
-    from .views.nights import NIGHT_SUFFIXES, night_statistics, write_nights
+    from .views.nights import NIGHT_SUFFIXES, coverage_notes, night_statistics, write_nights
 
     for path in out or []:
         check_output(path, NIGHT_SUFFIXES, "--out")
@@ -748,6 +799,8 @@ def nights(
     if not out:
         table = result.to_dataframe().dropna(subset=["hours"])
         typer.echo(table.round(3).to_string())
+    for note in coverage_notes(result):
+        typer.echo(f"note: {note}")
 
 
 @app.command()

@@ -70,7 +70,7 @@ from .cube.store import (
 )
 from .errors import CubeNotFoundError, IngestError, OptionError
 from .faults import kill_point
-from .parallel import check_scheduler, cores, run_tasks
+from .parallel import check_scheduler, connected, cores, run_tasks
 from .rawprep import RawPreparation
 from .skymaps import store_skymaps, take_skymaps
 
@@ -572,10 +572,9 @@ def ingest(
     # only when its first station lands (StationStage.land), so that a first ingest that
     # fails or is killed leaves no cube of uncommitted frames.
     target = existing or Cube(target_location, "r+")
-    if not target.is_url:
-        os.makedirs(os.path.dirname(target_location), exist_ok=True)
     written: dict[str, int] = {}
-    with target.writing("ingest"):
+    # Connected (to an address) before the first write; the one Client serves every station.
+    with connected(scheduler), target.writing("ingest"):
         for code, entries in by_station.items():
             stage = StationStage(target, code)
             if stage.committed():

@@ -35,7 +35,7 @@ from .faults import kill_point
 from .features import feature_spec
 from .features.compute import compute_features
 from .labels import CLASS2_NAMES, CLASS6_NAMES
-from .parallel import check_scheduler, run_tasks
+from .parallel import check_scheduler, connected, run_tasks
 
 __all__ = ["build", "oath_template", "write_oath_cube"]
 
@@ -259,7 +259,8 @@ def build(
     specs = {name: feature_spec(name, **(feature_options or {}).get(name, {})) for name in features}
     location = normalise_location(cube)
     refuse_nesting(source, location, "source archive")
-    with staging(location, overwrite) as target:
+    # Connected (to an address) before the first write; the one Client serves every step.
+    with connected(scheduler), staging(location, overwrite) as target:
         # Check the target first: a long read must not end in "already exists".
         archive = read_oath(Path(source))
         kind = "SYNTHETIC archive" if archive.synthetic else "archive"

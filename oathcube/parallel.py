@@ -9,6 +9,13 @@ images/s); a distributed run shows ``distributed.progress`` and the dashboard.
 
 The thread budget of numeric libraries (TensorFlow's intra-op pool) is decided
 here and nowhere else: see :func:`thread_budget`.
+
+A scheduler address is reached before any work starts: :func:`check_scheduler`
+refuses an address where nothing answers within :data:`CONNECT_TIMEOUT`
+seconds, and :func:`connected` holds one ``distributed.Client`` for a whole
+command, so that a command that writes (``features --overwrite`` empties its
+variable) is connected before its first write and never fails half way for
+want of a scheduler.
 """
 
 from __future__ import annotations
@@ -16,17 +23,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from .errors import OptionError
-from .memory import steady_allocator
+from .memory import exhaustion_as_error, fit_address_space, steady_allocator
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "LOCAL_SCHEDULERS",
     "check_scheduler",
+    "connected",
     "cores",
     "run_tasks",
     "thread_budget",
@@ -37,23 +48,115 @@ log = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 _ADDRESS = re.compile(r"^(tcp|tls|inproc)://[^\s/]+$")
+_HOST_PORT = re.compile(r"^(?:tcp|tls)://(\[[^\]]+\]|[^:]+):(\d+)$")
+
+#: Seconds to wait for a dask scheduler to answer before a command gives up.
+#: A scheduler on a LAN answers in milliseconds; dask's own default is 30 s.
+CONNECT_TIMEOUT = 5.0
+
+_UNREACHABLE = "a running dask scheduler's address, or --scheduler threads"
 
 
 def check_scheduler(scheduler: str | None) -> str | None:
-    """Validate a scheduler name before any work starts; return it unchanged.
+    """Validate a scheduler before any work starts; return it unchanged.
+
+    A ``tcp://`` or ``tls://`` address must answer: a TCP connection is opened
+    and closed (no dask import), so that a dead address is refused in at most
+    :data:`CONNECT_TIMEOUT` seconds, before a command writes anything.  Under
+    ``ulimit -v`` the process's threads are also sized to the limit here, the
+    first thing every command does (:func:`oathcube.memory.fit_address_space`).
 
     Raises
     ------
     OptionError
-        Neither a local scheduler's name nor a ``tcp://HOST:PORT`` address.
+        Neither a local scheduler's name nor an address, or nothing answers there.
     """
-    if scheduler is None or scheduler in LOCAL_SCHEDULERS or _ADDRESS.match(scheduler):
+    fit_address_space()
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
         return scheduler
+    if not _ADDRESS.match(scheduler):
+        raise OptionError(
+            f"unknown scheduler {scheduler!r}",
+            path="--scheduler",
+            expected="threads, processes, synchronous or tcp://HOST:PORT of a dask scheduler",
+        )
+    where = _HOST_PORT.match(scheduler)
+    if where is None:  # inproc://, or an address without a port: dask's to judge
+        return scheduler
+    if _user_client(scheduler) is not None:  # already connected in this process
+        return scheduler
+    host, port = where.group(1).strip("[]"), int(where.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as err:  # refused, unreachable, unknown host, or timed out
+        reason = err.strerror or type(err).__name__
+        raise OptionError(
+            f"no dask scheduler answers at {scheduler} ({reason})",
+            path="--scheduler",
+            expected=_UNREACHABLE,
+        ) from None
+    return scheduler
+
+
+def _client(scheduler: str) -> Any:
+    """A new ``distributed.Client`` of ``scheduler``, or one line on failure.
+
+    The Client is made on a daemon thread, waited for at most twice
+    :data:`CONNECT_TIMEOUT`: a server that accepts the connection and never
+    answers (not a dask scheduler) kept ``Client(address, timeout=1)`` waiting for
+    over 10 minutes (distributed 2026.8.0); the abandoned thread
+    then ends with the process.
+    """
+    from distributed import Client
+
+    made: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            made["client"] = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except BaseException as err:  # handed to the waiting thread
+            made["error"] = err
+
+    thread = threading.Thread(target=make, name="oathcube-connect", daemon=True)
+    thread.start()
+    thread.join(2 * CONNECT_TIMEOUT)
+    err = made.get("error")
+    if "client" in made:
+        return made["client"]
+    if err is not None and not isinstance(err, (OSError, TimeoutError)):
+        raise err
+    reason = type(err).__name__ if err is not None else "no answer"
     raise OptionError(
-        f"unknown scheduler {scheduler!r}",
+        f"no dask scheduler answers at {scheduler} within {2 * CONNECT_TIMEOUT:g} s ({reason})",
         path="--scheduler",
-        expected="threads, processes, synchronous or tcp://HOST:PORT of a dask scheduler",
+        expected=_UNREACHABLE,
     )
+
+
+@contextmanager
+def connected(scheduler: str | None) -> Iterator[str | None]:
+    """Check ``scheduler`` and, for an address, hold one Client while the block runs.
+
+    The Client is this process's default while the block runs, so that every
+    :func:`run_tasks` inside it reuses it (and a nested :func:`connected`
+    opens none); it is closed at the end.  Local schedulers and a Client the
+    caller already has are left as they are.
+
+    Raises
+    ------
+    OptionError
+        A bad name, or no dask scheduler answers at the address.
+    """
+    check_scheduler(scheduler)
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS or _user_client(scheduler):
+        yield scheduler
+        return
+    client = _client(scheduler)
+    try:
+        yield scheduler
+    finally:
+        client.close()
 
 
 def cores() -> int:
@@ -155,6 +258,8 @@ def run_tasks(
     client = _user_client(scheduler)
     if client is None and scheduler is None:
         scheduler = "threads"
+    # Out of memory, or of address space for a thread, is one line that says what to lower.
+    lower = "fewer images per chunk, --scheduler synchronous (no thread pool)"
     if client is None and scheduler in LOCAL_SCHEDULERS:
         import dask
 
@@ -162,15 +267,17 @@ def run_tasks(
         if scheduler != "synchronous":
             kwargs["num_workers"] = num_workers or cores()
         with ExitStack() as stack:
+            stack.enter_context(exhaustion_as_error(label or "the work", lower))
             if progress:
                 stack.enter_context(_local_bar(total, unit))
             return list(dask.compute(*tasks, **kwargs))
-    from distributed import Client
     from distributed import progress as dprogress
 
     with ExitStack() as stack:
+        stack.enter_context(exhaustion_as_error(label or "the work", lower))
         if client is None:
-            client = stack.enter_context(Client(scheduler))
+            assert scheduler is not None  # None became threads above
+            client = stack.enter_context(_client(scheduler))
         if progress:
             log.info("dask dashboard: %s", client.dashboard_link)
         futures = client.compute(list(tasks))

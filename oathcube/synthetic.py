@@ -42,6 +42,7 @@ from ._version import __version__
 from .errors import ExistsError, OptionError
 from .labels import CLASS6_NAMES as CLASS_NAMES
 from .labels import N_FOLDS, SPLIT_SEED
+from .memory import available_memory, check_fits, exhaustion_as_error, fit_address_space
 from .parallel import cores
 from .sites import STATION_LONGITUDES
 
@@ -49,6 +50,7 @@ __all__ = [
     "CLASS_NAMES",
     "OATH_CLASS_COUNTS",
     "STATION_LONGITUDES",
+    "check_synth_memory",
     "check_synth_options",
     "class_counts",
     "render_sky",
@@ -71,6 +73,15 @@ _YEARS = (2006, 2016)
 # Sizes of the real station-night blocks of files_origin.csv, drawn from for the synthetic ones.
 _BLOCK_SIZES = (28, 28, 28, 28, 58, 71, 71, 152, 205, 265, 434)
 _CADENCE_S = 3  # THEMIS ASI frames come every 3 s, so every time is on a 3 s grid
+
+# The stated memory bound of drawing images (check_synth_memory).  Measured with
+# tracemalloc at sizes 256-1024: the cached pixel grid holds 36 bytes a pixel, and
+# one frame being drawn peaks at 52-58 bytes a pixel of temporaries (each drawing
+# thread has one); the labels, times and the (n, 1001) float32 logits of the h5 file
+# take 8.2 kB an image.  Rounded up, with room for the PNG encoder.
+_GRID_BYTES_PER_PIXEL = 40
+_FRAME_BYTES_PER_PIXEL = 64
+_BYTES_PER_IMAGE = 9 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,6 +765,47 @@ def check_synth_options(n: int, size: int) -> None:
         raise OptionError(f"size must be at least 16 pixels, got {size}", path="--size")
 
 
+def _drawing_threads() -> int:
+    return min(4, cores())
+
+
+def check_synth_memory(n: int, size: int) -> None:
+    """Refuse images that cannot be drawn in the memory left, before anything is written.
+
+    The bound: ``size**2`` pixels times 40 bytes (the pixel grid) plus 64 bytes per
+    drawing thread (one frame's temporaries each), and 9 kB per image (labels,
+    times, the logits of ``features/auroral_feat.h5``); compared with
+    :func:`oathcube.memory.available_memory`.
+
+    Raises
+    ------
+    MemoryBoundError
+        The bound exceeds the memory available; the message says which ``--size``
+        (or ``--n``) would fit.
+    """
+    threads = _drawing_threads()
+    per_pixel = _GRID_BYTES_PER_PIXEL + threads * _FRAME_BYTES_PER_PIXEL
+    images = n * _BYTES_PER_IMAGE
+    need = size * size * per_pixel + images
+    avail, _ = available_memory()
+    if avail is None or need <= avail:
+        return
+    room = avail - images
+    largest = math.isqrt(max(0, room) // per_pixel)
+    if largest >= 16:
+        lower = f"--size {largest} or less here"
+        option = "--size"
+    else:  # the images' records alone do not fit: fewer images
+        lower = f"--n {max(1, avail // 2 // _BYTES_PER_IMAGE)} or less here"
+        option = "--n"
+    check_fits(
+        need,
+        f"drawing {n} images of {size}x{size} pixels on {threads} threads",
+        option=option,
+        lower=lower,
+    )
+
+
 def synth(
     out: str | Path,
     n: int = 5824,
@@ -789,42 +841,54 @@ def synth(
     ------
     OptionError
         If ``n < 1`` or ``size < 16``, or ``out`` exists and is not an empty folder.
+    MemoryBoundError
+        Before anything is written, if the images cannot be drawn in the memory
+        left (:func:`check_synth_memory`); or if memory (or address space for a
+        thread) runs out while they are drawn: one line, and nothing is left.
     """
     check_synth_options(n, size)
+    check_synth_memory(n, size)
+    fit_address_space()
     out = Path(out)
     tmp = _fresh_dir(out)
     try:
-        for sub in ("classifications", "code", "features", "images/cropped_scaled"):
-            (tmp / sub).mkdir(parents=True)
-        cat = _catalogue(seed, n)
-        (tmp / "00_README").write_text(
-            _README.format(version=__version__, seed=seed, n=n, size=size), encoding="ascii"
-        )
-        (tmp / "code" / "README").write_text(_CODE_README, encoding="ascii")
-        _write_classifications(tmp / "classifications" / "classifications.csv", cat, seed)
-        write_split(tmp / "classifications" / "train_test_split.csv", n)
-        _write_origins(tmp / "images" / "files_origin.csv", cat, seed)
-
-        names = [
-            f"images/cropped_scaled_rotated/{i + 1:05d}_{rot:03d}.png".encode("ascii")
-            for i, rot in enumerate(cat.rot_angle.tolist())
-        ]
-        with h5py.File(tmp / "features" / "auroral_feat.h5", "w") as h5:
-            h5.create_dataset("Logits", data=synth_logits(cat.class6, seed))
-            h5.create_dataset("filenames", data=np.array(names))
-            h5.attrs["synthetic"] = f"oathcube synth seed {seed}: not Inception-v4 features"
-
-        img_dir = tmp / "images" / "cropped_scaled"
-        jobs = [
-            (img_dir / f"{i + 1:05d}.png", int(c6), [seed, 1, i + 1], size)
-            for i, c6 in enumerate(cat.class6.tolist())
-        ]
-        _run_parallel(jobs, _render_to, progress, "synth images")
+        with exhaustion_as_error(f"drawing {n} images of {size}x{size} pixels", "--size or --n"):
+            _write_archive(tmp, n, size, seed, progress)
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _write_archive(tmp: Path, n: int, size: int, seed: int, progress: bool) -> None:
+    """Write every file of a synthetic archive into ``tmp`` (see :func:`synth`)."""
+    for sub in ("classifications", "code", "features", "images/cropped_scaled"):
+        (tmp / sub).mkdir(parents=True)
+    cat = _catalogue(seed, n)
+    (tmp / "00_README").write_text(
+        _README.format(version=__version__, seed=seed, n=n, size=size), encoding="ascii"
+    )
+    (tmp / "code" / "README").write_text(_CODE_README, encoding="ascii")
+    _write_classifications(tmp / "classifications" / "classifications.csv", cat, seed)
+    write_split(tmp / "classifications" / "train_test_split.csv", n)
+    _write_origins(tmp / "images" / "files_origin.csv", cat, seed)
+
+    names = [
+        f"images/cropped_scaled_rotated/{i + 1:05d}_{rot:03d}.png".encode("ascii")
+        for i, rot in enumerate(cat.rot_angle.tolist())
+    ]
+    with h5py.File(tmp / "features" / "auroral_feat.h5", "w") as h5:
+        h5.create_dataset("Logits", data=synth_logits(cat.class6, seed))
+        h5.create_dataset("filenames", data=np.array(names))
+        h5.attrs["synthetic"] = f"oathcube synth seed {seed}: not Inception-v4 features"
+
+    img_dir = tmp / "images" / "cropped_scaled"
+    jobs = [
+        (img_dir / f"{i + 1:05d}.png", int(c6), [seed, 1, i + 1], size)
+        for i, c6 in enumerate(cat.class6.tolist())
+    ]
+    _run_parallel(jobs, _render_to, progress, "synth images")
 
 
 _NIGHT_README = """\
@@ -911,6 +975,8 @@ def station_night(
         raise OptionError(
             f"cadence_s must be at least 1 s (file names hold seconds), got {cadence_s}"
         )
+    check_synth_memory(len(sequence) * frames_per_class, size)
+    fit_address_space()
     out = Path(out)
     tmp = _fresh_dir(out)
     try:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_description  # noqa: E402
 
 from oathcube import build, compute_features, evaluate, synth  # noqa: E402
+from oathcube.features.inception_v4 import bf16_native  # noqa: E402
 
 
 def main() -> None:
@@ -46,6 +47,10 @@ def main() -> None:
     options = {"checkpoint": args.checkpoint} if args.checkpoint else {"random_weights": True}
     if args.engine:
         options["engine"] = args.engine
+    elif not bf16_native():
+        # OpenVINO (the default engine) refuses bf16 without native support; TensorFlow
+        # emulates it, which is what this accuracy comparison needs.
+        options["engine"] = "tensorflow"
     print("weights:", args.checkpoint or "RANDOM (no checkpoint given)")
     features, accuracy = {}, {}
     for precision in ("fp32", "bf16"):

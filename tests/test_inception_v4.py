@@ -322,22 +322,19 @@ def test_bad_options() -> None:
         InceptionV4Extractor(random_weights=True, precision="fp16")
 
 
-@pytest.mark.parametrize(
-    ("engine", "says"),
-    [("tensorflow", "slower than fp32"), ("openvino", "OpenVINO will run fp32 instead")],
-)
-def test_bf16_warns_where_not_native(
-    monkeypatch: pytest.MonkeyPatch, engine: str, says: str
-) -> None:
+def test_bf16_where_not_native_is_emulated_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import oathcube.features.inception_v4 as mod
 
-    if not engine_installed(engine):
-        pytest.skip(f"{engine} is not installed")
     monkeypatch.setattr(mod, "cpu_flags", lambda: {"avx2", "fma"})
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    # The warning comes before anything is built; the missing checkpoint then stops it.
-    with pytest.warns(UserWarning, match=says), pytest.raises(CheckpointError):
-        InceptionV4Extractor(precision="bf16", engine=engine)
+    if engine_installed("tensorflow"):
+        # TensorFlow emulates bf16 (slowly): warned, then the missing checkpoint stops it.
+        with pytest.warns(UserWarning, match="slower than fp32"), pytest.raises(CheckpointError):
+            InceptionV4Extractor(precision="bf16", engine="tensorflow")
+    if engine_installed("openvino"):
+        # OpenVINO would run fp32 under a bf16 label: refused before anything is built.
+        with pytest.raises(FeatureError, match="avx512_bf16"):
+            InceptionV4Extractor(precision="bf16", engine="openvino")
 
 
 @pytest.mark.slow
@@ -347,9 +344,13 @@ def test_bf16_agrees_with_fp32(
 ) -> None:
     if not engine_installed(engine):
         pytest.skip(f"{engine} is not installed")
-    if not bf16_native():
-        with pytest.warns(UserWarning, match="bf16"):
-            InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
+    if not bf16_native():  # refused (openvino), or emulated far slower (tensorflow)
+        if engine == "openvino":
+            with pytest.raises(FeatureError, match="avx512_bf16"):
+                InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
+        else:
+            with pytest.warns(UserWarning, match="bf16"):
+                InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
         return
     ex = InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
     cosine = _cosine(ex(reference["pixels"], None), reference["Logits"])

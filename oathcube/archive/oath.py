@@ -501,7 +501,11 @@ def decode_png(data: bytes, where: str, shape: tuple[int, ...] | None = None) ->
     _png_header(data, where)
     try:
         image = iio.imread(data)
+    except MemoryError:
+        raise  # the machine's fault, not the file's: run_tasks says what to lower
     except Exception as err:  # imageio raises many types; all mean "not an image"
+        if "out of memory" in str(err):  # PIL's way of saying MemoryError
+            raise MemoryError(f"{where}: {err}") from None
         raise ArchiveError(
             f"cannot decode image ({err})", path=where, expected="an 8-bit PNG"
         ) from None

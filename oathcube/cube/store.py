@@ -623,6 +623,7 @@ class Cube:
             return
         target = Path(self.location)
         lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
+        target.parent.mkdir(parents=True, exist_ok=True)  # a new cube's folders, for the lock
         _take_lock(lock, command, self.location)
         self._lock_depth = 1
         try:

@@ -25,12 +25,22 @@ from ..cube.store import Cube, CubeLike
 from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
 from ..faults import kill_point
-from ..parallel import check_scheduler, run_tasks, thread_budget, worker_thread_budget
+from ..memory import exhaustion_as_error
+from ..parallel import (
+    check_scheduler,
+    connected,
+    run_tasks,
+    thread_budget,
+    worker_thread_budget,
+)
 from . import FeatureSpec, feature_spec
 
 __all__ = ["compute_features", "chunks_done"]
 
 log = logging.getLogger(__name__)
+
+# What to lower when memory (or address space for a thread) runs out.
+_LOWER = "--batch-size, or --scheduler synchronous (no thread pool)"
 
 
 def chunks_done(array: zarr.Array) -> np.ndarray:
@@ -73,6 +83,39 @@ def _feature_chunk(
     array_at(node, spec.variable)[start:stop] = values
     kill_point("features.chunk_written")
     return stop - start
+
+
+def _check_precision(
+    array: zarr.Array,
+    old: dict[str, Any],
+    spec: FeatureSpec,
+    n: int,
+    rows: tuple[int, int] | None,
+    where: str,
+) -> None:
+    """Refuse to add rows of another precision under the variable's recorded one.
+
+    Precision changes values only by round-off, so it is not compared when a
+    model checks its features (IGNORED_SETTINGS); but the variable records one
+    precision for all its rows, and a resume in another would make that label
+    wrong for some of them.  Complete variables in another precision are fine.
+    """
+    recorded, asked = old.get("precision"), spec.attrs.get("precision")
+    if recorded is None or asked is None or recorded == asked:
+        return
+    size = array.chunks[0]
+    lo, hi = rows or (0, n)
+    done = chunks_done(array)
+    pending = min(n, hi) > array.shape[0] or any(
+        not done[i] for i in range(len(done)) if i * size < hi and (i + 1) * size > lo
+    )
+    if pending:
+        raise FeatureError(
+            f"{array.basename} holds rows computed in precision {recorded}, and this run "
+            f"would add rows in {asked} under that label",
+            path=where,
+            expected=f"--precision {recorded} to resume, or --overwrite to recompute in {asked}",
+        )
 
 
 def compute_features(
@@ -120,7 +163,13 @@ def compute_features(
     check_scheduler(scheduler)
     spec = name if isinstance(name, FeatureSpec) else feature_spec(name, **options)
     cube = Cube.open(cube, "r+")
-    with cube.writing("features"):
+    # Connected before the first write: --overwrite empties the variable, and a
+    # scheduler that never answers must not leave it empty (nor take 30 s to say so).
+    with (
+        exhaustion_as_error(f"computing {spec.variable}", _LOWER),
+        connected(scheduler),
+        cube.writing("features"),
+    ):
         return _compute(cube, spec, group, scheduler, progress, overwrite, rows)
 
 
@@ -145,6 +194,16 @@ def _compute(
     attrs = provenance(**spec.attrs)
     attrs["long_name"] = f"{spec.name} features of pixels"
 
+    # Every input is checked before the first write: with --overwrite every chunk is
+    # to do, and a missing chunk of pixels must be named before the old rows are gone.
+    if overwrite and var in node:
+        prefix = f"{group}/" if group else ""
+        lo, hi = rows or (0, n)
+        first, last = lo - lo % size, min(n, hi)
+        for name in ("pixels", "rot_angle"):
+            if name in node and last > first:
+                cube.check_chunks(prefix + name, rows=(first, last))
+
     if var in node and not overwrite:
         old = dict(array_at(node, var).attrs)
         changed = [k for k in spec.differences(old) if k in old and k in attrs]
@@ -155,6 +214,7 @@ def _compute(
                 expected="the same settings to resume, or --overwrite to recompute",
             )
         array = array_at(node, var)
+        _check_precision(array, old, spec, n, rows, cube.where(group))
         if array.shape[0] < n:  # a station archive grew since: extend, keep what is there
             array.resize((n, array.shape[1]))
     else:

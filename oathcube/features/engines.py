@@ -53,6 +53,7 @@ __all__ = [
     "TensorFlowEngine",
     "calibration_rows",
     "check_engine",
+    "check_inference_precision",
     "engine_installed",
     "engine_version",
     "read_calibration",
@@ -141,6 +142,38 @@ def check_engine(engine: str, precision: str) -> str:
             expected=INT8_EXTRA,
         )
     return engine_version(engine)
+
+
+def check_inference_precision(asked: str, compiled: str) -> None:
+    """Refuse a compiled model whose inference precision is not the one recorded.
+
+    Parameters
+    ----------
+    asked
+        The precision the features will be recorded with (``fp32``, ``bf16``, ``int8``).
+    compiled
+        The compiled model's ``INFERENCE_PRECISION_HINT`` (``f32``, ``bf16``, ...).
+
+    Raises
+    ------
+    FeatureError
+        ``bf16`` was asked and the CPU plugin chose another precision (a CPU
+        without avx512_bf16 or amx_bf16), or ``fp32`` was asked and it did not
+        keep f32.
+    """
+    if asked == "bf16" and compiled != "bf16":
+        raise FeatureError(
+            f"precision bf16: OpenVINO compiled the network for {compiled} on this CPU "
+            "(no avx512_bf16 or amx_bf16), and nothing is computed under a wrong label",
+            path="--precision",
+            expected="--precision fp32, or --engine tensorflow for emulated bf16",
+        )
+    if asked == "fp32" and compiled not in ("f32", "fp32"):
+        raise FeatureError(
+            f"precision fp32: OpenVINO compiled the network for {compiled}",
+            path="--precision",
+            expected="f32 inference (INFERENCE_PRECISION_HINT)",
+        )
 
 
 # --------------------------------------------------------------------------- calibration
@@ -360,6 +393,9 @@ class OpenVINOEngine:
         self.jobs = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = str(getattr(hint, "to_string", lambda: hint)())
+        # Checked where the network runs: a dask worker on another CPU than the
+        # driver that checked the options must not compute under a wrong label.
+        check_inference_precision(precision, self.inference_precision)
         self._queue = ov.AsyncInferQueue(self._compiled, self.jobs)
         self._queue.set_callback(self._done)
         self._submit_lock = threading.Lock()

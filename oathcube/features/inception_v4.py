@@ -493,13 +493,26 @@ class InceptionV4Extractor:
         if int(calibration_size) < 1:
             raise FeatureError(f"{calibration_size} calibration frames", expected="1 or more")
         if precision == "bf16" and not bf16_native():
+            # The label must say what ran.  OpenVINO's CPU plugin without native bf16
+            # silently runs fp32, so "bf16" would be recorded over fp32 features.  It is
+            # refused rather than run as fp32 and recorded as fp32: the user asked for
+            # bf16 (its round-off, or its speed) and would get neither without knowing,
+            # and "precision" is a setting ignored on resume (IGNORED_SETTINGS), so a
+            # silent fallback would let one variable mix fp32 and bf16 rows under one
+            # label.  The refusal names the flags and the two ways on.  TensorFlow
+            # emulates bfloat16 (its kernels round to bf16 on any x86 CPU): the label
+            # is then true and only the speed suffers, which is warned.
+            if engine != "tensorflow":
+                raise FeatureError(
+                    "precision bf16 needs a CPU with native bfloat16 (flag avx512_bf16 or "
+                    "amx_bf16), and this one has neither: OpenVINO would run fp32",
+                    path="--precision",
+                    expected="--precision fp32 here, or --engine tensorflow for emulated "
+                    "bf16 (slower than fp32)",
+                )
             warnings.warn(
                 "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so "
-                + (
-                    "bfloat16 is emulated and will be slower than fp32"
-                    if engine == "tensorflow"
-                    else "OpenVINO will run fp32 instead"
-                ),
+                "TensorFlow emulates bfloat16 and will be slower than fp32",
                 UserWarning,
                 stacklevel=4,
             )
