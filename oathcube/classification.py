@@ -25,7 +25,6 @@ from .errors import CubeError, ModelError
 from .faults import kill_point
 from .features import FeatureSpec
 from .features.compute import compute_features
-from .ingestion import station_times
 from .memory import exhaustion_as_error
 from .model import check_feature_settings, decision_scores, model_spec
 from .parallel import check_scheduler, connected, run_tasks
@@ -228,7 +227,7 @@ def _classify(
             rows = (0, committed_rows(cube.group(group)))
         else:
             code = group.split("/", 1)[1]
-            rows = _rows(station_times(cube, code), t0, t1, cube.where(group))
+            rows = _rows(cube.times(code), t0, t1, cube.where(group))
         if spec is not None:
             compute_features(
                 cube, spec, group=group, scheduler=scheduler, progress=progress, rows=rows

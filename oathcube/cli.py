@@ -817,6 +817,27 @@ def demo(
     run_demo(directory, n=n, size=size, scheduler=scheduler)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        typer.echo(f"oathcube {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    # Options of the command line as a whole (the app's help text stays its own).
+    pass
+
+
 def main() -> None:
     """Entry point of the ``oathcube`` console script."""
     app()

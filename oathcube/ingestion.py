@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
-from xarray.coding.times import decode_cf_datetime
 
 from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
@@ -65,6 +64,7 @@ from .cube.store import (
     Cube,
     CubeLike,
     check_new_location,
+    decode_times,
     normalise_location,
     refuse_nesting,
 )
@@ -74,7 +74,7 @@ from .parallel import check_scheduler, connected, cores, run_tasks
 from .rawprep import RawPreparation
 from .skymaps import store_skymaps, take_skymaps
 
-__all__ = ["ingest", "check_layout", "open_target", "station_times", "PENDING", "ROWS_PER_TASK"]
+__all__ = ["ingest", "check_layout", "open_target", "PENDING", "ROWS_PER_TASK"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,6 @@ SHARDED_CHUNK_FRAMES = 64
 #: Root attributes of a cube that ingest creates (at its first station's landing).
 _CUBE_ATTRS: dict[str, Any] = {"title": "THEMIS ASI station archives", STATUS: COMPLETE}
 
-_TIME_UNITS = "microseconds since 1970-01-01"
 _TIME_CHUNK = 2**16
 
 
@@ -126,24 +125,8 @@ class _Source:
         return np.concatenate(self.times)
 
 
-def _decode_times(array: zarr.Array, stop: int, start: int = 0) -> np.ndarray:
-    """Stored times ``start:stop`` as ``datetime64[ns]`` (CF units of the array)."""
-    if stop <= start:
-        return np.array([], dtype="datetime64[ns]")
-    units = str(array.attrs.get("units", _TIME_UNITS))
-    calendar = str(array.attrs.get("calendar", "proleptic_gregorian"))
-    decoded = decode_cf_datetime(np.asarray(array[start:stop]), units, calendar)
-    return np.asarray(decoded, dtype="datetime64[ns]")
-
-
 def _encode_times(times: np.ndarray) -> np.ndarray:
     return times.astype("datetime64[us]").astype(np.int64)
-
-
-def station_times(cube: CubeLike, station: str) -> np.ndarray:
-    """Committed times (``datetime64[ns]``) of a station's frames, read from the store."""
-    node = Cube.open(cube, complete=False).group(station_group(station))
-    return _decode_times(array_at(node, "time"), committed_rows(node))
 
 
 def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_attrs: str) -> None:
@@ -157,7 +140,7 @@ def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_a
     stored_prep = node.attrs.get("preparation")
     stored_shape = array_at(node, "pixels").shape[1:]
     n = committed_rows(node)
-    last = _decode_times(array_at(node, "time"), n, max(0, n - 1))
+    last = decode_times(array_at(node, "time"), n, max(0, n - 1))
     stored: np.ndarray | None = None
     for entry in entries:
         if stored_prep not in (None, prep_attrs):
@@ -175,7 +158,7 @@ def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_a
         if last.size and entry.first <= last[0]:
             # A rerun or an overlap: only then is the station's time axis read.
             if stored is None:
-                stored = _decode_times(array_at(node, "time"), n)
+                stored = decode_times(array_at(node, "time"), n)
             times = entry.all_times()
             old = times[times <= last[0]]
             if not np.isin(old, stored).all():
@@ -235,7 +218,7 @@ def _station_node(
             attributes={
                 "long_name": "UTC exposure time",
                 "standard_name": "time",
-                "units": _TIME_UNITS,
+                "units": TIME_ENCODING["units"],
                 "calendar": TIME_ENCODING["calendar"],
             },
         )
@@ -646,7 +629,7 @@ def _ingest_station(
         node.attrs["raw_frames"] = {"raw": raw is not None, "shape": list(raw or ())}
     pending = node.attrs.get(PENDING)
     committed = committed_rows(node)
-    last = _decode_times(array_at(node, "time"), committed, max(0, committed - 1))
+    last = decode_times(array_at(node, "time"), committed, max(0, committed - 1))
     after = last[0] if last.size else None
     news = [t if after is None else t[t > after] for t in everything]
     end = committed + sum(int(t.size) for t in news)

@@ -150,6 +150,14 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
+def test_classification_and_views_never_import_ingestion() -> None:
+    # They read stations through the Cube (Cube.times, Cube.station): classifying or
+    # drawing must not load the raw-file readers (numba, cdflib, deflate).
+    for module, deps in _graph().items():
+        if module.startswith(("oathcube.classification", "oathcube.views", "oathcube.timelines")):
+            assert not [d for d in deps if d.startswith("oathcube.ingestion")], module
+
+
 def test_cube_knows_no_archive_format() -> None:
     for module, deps in _graph().items():
         if module.startswith("oathcube.cube"):
@@ -171,6 +179,8 @@ def test_no_module_is_named_like_an_exported_function() -> None:
             ("sklearn", "tensorflow", "matplotlib", "distributed", "intake", "xarray", "dask"),
         ),
         ("import oathcube.cli", ("sklearn", "tensorflow", "matplotlib", "distributed", "xarray")),
+        # Classifying reads stations through the Cube, never the raw-file readers.
+        ("import oathcube.classification", ("numba", "cdflib", "deflate", "tensorflow")),
     ],
 )
 def test_light_imports(statement: str, forbidden: tuple[str, ...]) -> None:

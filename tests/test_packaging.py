@@ -64,3 +64,11 @@ def test_catalog_opens_the_demo_cube_and_any_cube_by_path(
     assert mine.attrs == direct[other] and again.attrs == direct[demo_path]
     assert mine.pixels.encoding["chunks"][0] == 16
     assert again.pixels.encoding["chunks"][0] == demo.pixels.encoding["chunks"][0] != 16
+
+
+def test_the_command_line_says_its_version(runner) -> None:
+    from oathcube import __version__
+    from oathcube.cli import app
+
+    out = runner.invoke(app, ["--version"])
+    assert out.exit_code == 0 and out.output.strip() == f"oathcube {__version__}"

@@ -29,10 +29,17 @@ import zarr
 import zarr.errors
 
 from ..errors import CubeError, CubeExistsError, CubeNotFoundError, ModelError, OptionError
-from .commit import COMPLETE, STATUS, repair_rows
+from .commit import COMPLETE, STATUS, committed_rows, repair_rows
 from .index import StationTimeIndex
 from .nodes import array_at, group_at, read_rows
-from .schema import MODEL_GROUP, STATION_GROUP, model_group, provenance, station_group
+from .schema import (
+    MODEL_GROUP,
+    STATION_GROUP,
+    TIME_ENCODING,
+    model_group,
+    provenance,
+    station_group,
+)
 
 __all__ = [
     "Cube",
@@ -40,6 +47,7 @@ __all__ = [
     "Mode",
     "normalise_location",
     "check_new_location",
+    "decode_times",
     "refuse_nesting",
     "is_url",
     "probe_store",
@@ -150,6 +158,18 @@ def probe_store(location: str) -> None:
             expected=f"a running endpoint: check AWS_ENDPOINT_URL ({endpoint or 'not set'}) "
             "and the network",
         ) from None
+
+
+def decode_times(array: zarr.Array, stop: int, start: int = 0) -> np.ndarray:
+    """Stored times ``start:stop`` of a ``time`` array as ``datetime64[ns]`` (its CF units)."""
+    if stop <= start:
+        return np.array([], dtype="datetime64[ns]")
+    from xarray.coding.times import decode_cf_datetime
+
+    units = str(array.attrs.get("units", TIME_ENCODING["units"]))
+    calendar = str(array.attrs.get("calendar", TIME_ENCODING["calendar"]))
+    decoded = decode_cf_datetime(np.asarray(array[start:stop]), units, calendar)
+    return np.asarray(decoded, dtype="datetime64[ns]")
 
 
 def _refuse_files_on(path: Path, expected: str, *, itself: bool) -> None:
@@ -483,6 +503,15 @@ class Cube:
         """The group path of station ``code``; a CubeError lists the stations otherwise."""
         self._require("station", code, self.stations(), CubeError, "(none ingested)")
         return station_group(code)
+
+    def times(self, station: str) -> np.ndarray:
+        """Committed times (``datetime64[ns]``) of a station's frames, read from the store.
+
+        Rows a writer has not committed are left out; the consolidated metadata plays
+        no part (a writer's own rows since its last publish are included once committed).
+        """
+        node = self.group(self.require_station(station))
+        return decode_times(array_at(node, "time"), committed_rows(node))
 
     def check_chunks(self, path: str, rows: tuple[int, int] | None = None) -> None:
         """Refuse an array with a chunk missing from the store, naming the chunk.
