@@ -51,7 +51,7 @@ from .cube.commit import (
     repair_rows,
     row_arrays,
 )
-from .cube.nodes import array_at, attr_list, rows_per_object
+from .cube.nodes import WRITE_CONFIG, array_at, attr_list, rows_per_object
 from .cube.schema import (
     PIXEL_COMPRESSORS,
     TIME_ENCODING,
@@ -215,6 +215,7 @@ def _station_node(
             dtype="int64",
             fill_value=0,
             dimension_names=["time"],
+            config=WRITE_CONFIG,
             attributes={
                 "long_name": "UTC exposure time",
                 "standard_name": "time",
@@ -237,6 +238,7 @@ def _station_node(
             compressors=PIXEL_COMPRESSORS,
             fill_value=0,
             dimension_names=["time", "y", "x"],
+            config=WRITE_CONFIG,
             attributes={
                 "long_name": "prepared 8-bit frame",
                 "units": "1",

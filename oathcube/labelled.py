@@ -179,7 +179,14 @@ def write_oath_cube(
     ds.attrs.update(attrs)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        ds.to_zarr(cube.root.store, mode="w", compute=False, zarr_format=3, consolidated=False)
+        ds.to_zarr(
+            cube.root.store,
+            mode="w",
+            compute=False,
+            zarr_format=3,
+            consolidated=False,
+            write_empty_chunks=True,  # every chunk written: a missing one is damage
+        )
     cube.refresh()  # the template replaced the root group's metadata
     kill_point("build.template_written")
     starts = list(range(0, archive.n_images, size))

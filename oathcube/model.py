@@ -360,7 +360,14 @@ def train(
         # The model is marked complete only after its last array is written: a
         # killed train leaves a model that is never listed nor applied.
         model.attrs[STATUS] = BUILDING
-        model.to_zarr(cube.root.store, group=path, mode="w", zarr_format=3, consolidated=False)
+        model.to_zarr(
+            cube.root.store,
+            group=path,
+            mode="w",
+            zarr_format=3,
+            consolidated=False,
+            write_empty_chunks=True,  # every chunk written: a missing one is damage
+        )
         kill_point("train.arrays_written")
         cube.group(path).attrs[STATUS] = COMPLETE
         cube.publish()

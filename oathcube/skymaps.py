@@ -56,7 +56,7 @@ from .archive.frames import IMAGE_SUFFIXES, iter_frame_blocks
 from .archive.orientation import ORIENTATION, RAW_ORIENTATION
 from .archive.skymap import Skymap, is_skymap_name, read_skymap
 from .cube.commit import BUILDING, COMPLETE, STATUS
-from .cube.nodes import array_at
+from .cube.nodes import WRITE_CONFIG, array_at
 from .cube.schema import provenance, station_group
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, IngestError, OathcubeError, OptionError
@@ -484,6 +484,7 @@ def _write(cube: Cube, sky: Skymap, geometry: dict[str, Any]) -> None:
             fill_value=np.nan,
             dimension_names=dims,
             attributes=array_attrs,
+            config=WRITE_CONFIG,
         )
         array[...] = values
         kill_point("skymap.array_written")

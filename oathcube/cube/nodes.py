@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -22,7 +22,11 @@ from zarr.core.sync import sync
 
 from ..errors import CubeError
 
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArrayConfigParams
+
 __all__ = [
+    "WRITE_CONFIG",
     "array_at",
     "group_at",
     "dims_of",
@@ -60,12 +64,23 @@ def _fix(array: zarr.Array) -> str:
     return "every chunk intact: the cube is damaged; restore it from a copy, or rebuild it"
 
 
+#: How oathcube's writers open every array: each chunk is written, even one equal to the
+#: fill value, so that a chunk missing from the store always means damage (see
+#: :func:`read_checked`), never "all fill".  Given per array (zarr's ``config=``), as
+#: xarray's zarr backend does, never set in zarr's global config: the user's process keeps
+#: its own settings.
+WRITE_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
+
+
 def array_at(node: zarr.Group, path: str) -> zarr.Array:
-    """The array at ``path`` below ``node`` (a typed lookup: zarr returns array or group)."""
+    """The array at ``path`` below ``node``, opened to write every chunk (:data:`WRITE_CONFIG`).
+
+    A typed lookup (zarr returns "an array or a group"); reads are unaffected.
+    """
     item = node[path]
     if not isinstance(item, zarr.Array):
         raise CubeError(f"{path} is a group", path=str(node.store), expected="an array")
-    return item
+    return item.with_config(WRITE_CONFIG)
 
 
 def group_at(node: zarr.Group, path: str) -> zarr.Group:

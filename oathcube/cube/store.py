@@ -57,10 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Every chunk is written, even one that equals the fill value, so that a chunk missing
-# from the store always means damage (see Cube.check_chunks), never "all zeros".
-zarr.config.set({"array.write_empty_chunks": True})
-
 Mode = Literal["r", "r+"]
 
 #: What every library function accepts as a cube: a path, an fsspec URL, or a Cube.

@@ -14,7 +14,7 @@ import numpy as np
 import zarr
 
 from ..faults import kill_point
-from .nodes import array_at
+from .nodes import WRITE_CONFIG, array_at
 from .store import Cube
 
 __all__ = ["create_rows", "write_labels", "write_region"]
@@ -43,13 +43,19 @@ def create_rows(
         dimension_names=dims,
         attributes=attrs or {},
         overwrite=True,
+        config=WRITE_CONFIG,
     )
 
 
 def write_labels(node: zarr.Group, dim: str, labels: Sequence[str]) -> None:
     """Write a string coordinate ``dim`` (class or feature names) into ``node``."""
     coord = node.create_array(
-        name=dim, shape=(len(labels),), dtype=str, dimension_names=[dim], overwrite=True
+        name=dim,
+        shape=(len(labels),),
+        dtype=str,
+        dimension_names=[dim],
+        overwrite=True,
+        config=WRITE_CONFIG,
     )
     coord[:] = np.asarray(labels, dtype=object)
 
