@@ -1,9 +1,11 @@
 """oathcube: auroral all-sky image archives as chunked Zarr cubes.
 
-The public API is flat; each function is a stage of the one-way flow
-archive -> cube -> features -> model -> classify/timeline.  Names are resolved on
-first use (PEP 562), so that ``import oathcube`` (and the command line's
-``--help``) imports none of xarray, dask, zarr, scikit-learn or TensorFlow.
+The public API is flat: every name a Python user needs to fetch, build, compute features,
+evaluate, train, ingest, classify and draw is here, each a stage of the one-way flow
+archive -> cube -> features -> model -> classify -> views (docs/api.md shows one example
+of each).  Names are resolved on first use (PEP 562), so that ``import oathcube`` (and
+the command line's ``--help``) imports none of xarray, dask, zarr, scikit-learn,
+matplotlib or TensorFlow; the errors are imported at once (they cost nothing).
 """
 
 from __future__ import annotations
@@ -11,64 +13,185 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import OathcubeError
+from .errors import (
+    ArchiveError,
+    CheckpointError,
+    CubeError,
+    CubeExistsError,
+    CubeNotFoundError,
+    ExistsError,
+    FeatureError,
+    FetchError,
+    IngestError,
+    ModelError,
+    OathcubeError,
+    OptionError,
+)
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from ._version import __version__ as __version__
     from .classification import classify as classify
     from .cube.store import Cube as Cube
+    from .cube.store import CubeLike as CubeLike
     from .cube.store import open_cube as open_cube
     from .cube.store import open_station as open_station
+    from .demo import run_demo as run_demo
+    from .features import FeatureExtractor as FeatureExtractor
+    from .features import FeatureSpec as FeatureSpec
+    from .features import extractor_names as extractor_names
+    from .features import feature_spec as feature_spec
     from .features.compute import compute_features as compute_features
+    from .fetch import ThemisFetch as ThemisFetch
+    from .fetch import fetch_checkpoint as fetch_checkpoint
+    from .fetch import fetch_oath as fetch_oath
+    from .fetch import fetch_themis as fetch_themis
+    from .info import describe as describe
+    from .info import montage_images as montage_images
     from .ingestion import ingest as ingest
     from .labelled import build as build
+    from .memory import MemoryBoundError as MemoryBoundError
+    from .model import Evaluation as Evaluation
     from .model import evaluate as evaluate
     from .model import train as train
+    from .plots import plot_confusion as plot_confusion
+    from .plots import plot_montage as plot_montage
+    from .plots import write_timeline as write_timeline
+    from .rawprep import RawPreparation as RawPreparation
+    from .synthetic import station_night as station_night
     from .synthetic import synth as synth
     from .timelines import timeline as timeline
     from .views.keogram import keogram as keogram
+    from .views.keogram import plot_keogram as plot_keogram
+    from .views.keogram import write_keogram as write_keogram
+    from .views.maps import plot_map as plot_map
     from .views.maps import sky_map as sky_map
+    from .views.maps import write_map as write_map
     from .views.movie import movie as movie
     from .views.nights import night_statistics as night_statistics
+    from .views.nights import plot_nights as plot_nights
+    from .views.nights import write_nights as write_nights
 
-#: public name -> module that defines it
+#: public name -> module that defines it (imported on first use of the name)
 _LAZY: dict[str, str] = {
     "__version__": "oathcube._version",
+    # archives: downloads and synthetic ones
+    "fetch_oath": "oathcube.fetch",
+    "fetch_checkpoint": "oathcube.fetch",
+    "fetch_themis": "oathcube.fetch",
+    "ThemisFetch": "oathcube.fetch",
+    "synth": "oathcube.synthetic",
+    "station_night": "oathcube.synthetic",
+    "RawPreparation": "oathcube.rawprep",
+    # the cube
     "Cube": "oathcube.cube.store",
+    "CubeLike": "oathcube.cube.store",
     "open_cube": "oathcube.cube.store",
     "open_station": "oathcube.cube.store",
-    "build": "oathcube.labelled",
+    # features
+    "FeatureSpec": "oathcube.features",
+    "FeatureExtractor": "oathcube.features",
+    "feature_spec": "oathcube.features",
+    "extractor_names": "oathcube.features",
     "compute_features": "oathcube.features.compute",
+    # archives into cubes
+    "build": "oathcube.labelled",
+    "ingest": "oathcube.ingestion",
+    # ridge models
+    "Evaluation": "oathcube.model",
     "evaluate": "oathcube.model",
     "train": "oathcube.model",
-    "ingest": "oathcube.ingestion",
+    # models applied over time
     "classify": "oathcube.classification",
     "timeline": "oathcube.timelines",
+    # pictures and summaries
+    "describe": "oathcube.info",
+    "montage_images": "oathcube.info",
+    "plot_confusion": "oathcube.plots",
+    "plot_montage": "oathcube.plots",
+    "write_timeline": "oathcube.plots",
+    # views of classified stations
     "keogram": "oathcube.views.keogram",
+    "plot_keogram": "oathcube.views.keogram",
+    "write_keogram": "oathcube.views.keogram",
     "movie": "oathcube.views.movie",
     "sky_map": "oathcube.views.maps",
+    "plot_map": "oathcube.views.maps",
+    "write_map": "oathcube.views.maps",
     "night_statistics": "oathcube.views.nights",
-    "synth": "oathcube.synthetic",
+    "plot_nights": "oathcube.views.nights",
+    "write_nights": "oathcube.views.nights",
+    # end to end
+    "run_demo": "oathcube.demo",
+    # the one error that is not in oathcube.errors (it is also a MemoryError)
+    "MemoryBoundError": "oathcube.memory",
 }
 
+#: In the order of docs/api.md's sections.
 __all__ = [
     "__version__",
-    "OathcubeError",
+    # fetch
+    "fetch_oath",
+    "fetch_checkpoint",
+    "fetch_themis",
+    "ThemisFetch",
+    # synthetic archives
+    "synth",
+    "station_night",
+    # build
+    "build",
+    # features
+    "feature_spec",
+    "FeatureSpec",
+    "FeatureExtractor",
+    "extractor_names",
+    "compute_features",
+    # evaluate and train
+    "evaluate",
+    "Evaluation",
+    "train",
+    # ingest
+    "ingest",
+    "RawPreparation",
+    # classify
+    "classify",
+    # the cube
     "Cube",
+    "CubeLike",
     "open_cube",
     "open_station",
-    "build",
-    "compute_features",
-    "evaluate",
-    "train",
-    "ingest",
-    "classify",
+    "describe",
+    "montage_images",
+    # draw
+    "plot_confusion",
+    "plot_montage",
     "timeline",
+    "write_timeline",
     "keogram",
+    "plot_keogram",
+    "write_keogram",
     "movie",
     "sky_map",
+    "plot_map",
+    "write_map",
     "night_statistics",
-    "synth",
+    "plot_nights",
+    "write_nights",
+    # end to end
+    "run_demo",
+    # errors
+    "OathcubeError",
+    "OptionError",
+    "ExistsError",
+    "ArchiveError",
+    "CubeError",
+    "CubeNotFoundError",
+    "CubeExistsError",
+    "FeatureError",
+    "CheckpointError",
+    "ModelError",
+    "IngestError",
+    "FetchError",
+    "MemoryBoundError",
 ]
 
 

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 ENGINES: tuple[str, ...] = ("openvino", "tensorflow")
 
 #: The engine used when none is named: the fastest on every CPU kind measured
-#: (README, "Inception-v4 engines").  It is a default dependency of oathcube.
+#: (docs/features.md, "Engines").  It is a default dependency of oathcube.
 DEFAULT_ENGINE = "openvino"
 
 #: What installs each engine (named in the error when one is missing).  Both are
