@@ -51,6 +51,7 @@ from .cube.commit import (
     repair_rows,
     row_arrays,
 )
+from .cube.location import check_new_location, normalise_location, refuse_nesting
 from .cube.nodes import WRITE_CONFIG, array_at, attr_list, rows_per_object
 from .cube.schema import (
     PIXEL_COMPRESSORS,
@@ -60,14 +61,7 @@ from .cube.schema import (
     station_group,
 )
 from .cube.staging import StationStage
-from .cube.store import (
-    Cube,
-    CubeLike,
-    check_new_location,
-    decode_times,
-    normalise_location,
-    refuse_nesting,
-)
+from .cube.store import Cube, CubeLike, decode_times
 from .errors import CubeNotFoundError, IngestError, OptionError
 from .faults import kill_point
 from .parallel import check_scheduler, connected, cores, run_tasks

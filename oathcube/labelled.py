@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 
 from .archive.oath import OathArchive, read_oath
 from .cube.commit import BUILDING, COMPLETE, STATUS
+from .cube.location import normalise_location, refuse_nesting
 from .cube.schema import PIXEL_COMPRESSORS, TIME_ENCODING, images_per_chunk, provenance
 from .cube.staging import staging
-from .cube.store import Cube, normalise_location, refuse_nesting
+from .cube.store import Cube
 from .cube.write import write_region
 from .errors import OptionError
 from .faults import kill_point

@@ -34,8 +34,9 @@ import zarr
 from ..errors import CubeError, CubeExistsError
 from ..faults import kill_point
 from .commit import BUILDING, PENDING, STATUS, committed_rows, repair_rows
+from .location import is_url, normalise_location, probe_store, refuse_files_on
 from .schema import STATION_GROUP, provenance, station_group
-from .store import Cube, _refuse_files_on, is_url, normalise_location, probe_store
+from .store import Cube
 
 __all__ = ["staging", "StationStage", "STAGE_TAG"]
 
@@ -76,7 +77,7 @@ class StationStage:
         """The stage as a writable Cube (created empty when there is none)."""
         if not self.exists():
             if not is_url(self.location):
-                _refuse_files_on(
+                refuse_files_on(
                     Path(self.location), "a folder oathcube can stage into", itself=True
                 )
             root = zarr.open_group(self.location, mode="a", zarr_format=3)
@@ -180,7 +181,7 @@ def _check_target(location: str, overwrite: bool) -> None:
         exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
     else:
         target = Path(location)
-        _refuse_files_on(target, "a path whose parents are folders", itself=False)
+        refuse_files_on(target, "a path whose parents are folders", itself=False)
         exists, is_cube = target.exists(), (target / "zarr.json").exists()
     if exists and not overwrite:
         raise CubeExistsError(
