@@ -442,7 +442,10 @@ def open_target(cube: CubeLike) -> Cube | None:
     try:
         return Cube.open(cube, "r+")
     except CubeNotFoundError:
-        check_new_location(str(cube))
+        if isinstance(cube, Cube):
+            check_new_location(cube.location, cube.storage_options)
+        else:
+            check_new_location(cube)
         return None
 
 
@@ -458,6 +461,7 @@ def ingest(
     shard_frames: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
 
@@ -495,6 +499,9 @@ def ingest(
         (a ``distributed.Client`` the caller has, else threads).
     progress
         Show progress bars.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint); or pass a
+        :class:`~oathcube.cube.store.Cube` that carries them.
 
     Returns
     -------
@@ -505,7 +512,17 @@ def ingest(
     check_layout(chunk_frames, shard_frames)
     if not sources:
         raise OptionError("no sources given", expected="CDF or PGM files, or folders of frames")
-    target_location = normalise_location(str(cube))
+    # One Cube for the whole ingest (it need not exist yet): it carries the location,
+    # normalised once, and the storage options to every step and every dask worker.
+    if not isinstance(cube, Cube):
+        cube = Cube(normalise_location(cube), "r+", storage_options=storage_options)
+    elif storage_options and storage_options != cube.storage_options:
+        raise OptionError(
+            "storage_options given with a Cube that has others",
+            path=cube.location,
+            expected="storage_options given once",
+        )
+    target_location = cube.location
     for source in sources:
         refuse_nesting(source, target_location, "source")
     # Skymaps (.sav) go their own way: read and checked now, stored with the frames.
@@ -550,7 +567,7 @@ def ingest(
     # Everything is checked: from here on, the cube is written.  A new cube is created
     # only when its first station lands (StationStage.land), so that a first ingest that
     # fails or is killed leaves no cube of uncommitted frames.
-    target = existing or Cube(target_location, "r+")
+    target = existing or cube
     written: dict[str, int] = {}
     # Connected (to an address) before the first write; the one Client serves every station.
     with connected(scheduler), target.writing("ingest"):

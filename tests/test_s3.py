@@ -23,7 +23,7 @@ from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, evaluate, ingest, timeline, train
 from oathcube.cli import app
-from oathcube.errors import ArchiveError
+from oathcube.errors import ArchiveError, CubeError
 from oathcube.rawprep import RawPreparation
 
 PREP = RawPreparation(out_size=32)
@@ -133,10 +133,10 @@ def test_cli_on_s3_and_a_failed_overwrite_keeps_the_old_cube(
 
 @pytest.mark.slow
 def test_features_on_s3_resume_after_an_interruption(
-    s3_env: dict[str, str], archive: Path, tmp_path: Path
+    s3_env: dict[str, str], archive: Path, make_cube
 ) -> None:
     url = build(archive, "s3://cubes/resume.zarr", chunk_images=16, progress=False)
-    local = build(archive, tmp_path / "local.zarr", chunk_images=16, progress=False)
+    local = make_cube(chunk_images=16, name="local.zarr")
     compute_features(local, "handcrafted", progress=False)
     compute_features(url, "handcrafted", rows=(0, 40), progress=False)  # stopped early
     compute_features(url, "handcrafted", progress=False)  # the rest
@@ -216,3 +216,40 @@ def test_a_memory_cube_is_refused_by_the_command_line(tmp_path: Path, runner) ->
     out = runner.invoke(app, ["ingest", str(next(tmp_path.glob("*.cdf"))), "-o", "memory://m.zarr"])
     assert out.exit_code == 1
     assert "memory://m.zarr lives only as long as this command" in out.output
+
+
+def test_storage_options_travel_with_the_cube_to_every_worker(
+    s3_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    # Credentials given only as storage_options, not in the environment: the ingest's
+    # worker processes (which inherit that environment) must get them with the Cube.
+    import s3fs
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    s3fs.S3FileSystem.clear_instance_cache()
+    # The file systems made here have no credentials: none may serve later tests.
+    request.addfinalizer(s3fs.S3FileSystem.clear_instance_cache)
+    write_cdf(tmp_path, "fsmi", "2011-01-06T05:00:00", 12, size=32, seed=1)
+    options = {"key": "testing", "secret": "testing"}
+    url = "s3://cubes/options.zarr"
+    with pytest.raises(CubeError, match="no credentials"):
+        Cube.open(url)
+    written = ingest(
+        sorted(tmp_path.glob("*.cdf")),
+        url,
+        preparation=PREP,
+        chunk_frames=4,
+        scheduler="processes",
+        progress=False,
+        storage_options=options,
+    )
+    assert written == {"fsmi": 12}
+    station = Cube.open(url, storage_options=options).station("fsmi")
+    assert station.sizes["time"] == 12 and int(station.pixels.max()) > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import CubeError, CubeExistsError, OptionError
 
@@ -56,7 +57,7 @@ def normalise_location(where: str | os.PathLike[str]) -> str:
 _BUCKETED = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 
 
-def probe_store(location: str) -> None:
+def probe_store(location: str, storage_options: dict[str, Any] | None = None) -> None:
     """Reach the object store of a URL ``location`` once, and say in one line what is wrong.
 
     Missing credentials, an endpoint where nothing listens, a bucket that does not
@@ -75,7 +76,7 @@ def probe_store(location: str) -> None:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(location)
+        fs, path = fsspec.core.url_to_fs(location, **(storage_options or {}))
     except (ImportError, ValueError) as err:  # an unknown protocol, or its package missing
         raise OptionError(
             f"cannot open {location} ({type(err).__name__}: {err})",
@@ -162,7 +163,9 @@ def refuse_nesting(source: str | os.PathLike[str], location: str, kind: str) -> 
         )
 
 
-def check_new_location(where: str | os.PathLike[str]) -> str:
+def check_new_location(
+    where: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> str:
     """The normalised location, if a new cube may be created there; refuse otherwise.
 
     A regular file, a path below one, or a folder with content that is not a
@@ -170,7 +173,7 @@ def check_new_location(where: str | os.PathLike[str]) -> str:
     """
     location = normalise_location(where)
     if is_url(location):
-        probe_store(location)
+        probe_store(location, storage_options)
         return location
     path = Path(location)
     refuse_files_on(path, "a cube, or a path where a new one can be created", itself=True)

@@ -36,7 +36,7 @@ from ..faults import kill_point
 from .commit import BUILDING, PENDING, STATUS, committed_rows, repair_rows
 from .location import is_url, normalise_location, probe_store, refuse_files_on
 from .schema import STATION_GROUP, provenance, station_group
-from .store import Cube
+from .store import Cube, Mode
 
 __all__ = ["staging", "StationStage", "STAGE_TAG"]
 
@@ -68,10 +68,14 @@ class StationStage:
         self.path = station_group(code)
         parent, _, name = cube.location.rstrip("/").rpartition("/")
         self.location = f"{parent}/.{name}.{STAGE_TAG}-{code}"
+        self.options = cube.storage_options
+
+    def _cube(self, mode: Mode) -> Cube:
+        return Cube(self.location, mode, storage_options=self.options)
 
     def exists(self) -> bool:
         """Whether an earlier (killed or failed) ingest left this station's stage."""
-        return _exists(f"{self.location}/{self.path}/zarr.json")
+        return _exists(f"{self.location}/{self.path}/zarr.json", self.options)
 
     def open(self) -> Cube:
         """The stage as a writable Cube (created empty when there is none)."""
@@ -80,10 +84,12 @@ class StationStage:
                 refuse_files_on(
                     Path(self.location), "a folder oathcube can stage into", itself=True
                 )
-            root = zarr.open_group(self.location, mode="a", zarr_format=3)
+            root = zarr.open_group(
+                self.location, mode="a", zarr_format=3, **_zarr_options(self.options)
+            )
             root.attrs.update(provenance(**{STATUS: BUILDING, "oathcube_stage_of": self.code}))
             kill_point("ingest.stage_created")
-        stage = Cube(self.location, "r+")
+        stage = self._cube("r+")
         stage.building = True
         return stage
 
@@ -91,24 +97,24 @@ class StationStage:
         """Rows the stage's station committed (0 where there is no stage)."""
         if not self.exists():
             return 0
-        return committed_rows(Cube(self.location, "r+").group(self.path))
+        return committed_rows(self._cube("r+").group(self.path))
 
     def pending(self) -> Any:
         """The plan the stage's writer recorded and has not committed (or None)."""
         if not self.exists():
             return None
-        return Cube(self.location, "r").group(self.path).attrs.get(PENDING)
+        return self._cube("r").group(self.path).attrs.get(PENDING)
 
     def discard(self) -> None:
         """Remove the stage: it holds no committed frame (a plan that was given up)."""
-        if committed_rows(Cube(self.location, "r+").group(self.path)) if self.exists() else 0:
+        if committed_rows(self._cube("r+").group(self.path)) if self.exists() else 0:
             raise CubeError(
                 "the staged station holds committed frames",
                 path=self.location,
                 expected="a stage to land, not to discard",
             )
         log.info("dropping %s: an earlier ingest's uncommitted frames", self.location)
-        _remove(self.location)
+        _remove(self.location, self.options)
 
     def land(self, **cube_attrs: Any) -> None:
         """Move the committed station into the cube, where it becomes visible whole.
@@ -119,7 +125,7 @@ class StationStage:
         ``zarr.json`` last, then the stage is removed, so a crash in between leaves
         a stage that a rerun lands again.
         """
-        stage = Cube(self.location, "r+")
+        stage = self._cube("r+")
         node = stage.group(self.path)
         if not committed_rows(node):
             raise CubeError("nothing committed to land", path=self.location)
@@ -130,34 +136,42 @@ class StationStage:
         kill_point("ingest.before_land")
         source, target = f"{self.location}/{self.path}", self.cube.where(self.path)
         if is_url(self.location):
-            _copy_tree(source, target)
+            _copy_tree(source, target, self.options)
         else:
             os.rename(source, target)
         kill_point("ingest.landed")
-        _remove(self.location)
+        _remove(self.location, self.options)
         self.cube.refresh()
         self.cube.publish()  # plain xarray readers see the station from here on
 
 
-def _exists(location: str) -> bool:
-    if is_url(location):
-        import fsspec
+def _fs(location: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """The fsspec file system of a URL and the path on it (``options``: storage options)."""
+    import fsspec
 
-        fs, path = fsspec.core.url_to_fs(location)
+    fs, path = fsspec.core.url_to_fs(location, **options)
+    return fs, str(path)
+
+
+def _zarr_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {"storage_options": options} if options else {}
+
+
+def _exists(location: str, options: dict[str, Any]) -> bool:
+    if is_url(location):
+        fs, path = _fs(location, options)
         return bool(fs.exists(path))
     return Path(location).exists()
 
 
-def _copy_tree(source: str, target: str) -> None:
+def _copy_tree(source: str, target: str, options: dict[str, Any]) -> None:
     """Copy every file under ``source`` to ``target``, the top ``zarr.json`` last.
 
     A node exists for Zarr readers once its ``zarr.json`` does, so a reader sees
     either nothing at ``target`` or all of it.
     """
-    import fsspec
-
-    fs, src = fsspec.core.url_to_fs(source)
-    _, dst = fsspec.core.url_to_fs(target)
+    fs, src = _fs(source, options)
+    _, dst = _fs(target, options)
     top = f"{src}/zarr.json"
     for name in sorted(f for f in fs.find(src) if f != top):
         fs.copy(name, dst + name[len(src) :])
@@ -171,13 +185,11 @@ def _sibling(location: str, tag: str) -> str:
     return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:8]}"
 
 
-def _check_target(location: str, overwrite: bool) -> None:
+def _check_target(location: str, overwrite: bool, options: dict[str, Any]) -> None:
     """Refuse a build target that exists (without overwrite) or is not a cube (ever)."""
     if is_url(location):
-        import fsspec
-
-        probe_store(location)
-        fs, path = fsspec.core.url_to_fs(location)
+        probe_store(location, options)
+        fs, path = _fs(location, options)
         exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
     else:
         target = Path(location)
@@ -198,7 +210,12 @@ def _check_target(location: str, overwrite: bool) -> None:
 
 
 @contextmanager
-def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
+def staging(
+    where: str | os.PathLike[str],
+    overwrite: bool,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> Iterator[Cube]:
     """Yield a new, empty, writable Cube; publish it at ``where`` when the block succeeds.
 
     The new cube is written into a hidden sibling, ``.NAME.building-XXXXXXXX``, so
@@ -224,7 +241,8 @@ def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
         ``where`` lies below a regular file.
     """
     location = normalise_location(where)
-    _check_target(location, overwrite)
+    options = dict(storage_options or {})
+    _check_target(location, overwrite, options)
     tmp = _sibling(location, "building")
     if not is_url(location):
         Path(location).parent.mkdir(parents=True, exist_ok=True)
@@ -233,25 +251,24 @@ def staging(where: str | os.PathLike[str], overwrite: bool) -> Iterator[Cube]:
         "building at %s, published at %s when complete", tmp, location
     )
     try:
-        cube = Cube(tmp, "r+", zarr.open_group(tmp, mode="w-", zarr_format=3))
+        root = zarr.open_group(tmp, mode="w-", zarr_format=3, **_zarr_options(options))
+        cube = Cube(tmp, "r+", root, storage_options=options)
         cube.building = True
         yield cube
         kill_point("build.before_publish")
     except BaseException:
-        _remove(tmp)
+        _remove(tmp, options)
         raise
     if is_url(location):
-        _publish_url(tmp, location, overwrite)
+        _publish_url(tmp, location, overwrite, options)
     else:
         _publish_local(Path(tmp), Path(location), overwrite)
 
 
-def _remove(location: str) -> None:
+def _remove(location: str, options: dict[str, Any]) -> None:
     """Delete a staging sibling that this run created."""
     if is_url(location):
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(location)
+        fs, path = _fs(location, options)
         if fs.exists(path):
             fs.rm(path, recursive=True)
     else:
@@ -283,11 +300,9 @@ def _publish_local(tmp: Path, target: Path, overwrite: bool) -> None:
         ) from None
 
 
-def _publish_url(tmp: str, location: str, overwrite: bool) -> None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location)
-    _, tmp_path = fsspec.core.url_to_fs(tmp)
+def _publish_url(tmp: str, location: str, overwrite: bool, options: dict[str, Any]) -> None:
+    fs, path = _fs(location, options)
+    _, tmp_path = _fs(tmp, options)
     if fs.exists(path):
         if not overwrite:
             raise CubeExistsError(
@@ -296,5 +311,5 @@ def _publish_url(tmp: str, location: str, overwrite: bool) -> None:
                 expected=f"one writer per target; this build's cube is kept at {tmp}",
             )
         fs.rm(path, recursive=True)  # the new cube is whole at tmp: only now
-    _copy_tree(tmp, location)  # the root zarr.json last: the cube exists from then on
+    _copy_tree(tmp, location, options)  # the root zarr.json last: the cube exists from then on
     fs.rm(tmp_path, recursive=True)

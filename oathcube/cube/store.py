@@ -15,6 +15,7 @@ processes or on a ``dask.distributed`` cluster reopen it once in each worker.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -99,11 +100,20 @@ class Cube:
     >>> cube.stations(), cube.models()                      # doctest: +SKIP
     """
 
-    def __init__(self, location: str, mode: Mode = "r", root: zarr.Group | None = None) -> None:
+    def __init__(
+        self,
+        location: str,
+        mode: Mode = "r",
+        root: zarr.Group | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         if mode not in _MODES:
             raise OptionError(f"cube mode {mode!r}", expected="'r' or 'r+'")
         self.location = location
         self.mode: Mode = mode
+        #: fsspec options of a cube at a URL (credentials, endpoint, ...), given once here
+        #: and used by every access, in this process and in dask workers.
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._root = root
         self._lock_depth = 0
         #: True for the cube a build is writing (status "building" is expected there).
@@ -118,6 +128,7 @@ class Cube:
         mode: Mode = "r",
         *,
         complete: bool = True,
+        storage_options: dict[str, Any] | None = None,
     ) -> Cube:
         """Open the cube at ``where`` (or return ``where`` itself when it is a Cube).
 
@@ -130,6 +141,9 @@ class Cube:
             writable at the same location.
         complete
             Refuse a cube whose writer did not finish (status other than complete).
+        storage_options
+            fsspec options for a cube at a URL (``{"anon": True}``, credentials, an
+            endpoint); a Cube given as ``where`` keeps its own.
 
         Raises
         ------
@@ -141,26 +155,39 @@ class Cube:
         if mode not in _MODES:
             raise OptionError(f"cube mode {mode!r}", expected="'r' or 'r+'")
         if isinstance(where, Cube):
-            cube = where if (mode == "r" or where.mode == "r+") else cls(where.location, mode)
+            if storage_options and storage_options != where.storage_options:
+                raise OptionError(
+                    "storage_options given with an opened Cube that has others",
+                    path=where.location,
+                    expected="storage_options given once, when the Cube is opened",
+                )
+            cube = (
+                where
+                if (mode == "r" or where.mode == "r+")
+                else cls(where.location, mode, storage_options=where.storage_options)
+            )
         else:
-            cube = cls(normalise_location(where), mode)
+            cube = cls(normalise_location(where), mode, storage_options=storage_options)
         cube.root  # noqa: B018 -- opens the store now, so that a missing cube fails here
         if complete:
             cube.require_complete()
         return cube
 
     @classmethod
-    def open_or_create(cls, where: CubeLike, **attrs: Any) -> Cube:
+    def open_or_create(
+        cls, where: CubeLike, *, storage_options: dict[str, Any] | None = None, **attrs: Any
+    ) -> Cube:
         """Open a cube for writing, or create an empty one where there is nothing yet.
 
         Refuses, before writing anything, a location that holds something other
         than a cube (see :func:`check_new_location`).
         """
         try:
-            return cls.open(where, "r+")
+            return cls.open(where, "r+", storage_options=storage_options)
         except CubeNotFoundError:
             pass
-        cube = cls(check_new_location(where), "r+")
+        options = where.storage_options if isinstance(where, Cube) else storage_options
+        cube = cls(check_new_location(where, options), "r+", storage_options=options)
         cube.ensure(**attrs)
         return cube
 
@@ -181,8 +208,10 @@ class Cube:
         if self.exists():
             return self.root
         self.require_writable()
-        check_new_location(self.location)
-        self._root = zarr.open_group(self.location, mode="w-", zarr_format=3)
+        check_new_location(self.location, self.storage_options)
+        self._root = zarr.open_group(
+            self.location, mode="w-", zarr_format=3, **self._zarr_options()
+        )
         self._root.attrs.update(provenance(**attrs))
         return self._root
 
@@ -202,14 +231,27 @@ class Cube:
         """Forget the open root group (after something else rewrote its metadata)."""
         self._root = None
 
+    def _zarr_options(self) -> dict[str, Any]:
+        """``storage_options`` as zarr takes them (only for URLs; a path takes none)."""
+        return {"storage_options": self.storage_options} if self.storage_options else {}
+
+    def fs(self) -> tuple[Any, str]:
+        """The fsspec file system of the cube and the cube's path on it."""
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(self.location, **self.storage_options)
+        return fs, str(path)
+
     def _open_root(self) -> zarr.Group:
-        probe_store(self.location)
+        probe_store(self.location, self.storage_options)
         if not self.is_url and Path(self.location).is_file():
             raise CubeNotFoundError(
                 "is a file, not a cube", path=self.location, expected="a cube folder"
             )
         try:
-            node = zarr.open(self.location, mode=self.mode, use_consolidated=False)
+            node = zarr.open(
+                self.location, mode=self.mode, use_consolidated=False, **self._zarr_options()
+            )
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
             raise CubeNotFoundError(
                 "no cube here", path=self.location, expected="a cube written by oathcube"
@@ -228,7 +270,7 @@ class Cube:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Tasks carry the location, not an open store; each worker process reopens it once.
-        return (_reopen, (self.location, self.mode))
+        return (_reopen, (self.location, self.mode, self.storage_options))
 
     def __repr__(self) -> str:
         return f"Cube({self.location!r}, mode={self.mode!r})"
@@ -395,9 +437,7 @@ class Cube:
         One listing, locally or at a URL: oathcube writes every chunk (even one equal
         to the fill value), so a key here means a chunk that was written whole.
         """
-        import fsspec
-
-        fs, base = fsspec.core.url_to_fs(self.location)
+        fs, base = self.fs()
         prefix = f"{base}/{path}/c"
         if not fs.exists(prefix):
             return set()
@@ -571,14 +611,15 @@ def _take_lock(lock: Path, command: str, location: str) -> None:
     raise CubeError("cannot take the writer lock", path=str(lock))
 
 
-#: Cubes unpickled in this process (a dask worker), by location and mode: one open each.
-_REOPENED: dict[tuple[str, str], Cube] = {}
+#: Cubes unpickled in this process (a dask worker), by location, mode and storage
+#: options: one open each.
+_REOPENED: dict[tuple[str, str, str], Cube] = {}
 
 
-def _reopen(location: str, mode: Mode) -> Cube:
-    key = (location, mode)
+def _reopen(location: str, mode: Mode, storage_options: dict[str, Any] | None = None) -> Cube:
+    key = (location, mode, json.dumps(storage_options or {}, sort_keys=True, default=str))
     if key not in _REOPENED:
-        _REOPENED[key] = Cube(location, mode)
+        _REOPENED[key] = Cube(location, mode, storage_options=storage_options)
     return _REOPENED[key]
 
 
