@@ -1,18 +1,21 @@
-"""Shared fixtures: small synthetic archives and cubes, and the real OATH text files."""
+"""Shared fixtures: small synthetic archives and cubes (one factory), the real OATH text
+files, an S3 server."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from themis_files import write_cdf
 from typer.testing import CliRunner
 
+from oathcube import build
 from oathcube.archive.oath import parse_classifications
 from oathcube.synthetic import synth
 
@@ -56,6 +59,69 @@ def _synth_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def archive(tmp_path: Path, _synth_template: Path) -> Path:
     """A fresh copy of a 90-image synthetic archive (32x32) that a test may break."""
     return Path(shutil.copytree(_synth_template, tmp_path / "oath"))
+
+
+class CubeFactory:
+    """Cubes of the 90-image synthetic archive, built once per chunking for the session.
+
+    The templates are never handed out: every cube a test gets is its own copy, so a
+    test may add features, models and stations, or break chunks, without touching
+    another test's cube.  A copy costs a few milliseconds, a build about a second.
+    """
+
+    def __init__(self, archive: Path, base: Path) -> None:
+        self._archive, self._base = archive, base
+        self._templates: dict[int | None, Path] = {}
+
+    def template(self, chunk_images: int | None = 32) -> Path:
+        """The session's one cube with this chunking; read it, never write to it."""
+        if chunk_images not in self._templates:
+            target = self._base / f"chunks-{chunk_images}" / "cube.zarr"
+            built = build(self._archive, target, progress=False, chunk_images=chunk_images)
+            self._templates[chunk_images] = Path(built)
+        return self._templates[chunk_images]
+
+    def copy(self, target: Path, chunk_images: int | None = 32) -> Path:
+        """A fresh copy at ``target`` of the cube with ``chunk_images`` images per chunk
+        (``None``: build's own choice)."""
+        return Path(shutil.copytree(self.template(chunk_images), target))
+
+
+@pytest.fixture(scope="session")
+def cube_factory(tmp_path_factory: pytest.TempPathFactory, _synth_template: Path) -> CubeFactory:
+    """The session's cube factory; module-scoped fixtures copy from it (``.copy(target)``)."""
+    return CubeFactory(_synth_template, tmp_path_factory.mktemp("cubes"))
+
+
+@pytest.fixture
+def make_cube(tmp_path: Path, cube_factory: CubeFactory) -> Callable[..., Path]:
+    """``make_cube(chunk_images=32, name="cube.zarr")``: a cube of the synthetic archive
+    (the one ``archive`` copies) at ``tmp_path / name``, the test's own to change."""
+
+    def make(chunk_images: int | None = 32, name: str = "cube.zarr") -> Path:
+        return cube_factory.copy(tmp_path / name, chunk_images)
+
+    return make
+
+
+@pytest.fixture
+def cube(make_cube: Callable[..., Path]) -> Path:
+    """A cube of the 90-image synthetic archive in chunks of 32 images, at
+    ``tmp_path / "cube.zarr"``; a module needing other chunks overrides this with
+    ``make_cube(chunk_images=...)``."""
+    return make_cube()
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    """Raw THEMIS files of two stations: fsmi 05:00 (30 frames) and 06:00 (30, the 2024
+    layout), gill 05:00 (20); 32-pixel frames.  Modules needing others override it."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    write_cdf(folder, "fsmi", "2011-01-06T05:00:00", 30, size=32, seed=1)
+    write_cdf(folder, "fsmi", "2011-01-06T06:00:00", 30, size=32, seed=2, layout="2024")
+    write_cdf(folder, "gill", "2011-01-06T05:00:00", 20, size=32, seed=3)
+    return folder
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import xarray as xr
 from click.testing import Result
 from typer.testing import CliRunner
 
-from oathcube import build, ingest, synth
+from oathcube import ingest, synth
 from oathcube.cli import app
 from oathcube.rawprep import RawPreparation
 
@@ -95,9 +95,9 @@ def _frames(folder: Path, station: str = "fsmi", n: int = 3) -> Path:
 
 
 @pytest.fixture
-def cube(archive: Path, tmp_path: Path) -> Path:
+def cube(make_cube) -> Path:
     """A small cube of the 90-image synthetic archive (chunks of 16 images)."""
-    return Path(build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=16))
+    return make_cube(chunk_images=16)
 
 
 # --------------------------------------------------------------------------- synth

@@ -21,11 +21,6 @@ from oathcube.cli import app
 from oathcube.errors import CubeError
 
 
-@pytest.fixture
-def cube(archive: Path, tmp_path: Path) -> Path:
-    return Path(build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=32))
-
-
 def test_plain_xarray_opens_the_cube_without_oathcube(cube: Path) -> None:
     code = (
         "import sys, warnings, xarray as xr\n"

@@ -32,6 +32,8 @@ from oathcube.errors import ArchiveError, CubeError, IngestError, ModelError, Op
 from oathcube.faults import KILL_ENV
 from oathcube.rawprep import RawPreparation
 
+pytestmark = pytest.mark.slow  # real processes killed and rerun: minutes
+
 PREP = '{"out_size": 32}'
 CHUNK = 16
 
@@ -100,21 +102,19 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(
-    tmp_path_factory: pytest.TempPathFactory, _synth_template: Path, raw: Path
-) -> dict[str, Path]:
+def reference(tmp_path_factory: pytest.TempPathFactory, cube_factory, raw: Path) -> dict[str, Path]:
     """Uninterrupted runs of every command, one cube after each."""
     base = tmp_path_factory.mktemp("reference")
     out: dict[str, Path] = {}
-    out["build"] = Path(build(_synth_template, base / "build.zarr", chunk_images=CHUNK))
-    features = Path(build(_synth_template, base / "features.zarr", chunk_images=CHUNK))
+    out["build"] = cube_factory.template(CHUNK)  # only read: every test copies it first
+    features = cube_factory.copy(base / "features.zarr", CHUNK)
     compute_features(features, "handcrafted", scheduler="synchronous", progress=False)
     out["features"] = features
-    trained = Path(build(_synth_template, base / "train.zarr", chunk_images=CHUNK))
+    trained = cube_factory.copy(base / "train.zarr", CHUNK)
     compute_features(trained, "handcrafted", scheduler="synchronous", progress=False)
     train(trained, "handcrafted")
     out["train"] = trained
-    ingested = Path(build(_synth_template, base / "ingest.zarr", chunk_images=CHUNK))
+    ingested = cube_factory.copy(base / "ingest.zarr", CHUNK)
     ingest(
         sorted(raw.iterdir()),
         ingested,

@@ -44,8 +44,9 @@ def ridge_py(root: Path, target: str = "class6", alpha: float = 0.03) -> tuple[s
 
 
 @pytest.fixture
-def cube(archive: Path, tmp_path: Path) -> Path:
-    return Path(build(archive, tmp_path / "cube.zarr", progress=False))
+def cube(make_cube) -> Path:
+    """The synthetic archive's cube in build's own chunking."""
+    return make_cube(chunk_images=None)
 
 
 @pytest.mark.parametrize("target", ["class6", "class2"])

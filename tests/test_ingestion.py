@@ -1,42 +1,26 @@
-"""Station archives: ingest raw THEMIS files, append, classify, count classes in time."""
+"""ingest (oathcube.ingestion): raw THEMIS files into station groups, appended, sharded."""
 
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 import zarr
 from themis_files import write_cdf, write_pgm
 
-from oathcube import build, classify, compute_features, ingest, timeline, train
+from oathcube import classify, compute_features, ingest, train
 from oathcube.cli import app
-from oathcube.errors import CubeError, IngestError, ModelError, OptionError
+from oathcube.errors import IngestError, OptionError
 from oathcube.rawprep import RawPreparation
 
 PREP = RawPreparation(out_size=32)
 
 
-@pytest.fixture
-def raw(tmp_path: Path) -> Path:
-    """Two stations, two hours each, small frames."""
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    write_cdf(folder, "fsmi", "2011-01-06T05:00:00", 30, size=32, seed=1)
-    write_cdf(folder, "fsmi", "2011-01-06T06:00:00", 30, size=32, seed=2, layout="2024")
-    write_cdf(folder, "gill", "2011-01-06T05:00:00", 20, size=32, seed=3)
-    return folder
-
-
-@pytest.fixture
-def cube(archive: Path, tmp_path: Path) -> str:
-    return build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=32)
-
-
-def test_ingest_two_stations_into_a_tree(raw: Path, cube: str) -> None:
+def test_ingest_two_stations_into_a_tree(raw: Path, cube: Path) -> None:
     written = ingest([raw], cube, preparation=PREP, progress=False)
     assert written == {"fsmi": 60, "gill": 20}
     tree = xr.open_datatree(cube, engine="zarr")
@@ -64,7 +48,7 @@ def test_frames_are_stored_at_the_prepared_size(tmp_path: Path) -> None:
     assert pixels.shape == (18, 32, 32) and int(pixels.max()) > 0
 
 
-def test_appending_keeps_what_is_there(raw: Path, cube: str, tmp_path: Path) -> None:
+def test_appending_keeps_what_is_there(raw: Path, cube: Path, tmp_path: Path) -> None:
     ingest(
         [raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"],
         cube,
@@ -83,21 +67,21 @@ def test_appending_keeps_what_is_there(raw: Path, cube: str, tmp_path: Path) -> 
     assert after.attrs["sources"][0].endswith("2011010605_v01.cdf")
 
 
-def test_earlier_frames_than_the_archive_are_refused(raw: Path, cube: str) -> None:
+def test_earlier_frames_than_the_archive_are_refused(raw: Path, cube: Path) -> None:
     ingest([raw / "thg_l1_asf_fsmi_2011010606_v01.cdf"], cube, preparation=PREP, progress=False)
     with pytest.raises(IngestError, match="overlap"):
         ingest([raw / "thg_l1_asf_fsmi_2011010605_v01.cdf"], cube, preparation=PREP, progress=False)
 
 
-def test_a_bad_file_stops_everything_unless_skipped(raw: Path, cube: str, runner) -> None:
+def test_a_bad_file_stops_everything_unless_skipped(raw: Path, cube: Path, runner) -> None:
     bad = raw / "thg_l1_asf_fsmi_2011010607_v01.cdf"
     data = (raw / "thg_l1_asf_fsmi_2011010606_v01.cdf").read_bytes()
     bad.write_bytes(data[: len(data) // 2])
-    result = runner.invoke(app, ["ingest", str(raw), "-o", cube])
+    result = runner.invoke(app, ["ingest", str(raw), "-o", str(cube)])
     assert result.exit_code == 1 and bad.name in result.output
     assert not (Path(cube) / "stations").exists()  # nothing half-written
     result = runner.invoke(
-        app, ["ingest", str(raw), "-o", cube, "--skip-bad", "--prep", '{"out_size": 32}']
+        app, ["ingest", str(raw), "-o", str(cube), "--skip-bad", "--prep", '{"out_size": 32}']
     )
     assert result.exit_code == 0, result.output
     fsmi = xr.open_zarr(cube, group="stations/fsmi")
@@ -116,7 +100,7 @@ def test_pgm_and_image_folders_ingest(tmp_path: Path) -> None:
 
 
 def test_sharded_station_classifies_like_an_unsharded_one(
-    raw: Path, cube: str, tmp_path: Path
+    raw: Path, cube: Path, tmp_path: Path
 ) -> None:
     # 60 frames in shards of 16 (chunks of 4): features and predictions follow the
     # shards (one chunk each), and every array equals an unsharded ingest's.
@@ -139,88 +123,7 @@ def test_sharded_station_classifies_like_an_unsharded_one(
         ingest(files, str(tmp_path / "x.zarr"), chunk_frames=4, shard_frames=10, progress=False)
 
 
-@pytest.mark.slow
-def test_classify_and_timeline(raw: Path, cube: str, tmp_path: Path, runner) -> None:
-    compute_features(cube, "handcrafted", progress=False, scheduler="synchronous")
-    model = train(cube, "handcrafted")
-    ingest([raw], cube, preparation=PREP, progress=False)
-    done = classify(cube, model, progress=False, scheduler="synchronous")
-    assert done == {"": 90, "stations/fsmi": 60, "stations/gill": 20}
-    fsmi = xr.open_zarr(cube, group="stations/fsmi")
-    pred = fsmi[f"predicted_{model}"].values
-    assert pred.min() >= 0 and pred.max() <= 5
-    assert fsmi[f"score_{model}"].shape == (60, 6)
-    np.testing.assert_array_equal(pred, fsmi[f"score_{model}"].values.argmax(1))
-
-    result = timeline(cube, "fsmi", "30min", model=model)
-    assert result["count"].dims == ("time", "class")
-    assert int(result["n_frames"].sum()) == 60
-    filled = result["n_frames"].values > 0
-    assert not filled.all()  # 05:30-06:00 holds no frames: an empty bin, not a zero
-    np.testing.assert_allclose(result["fraction"].sum("class").values[filled], 1.0, rtol=1e-6)
-    assert np.isnan(result["fraction"].values[~filled]).all()
-    counts = np.bincount(pred, minlength=6)
-    np.testing.assert_array_equal(result["count"].sum("time").values, counts)
-
-    out = runner.invoke(
-        app,
-        [
-            "timeline",
-            cube,
-            "--station",
-            "fsmi",
-            "--freq",
-            "30min",
-            "--out",
-            str(tmp_path / "t.csv"),
-            "--out",
-            str(tmp_path / "t.nc"),
-            "--out",
-            str(tmp_path / "t.png"),
-        ],
-    )
-    assert out.exit_code == 0, out.output
-    table = pd.read_csv(tmp_path / "t.csv")
-    assert table["n_frames"].sum() == 60
-    assert xr.open_dataset(tmp_path / "t.nc")["count"].sum() == 60
-    assert (tmp_path / "t.png").stat().st_size > 20_000
-
-    # the labelled images of a station can be counted too
-    station = str(xr.open_zarr(cube).station.values[5])
-    assert int(timeline(cube, station, "1D", model=model)["n_frames"].sum()) > 0
-
-    # a second run recomputes nothing and gives the same predictions
-    classify(cube, model, station="fsmi", progress=False, scheduler="synchronous")
-    again = xr.open_zarr(cube, group="stations/fsmi")[f"predicted_{model}"].values
-    np.testing.assert_array_equal(again, pred)
-
-
-def test_clear_errors(raw: Path, cube: str) -> None:
-    compute_features(cube, "handcrafted", progress=False, scheduler="synchronous")
-    model = train(cube, "handcrafted")
-    ingest([raw], cube, preparation=PREP, progress=False)
-    with pytest.raises(CubeError, match="no station 'inuv'"):
-        classify(cube, model, station="inuv", progress=False)
-    with pytest.raises(CubeError, match="no frames between"):
-        classify(cube, model, station="fsmi", start="2012-01-01", end="2012-01-02", progress=False)
-    with pytest.raises(ModelError, match="no model"):
-        classify(cube, "nope", progress=False)
-    with pytest.raises(ModelError, match="no predictions"):
-        timeline(cube, "fsmi")
-    published = train(cube, "published")
-    with pytest.raises(ModelError, match="published features"):
-        classify(cube, published, station="fsmi", progress=False)
-    settings = zarr.open_group(cube, mode="r+", use_consolidated=False)[f"models/{model}"].attrs
-    settings["feature_settings"] = settings["feature_settings"].replace(
-        '"hist_bins": 16', '"hist_bins": 32'
-    )
-    with pytest.raises(ModelError, match="hist_bins"):
-        classify(cube, model, station="fsmi", progress=False, scheduler="synchronous")
-
-
 def test_real_themis_files_keep_their_times(shared: Path, tmp_path: Path) -> None:
-    import warnings
-
     cube = str(tmp_path / "real.zarr")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no lossy time encoding, no other surprise
