@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .demo import run_demo as run_demo
     from .features import FeatureExtractor as FeatureExtractor
     from .features import FeatureSpec as FeatureSpec
+    from .features import HandcraftedSettings as HandcraftedSettings
+    from .features import InceptionV4Settings as InceptionV4Settings
     from .features import extractor_names as extractor_names
     from .features import feature_spec as feature_spec
     from .features.compute import compute_features as compute_features
@@ -89,6 +91,8 @@ _LAZY: dict[str, str] = {
     "open_station": "oathcube.cube.store",
     # features
     "FeatureSpec": "oathcube.features",
+    "HandcraftedSettings": "oathcube.features",
+    "InceptionV4Settings": "oathcube.features",
     "FeatureExtractor": "oathcube.features",
     "feature_spec": "oathcube.features",
     "extractor_names": "oathcube.features",
@@ -142,6 +146,8 @@ __all__ = [
     # features
     "feature_spec",
     "FeatureSpec",
+    "HandcraftedSettings",
+    "InceptionV4Settings",
     "FeatureExtractor",
     "extractor_names",
     "compute_features",

@@ -11,6 +11,7 @@ beside the features, for every station group and for the labelled images.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,8 @@ from .cube.write import create_rows, write_labels
 from .errors import CubeError, ModelError
 from .faults import kill_point
 from .features import FeatureSpec
-from .features.compute import compute_features
+from .features.compute import calibrate, compute_features
+from .features.settings import settings_class
 from .memory import exhaustion_as_error
 from .model import check_feature_settings, decision_scores, model_spec
 from .parallel import check_scheduler, connected, run_tasks
@@ -122,6 +124,7 @@ def classify(
     end: Any = None,
     scheduler: str | None = None,
     progress: bool = True,
+    features: Any = None,
     **feature_options: Any,
 ) -> dict[str, int]:
     """Classify frames with a stored model: missing features first, then predictions.
@@ -141,10 +144,16 @@ def classify(
         None: a ``distributed.Client`` the caller has, else threads).
     progress
         Show progress bars.
+    features
+        A settings object of the model's extractor (such as
+        ``InceptionV4Settings(checkpoint=PATH, precision="int8")``) for what the
+        model's record cannot hold: where the checkpoint is, batch size,
+        precision, engine, threads, int8 calibration.  Only those fields are
+        used; every setting that changes feature values comes from the model.
+        int8 calibrates on frames of ``cube`` (``calibration_group``, else the
+        first group classified).
     **feature_options
-        Options the model's record cannot hold: ``checkpoint`` (where the
-        Inception-v4 checkpoint is), ``batch_size``, ``precision``.  Every
-        setting that changes feature values comes from the model.
+        Deprecated (removed in the next release): those fields as keywords.
 
     Returns
     -------
@@ -170,7 +179,29 @@ def classify(
         connected(scheduler),
         cube.writing("classify"),
     ):
-        return _classify(cube, model, station, t0, t1, scheduler, progress, feature_options)
+        return _classify(
+            cube, model, station, t0, t1, scheduler, progress, features, feature_options
+        )
+
+
+def _deprecated_options(stored: Any, features: Any, options: dict[str, Any]) -> Any:
+    """``classify(**options)`` as a settings object, with a DeprecationWarning."""
+    warnings.warn(
+        "classify(..., **options) is deprecated: pass features=InceptionV4Settings(...)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    if features is not None:
+        raise ModelError("both features= and keyword options given", path="features")
+    extractor = str(stored.attrs["features"]).removeprefix("features_")
+    cls = settings_class(extractor)
+    options = {k: v for k, v in options.items() if v is not None and k != "calibration"}
+    if cls is None:
+        return None
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise ModelError(f"{err}", path="features", expected=cls.__name__) from None
 
 
 def _classify(
@@ -181,10 +212,13 @@ def _classify(
     t1: np.datetime64 | None,
     scheduler: str | None,
     progress: bool,
+    features: Any,
     feature_options: dict[str, Any],
 ) -> dict[str, int]:
     stored = cube.model(model)
-    spec: FeatureSpec | None = model_spec(stored, **feature_options)
+    if feature_options:
+        features = _deprecated_options(stored, features, feature_options)
+    spec: FeatureSpec | None = model_spec(stored, features)
     if station is not None:
         cube.require_station(station)  # raises the CubeError that lists the stations
     groups: list[str | None] = [
@@ -220,6 +254,9 @@ def _classify(
                 check_feature_settings(
                     stored, dict(array_at(node, spec.variable).attrs), cube.where(group)
                 )
+    if spec is not None and spec.needs_calibration:
+        # int8: one calibration for every group, read once from this cube.
+        spec = calibrate(cube, spec, groups[0])
     done: dict[str, int] = {}
     for group in groups:
         if group is None or (t0 is None and t1 is None):

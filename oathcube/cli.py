@@ -137,21 +137,22 @@ def _feature_options(
     batch_size: int | None,
     random_weights: bool,
     engine: str | None = None,
-) -> dict[str, Any]:
+    calibration_group: str | None = None,
+) -> Any:
+    """The settings object of extractor ``name`` made of the command's flags."""
+    from .features.settings import InceptionV4Settings
+
     if name != "inception_v4":
-        return {}
-    options: dict[str, Any] = {
-        "layer": layer,
-        "precision": precision,
-        "random_weights": random_weights,
-    }
-    if engine:
-        options["engine"] = engine
-    if checkpoint is not None:
-        options["checkpoint"] = str(checkpoint)
-    if batch_size:
-        options["batch_size"] = batch_size
-    return options
+        return name  # the extractor's default settings
+    return InceptionV4Settings(
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        layer=layer,
+        precision=precision,
+        random_weights=random_weights,
+        engine=engine or None,
+        calibration_group=calibration_group,
+        **({"batch_size": batch_size} if batch_size else {}),
+    )
 
 
 Scheduler = Annotated[
@@ -199,19 +200,17 @@ def build(
     """Build a Zarr cube from an OATH archive (published at OUTPUT only when complete)."""
     from .labelled import build as run
 
-    names = features or []
-    options = {
-        n: _feature_options(n, checkpoint, layer, precision, batch_size, random_weights, engine)
-        for n in names
-    }
+    settings = [
+        _feature_options(n, checkpoint, layer, precision, batch_size, random_weights, engine)
+        for n in features or []
+    ]
     location = run(
         source,
         _lasting(output),
         overwrite=overwrite,
-        features=names,
+        features=settings,
         scheduler=scheduler,
         chunk_images=chunk_images,
-        feature_options=options,
     )
     typer.echo(f"cube written to {location}")
 
@@ -241,15 +240,11 @@ def features(
 
     # First: a dead address is named at once, and threads are sized before any start.
     check_scheduler(scheduler)
-    options = _feature_options(
-        model, checkpoint, layer, precision, batch_size, random_weights, engine
+    # Checked (and described) before the cube is opened for writing; int8 then
+    # calibrates on frames of the group it computes, read by compute_features.
+    spec = feature_spec(
+        _feature_options(model, checkpoint, layer, precision, batch_size, random_weights, engine)
     )
-    if options.get("precision") == "int8":
-        # int8 is calibrated on frames of the group it computes (read-only, before writing).
-        where = CubeStore.open(cube)
-        options["calibration"] = where.location
-        options["calibration_group"] = where.require_station(station) if station else None
-    spec = feature_spec(model, **options)
     opened = CubeStore.open(cube, "r+")
     group = opened.require_station(station) if station else None
     var = compute_features(opened, spec, group=group, scheduler=scheduler, overwrite=overwrite)
@@ -626,17 +621,23 @@ def classify(
     """
     from .classification import classify as run
 
-    options: dict[str, Any] = {"checkpoint": str(checkpoint) if checkpoint else None}
-    if precision != "fp32":
-        options["precision"] = precision
-    if engine:
-        options["engine"] = engine
-    if precision == "int8":
-        options["calibration"] = cube
-        options["calibration_group"] = f"stations/{station}" if station else None
-    if batch_size:
-        options["batch_size"] = batch_size
-    done = run(cube, model, station=station, start=start, end=end, scheduler=scheduler, **options)
+    # Only the settings the model's record cannot hold come from flags (Inception-v4's);
+    # the model's record gives the rest.  None of them given: the model's own.
+    local = None
+    if checkpoint is not None or precision != "fp32" or batch_size or engine:
+        local = _feature_options(
+            "inception_v4",
+            checkpoint,
+            "Logits",
+            precision,
+            batch_size,
+            False,
+            engine,
+            f"stations/{station}" if station and precision == "int8" else None,
+        )
+    done = run(
+        cube, model, station=station, start=start, end=end, scheduler=scheduler, features=local
+    )
     for group, count in done.items():
         typer.echo(f"{group or 'labelled images'}: {count} frames classified")
 

@@ -217,7 +217,7 @@ def build(
     cube: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    features: Sequence[str] = (),
+    features: Sequence[Any] = (),
     scheduler: str | None = None,
     chunk_images: int | None = None,
     progress: bool = True,
@@ -234,7 +234,11 @@ def build(
     overwrite
         Replace an existing cube (only once the new one is complete).
     features
-        Extractors to run as part of the build (``handcrafted``, ``inception_v4``).
+        Features to compute as part of the build: each a
+        :class:`~oathcube.features.FeatureSpec`, a settings object
+        (:class:`~oathcube.features.settings.HandcraftedSettings`,
+        :class:`~oathcube.features.settings.InceptionV4Settings`) or an
+        extractor's name (its default settings).
     scheduler
         ``threads``, ``processes``, ``synchronous`` or a ``tcp://`` address.
     chunk_images
@@ -242,7 +246,8 @@ def build(
     progress
         Show progress bars.
     feature_options
-        Per extractor, options such as ``{"inception_v4": {"checkpoint": PATH}}``.
+        Deprecated (removed in the next release): per extractor name, settings
+        fields; pass settings objects in ``features`` instead.
 
     Returns
     -------
@@ -264,7 +269,18 @@ def build(
         )
     # Every extractor's options are checked (and its settings described) before the
     # first write; nothing builds a network here.
-    specs = {name: feature_spec(name, **(feature_options or {}).get(name, {})) for name in features}
+    if feature_options:
+        warnings.warn(
+            "build(feature_options=...) is deprecated: pass settings objects in features=",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        specs = [
+            feature_spec(f, **feature_options.get(f, {})) if isinstance(f, str) else feature_spec(f)
+            for f in features
+        ]
+    else:
+        specs = [feature_spec(f) for f in features]
     location = normalise_location(cube)
     refuse_nesting(source, location, "source archive")
     # Connected (to an address) before the first write; the one Client serves every step.
@@ -283,7 +299,7 @@ def build(
         write_oath_cube(
             archive, target, scheduler=scheduler, chunk_images=chunk_images, progress=progress
         )
-        for spec in specs.values():
+        for spec in specs:
             compute_features(target, spec, scheduler=scheduler, progress=progress)
         target.publish(**{STATUS: COMPLETE}, build_seconds=round(time.perf_counter() - tic, 1))
     return location

@@ -384,16 +384,17 @@ def load_model(cube: CubeLike, name: str) -> xr.Dataset:
     return Cube.open(cube, complete=False).model(name)
 
 
-def model_spec(model: xr.Dataset, **local: Any) -> Any:
+def model_spec(model: xr.Dataset, local: Any = None) -> Any:
     """The feature extractor a stored model needs, rebuilt from its ``feature_settings``.
 
     Parameters
     ----------
     model
         A model from :func:`load_model`.
-    **local
-        Options the record cannot hold (where the checkpoint is, batch size,
-        precision, threads).
+    local
+        A settings object of the model's extractor whose ``LOCAL`` fields (where
+        the checkpoint is, batch size, precision, engine, threads) are used;
+        every field that changes values comes from the model's record.
 
     Returns
     -------
@@ -405,7 +406,7 @@ def model_spec(model: xr.Dataset, **local: Any) -> Any:
     if extractor == "published":
         return None
     settings = json.loads(model.attrs.get("feature_settings", "{}"))
-    return spec_from_attrs(extractor, settings, **local)
+    return spec_from_attrs(extractor, settings, local)
 
 
 def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

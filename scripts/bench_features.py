@@ -101,8 +101,7 @@ def _extractor_options(
     options: dict[str, Any] = {"precision": precision, "batch_size": batch_size}
     if engine:
         options["engine"] = engine
-    if precision == "int8":
-        options["calibration"] = args.cube
+    if precision == "int8":  # calibrated on the synthetic cube's frames (``args.cube``)
         options["calibration_size"] = args.calibration_size
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
@@ -149,7 +148,9 @@ Rates = dict[tuple[str, str, int], float]
 
 def bench_network(args: argparse.Namespace) -> Rates:
     """Network-only rates per engine and precision, and of the plain Keras baseline."""
-    from oathcube.features import get_extractor
+    from oathcube.cube.store import Cube
+    from oathcube.features import InceptionV4Settings, get_extractor
+    from oathcube.features.compute import read_calibration
 
     images = _inputs(args.n_images)
     rates: Rates = {}
@@ -157,7 +158,13 @@ def bench_network(args: argparse.Namespace) -> Rates:
     for engine, precision in _combos(args):
         for bs in args.batch_sizes:
             tic = time.perf_counter()
-            ex = get_extractor("inception_v4", **_extractor_options(args, precision, bs, engine))
+            settings = InceptionV4Settings(**_extractor_options(args, precision, bs, engine))
+            calibration = (
+                read_calibration(Cube.open(args.cube), None, settings.calibration_size)
+                if precision == "int8"
+                else None
+            )
+            ex = get_extractor("inception_v4", settings, calibration=calibration)
             built = time.perf_counter() - tic
             rate, cpu = _time(lambda ex=ex: ex.network(images), args.n_images, args.repeats)
             rates[(engine, precision, bs)] = rate
@@ -212,6 +219,7 @@ def _prepare_cube(args: argparse.Namespace) -> None:
 
 def bench_pipeline(args: argparse.Namespace, network: Rates) -> Rates:
     """Whole-pipeline rates through ``compute_features`` with the threaded scheduler."""
+    from oathcube.features import InceptionV4Settings
     from oathcube.features.compute import compute_features
 
     cube, n, chunk = args.cube, args.pipeline_n, args.chunk
@@ -225,8 +233,8 @@ def bench_pipeline(args: argparse.Namespace, network: Rates) -> Rates:
             options = _extractor_options(args, precision, bs, engine)
 
             def run(options: dict = options) -> None:
-                compute_features(cube, "inception_v4", scheduler="threads", progress=False,
-                                 overwrite=True, **options)  # fmt: skip
+                compute_features(cube, InceptionV4Settings(**options), scheduler="threads",
+                                 progress=False, overwrite=True)  # fmt: skip
 
             rate, cpu = _time(run, n, args.repeats)
             rates[(engine, precision, bs)] = rate
@@ -275,11 +283,13 @@ def check_targets(args: argparse.Namespace, network: Rates, pipeline: Rates) -> 
 
 def _memory_worker(args: argparse.Namespace) -> None:
     """One ``compute_features`` run in a fresh process; print its peak memory."""
+    from oathcube.features import InceptionV4Settings
     from oathcube.features.compute import compute_features
 
     bs = args.batch_sizes[0]
-    compute_features(args._memory, "inception_v4", scheduler="threads", progress=False,
-                     overwrite=True, **_extractor_options(args, "fp32", bs))  # fmt: skip
+    settings = InceptionV4Settings(**_extractor_options(args, "fp32", bs))
+    compute_features(args._memory, settings, scheduler="threads", progress=False,
+                     overwrite=True)  # fmt: skip
     print(f"peak memory of one features run (fresh process, default engine, fp32, batch {bs}): "
           f"{_own_peak_mb():.0f} MB")  # fmt: skip
 

@@ -64,13 +64,15 @@ def _compute(cube: str, engine: str, precision: str, args: argparse.Namespace) -
     options: dict[str, Any] = {"engine": engine, "precision": precision}
     options.update({"checkpoint": args.checkpoint} if args.checkpoint else {"random_weights": True})
     if precision == "int8":
-        options.update(calibration=cube, calibration_size=args.calibration_size)
+        options.update(calibration_size=args.calibration_size)
     # Building the engine (and int8's calibration) is not part of the rate.
-    from oathcube.features import feature_spec
+    from oathcube.cube.store import Cube
+    from oathcube.features import InceptionV4Settings, feature_spec
+    from oathcube.features.compute import calibrate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the non-native bf16 warning
-        spec = feature_spec("inception_v4", **options)
+        spec = calibrate(Cube.open(cube), feature_spec(InceptionV4Settings(**options)))
         tic = time.perf_counter()
         spec.build()
         built = time.perf_counter() - tic

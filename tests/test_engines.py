@@ -20,21 +20,23 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from oathcube import build
+from oathcube import Cube, build
 from oathcube.errors import FeatureError
 from oathcube.features import (
     FEATURE_TOLERANCE,
     IGNORED_SETTINGS,
+    InceptionV4Settings,
     feature_spec,
     spec_from_attrs,
+    value_settings,
 )
 from oathcube.features import engines as engines_module
+from oathcube.features.compute import read_calibration
 from oathcube.features.engines import (
     DEFAULT_ENGINE,
     ENGINES,
     calibration_rows,
     engine_installed,
-    read_calibration,
 )
 from oathcube.features.inception_v4 import bf16_native
 
@@ -192,8 +194,10 @@ def test_unknown_missing_and_unfit_engines_are_one_line_errors(
     assert "\n" not in str(err.value)
     with pytest.raises(FeatureError, match="--engine openvino for int8"):
         feature_spec("inception_v4", random_weights=True, engine="tensorflow", precision="int8")
-    with pytest.raises(FeatureError, match="int8 calibrates on the cube"):
-        feature_spec("inception_v4", random_weights=True, engine="openvino", precision="int8")
+    # int8 is described without frames: the computation reads them from its cube.
+    if engine_installed("openvino") and engine_installed("nncf"):
+        spec = feature_spec("inception_v4", random_weights=True, precision="int8")
+        assert spec.needs_calibration and "int8_calibration" not in spec.attrs
     monkeypatch.setattr(engines_module, "engine_installed", lambda name: False)
     with pytest.raises(FeatureError) as err:
         feature_spec("inception_v4", random_weights=True, engine="openvino")
@@ -211,15 +215,17 @@ def test_engine_is_recorded_but_is_a_speed_setting() -> None:
     assert feature_spec("inception_v4", random_weights=True).attrs["engine"] == DEFAULT_ENGINE
     for name, spec in specs.items():
         assert spec.attrs["engine"] == name and spec.attrs["engine_version"]
-        assert spec.options["engine"] == name
+        assert spec.settings.resolved_engine == name
         # Features of one engine resume, and feed models of, any other.
         for other in specs.values():
             assert spec.differences(other.attrs) == []
         # A model's record does not pin the engine: the local choice (or default) holds.
-        rebuilt = spec_from_attrs("inception_v4", json.loads(json.dumps(spec.attrs)))
-        assert rebuilt.options["engine"] == DEFAULT_ENGINE
-        local = spec_from_attrs("inception_v4", spec.attrs, engine="tensorflow")
-        assert local.options["engine"] == "tensorflow"
+        model_record = value_settings(json.loads(json.dumps(spec.attrs)))
+        rebuilt = spec_from_attrs("inception_v4", model_record)
+        assert rebuilt.settings.resolved_engine == DEFAULT_ENGINE
+        mine = InceptionV4Settings(random_weights=True, engine="tensorflow")
+        local = spec_from_attrs("inception_v4", model_record, mine)
+        assert local.settings.resolved_engine == "tensorflow"
     assert {"engine", "engine_version", "int8_calibration"} <= IGNORED_SETTINGS
 
 
@@ -255,35 +261,41 @@ def test_int8_calibration_set_is_read_from_the_cube_and_recorded(
 ) -> None:
     pytest.importorskip("nncf", reason="nncf is not installed")
     cube = build(archive, tmp_path / "c.zarr", progress=False)
-    pixels, angles, record = read_calibration(cube, None, 8)
+    opened = Cube.open(cube)
+    calibration = read_calibration(opened, None, 8)
+    record = calibration.record
     labelled = xr.open_zarr(cube)
     assert record["rows"] == calibration_rows(90, 8) and record["group"] == ""
-    np.testing.assert_array_equal(pixels, labelled.pixels.values[record["rows"]])
-    np.testing.assert_array_equal(angles, labelled.rot_angle.values[record["rows"]])
-    again = read_calibration(cube, "", 8)[2]
+    np.testing.assert_array_equal(calibration.pixels, labelled.pixels.values[record["rows"]])
+    np.testing.assert_array_equal(calibration.rot_angle, labelled.rot_angle.values[record["rows"]])
+    again = read_calibration(opened, "", 8).record
     assert again["sha256"] == record["sha256"] and len(record["sha256"]) == 64
     with pytest.raises(FeatureError, match="no such group"):
-        read_calibration(cube, "stations/zzzz", 8)
+        read_calibration(opened, "stations/zzzz", 8)
 
-    # The command line calibrates on the cube it computes: captured before any network.
+    # The feature computation, which holds the cube, reads the frames once and hands
+    # them to the extractor with the spec: captured here before any network is built.
     import oathcube.features.compute as compute
     from oathcube.cli import app
 
-    seen: dict[str, Any] = {}
+    seen: list[Any] = []
 
-    def fake(cube: Any, spec: Any, **kw: Any) -> str:
-        seen["spec"] = spec
+    def fake(cube: Any, spec: Any, *args: Any) -> str:
+        seen.append(spec)
         return spec.variable
 
-    monkeypatch.setattr(compute, "compute_features", fake)
+    monkeypatch.setattr(compute, "_compute", fake)
     args = ["features", cube, "--model", "inception_v4", "--random-weights"]
     out = runner.invoke(app, [*args, "--precision", "int8", "--engine", "openvino"])
     assert out.exit_code == 0, out.output
-    spec = seen["spec"]
-    calib = spec.attrs["int8_calibration"]
-    assert calib["rows"] == list(range(90)) and calib["cube"] == spec.options["calibration"]
-    assert spec.attrs["precision"] == "int8" and spec.attrs["engine"] == "openvino"
-    json.dumps(spec.attrs)
+    settings = InceptionV4Settings(random_weights=True, precision="int8", calibration_size=8)
+    compute.compute_features(cube, settings, progress=False)
+    for spec, rows in zip(seen, (list(range(90)), calibration_rows(90, 8)), strict=True):
+        calib = spec.attrs["int8_calibration"]
+        assert calib["rows"] == rows and calib["cube"] == opened.location
+        assert spec.calibration.record == calib and len(spec.calibration.pixels) == len(rows)
+        assert spec.attrs["precision"] == "int8" and spec.attrs["engine"] == "openvino"
+        json.dumps(spec.attrs)
     out = runner.invoke(app, [*args, "--precision", "int8", "--engine", "tensorflow"])
     assert out.exit_code == 1
     assert out.output.count("\n") == 1 and "--engine openvino for int8" in out.output
@@ -305,9 +317,9 @@ def test_every_command_takes_engine_and_checks_it_before_writing(
     out = runner.invoke(
         app,
         ["build", str(archive), "-o", str(target), "--features", "inception_v4",
-         "--random-weights", "--precision", "int8"],
+         "--random-weights", "--precision", "int8", "--engine", "tensorflow"],
     )  # fmt: skip
-    assert out.exit_code == 1 and "int8 calibrates on the cube" in out.output
+    assert out.exit_code == 1 and "--engine openvino for int8" in out.output
     assert not target.exists()
     cube = build(archive, tmp_path / "c.zarr", progress=False)
     out = runner.invoke(

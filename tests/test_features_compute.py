@@ -9,10 +9,10 @@ import pytest
 import xarray as xr
 
 import oathcube.features as registry
-from oathcube import build, compute_features, evaluate
+from oathcube import compute_features, evaluate
 from oathcube.cli import app
 from oathcube.errors import FeatureError
-from oathcube.features import FEATURE_TOLERANCE
+from oathcube.features import FEATURE_TOLERANCE, InceptionV4Settings
 
 
 class CountingExtractor:
@@ -50,11 +50,12 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> type[CountingExtractor]:
 
 
 @pytest.fixture
-def cube(archive: Path, tmp_path: Path) -> str:
-    return build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=16)
+def cube(make_cube) -> Path:
+    """The synthetic archive's cube in chunks of 16 images (six chunks, the last short)."""
+    return make_cube(chunk_images=16)
 
 
-def test_interrupted_run_resumes_to_the_same_array(cube: str, counting) -> None:
+def test_interrupted_run_resumes_to_the_same_array(cube: Path, counting) -> None:
     counting.fail_on = 3
     with pytest.raises(KeyboardInterrupt):
         compute_features(cube, "counting", scheduler="synchronous", progress=False)
@@ -72,7 +73,7 @@ def test_interrupted_run_resumes_to_the_same_array(cube: str, counting) -> None:
     assert list(ds.feature.values) == ["mean", "max", "angle"]
 
 
-def test_other_settings_are_refused(cube: str, counting, monkeypatch) -> None:
+def test_other_settings_are_refused(cube: Path, counting, monkeypatch) -> None:
     compute_features(cube, "counting", scheduler="synchronous", progress=False)
     monkeypatch.setattr(CountingExtractor, "attrs", lambda self: {"recipe": "counting-2"})
     with pytest.raises(FeatureError, match="recipe"):
@@ -81,14 +82,12 @@ def test_other_settings_are_refused(cube: str, counting, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_handcrafted_equal_on_threads_processes_and_distributed(
-    archive: Path, tmp_path: Path
-) -> None:
+def test_handcrafted_equal_on_threads_processes_and_distributed(make_cube) -> None:
     from distributed import LocalCluster
 
     results = {}
     for scheduler in ("threads", "processes", "cluster"):
-        cube = build(archive, tmp_path / f"{scheduler}.zarr", progress=False, chunk_images=16)
+        cube = make_cube(chunk_images=16, name=f"{scheduler}.zarr")
         if scheduler == "cluster":
             with LocalCluster(
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -121,32 +120,36 @@ def test_build_with_handcrafted_features_then_evaluate(
 
 
 @pytest.mark.slow
-def test_inception_random_weights_threads_equal_distributed(
-    archive: Path, tmp_path: Path, runner
-) -> None:
+def test_inception_random_weights_threads_equal_distributed(make_cube, runner) -> None:
     from distributed import LocalCluster
 
     rows = (0, 16)  # two chunks of 8 are enough to compare schedulers
-    threaded = build(archive, tmp_path / "t.zarr", progress=False, chunk_images=8)
+    threaded = make_cube(chunk_images=8, name="t.zarr")
     out = runner.invoke(
         app,
-        ["features", threaded, "--model", "inception_v4", "--random-weights", "--batch-size", "8"],
+        [
+            "features",
+            str(threaded),
+            "--model",
+            "inception_v4",
+            "--random-weights",
+            "--batch-size",
+            "8",
+        ],
     )
     assert out.exit_code == 0, out.output
     a = xr.open_zarr(threaded).features_inception_v4
     assert a.dims == ("image", "logit") and a.shape == (90, 1001) and a.dtype == np.float32
     assert a.attrs["random_weights"] == 1 and "RANDOM" in a.attrs["warning"]
     assert a.attrs["layer"] == "Logits" and a.attrs["precision"] == "fp32"
-    clustered = build(archive, tmp_path / "c.zarr", progress=False, chunk_images=8)
+    clustered = make_cube(chunk_images=8, name="c.zarr")
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         compute_features(
             clustered,
-            "inception_v4",
+            InceptionV4Settings(random_weights=True, batch_size=8),
             scheduler=cluster.scheduler_address,
-            random_weights=True,
-            batch_size=8,
             rows=rows,
             progress=False,
         )
@@ -157,20 +160,20 @@ def test_inception_random_weights_threads_equal_distributed(
     np.testing.assert_allclose(b[:16], a.values[:16], rtol=0, atol=FEATURE_TOLERANCE * scale)
     assert np.isnan(b[16:]).all()  # rows outside the range were left for later
     # The same settings on the same machine and scheduler give the same bits.
-    again = build(archive, tmp_path / "again.zarr", progress=False, chunk_images=8)
+    again = make_cube(chunk_images=8, name="again.zarr")
     compute_features(
-        again, "inception_v4", random_weights=True, batch_size=8, rows=rows, progress=False
+        again, InceptionV4Settings(random_weights=True, batch_size=8), rows=rows, progress=False
     )
     c = xr.open_zarr(again, consolidated=False).features_inception_v4.values
     np.testing.assert_array_equal(c[:16], a.values[:16])
 
 
 def test_inception_without_checkpoint_says_where_it_comes_from(
-    archive: Path, tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
+    make_cube, runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OATHCUBE_INCEPTION_V4_CHECKPOINT", raising=False)
-    cube = build(archive, tmp_path / "c.zarr", progress=False)
-    out = runner.invoke(app, ["features", cube, "--model", "inception_v4"])
+    cube = make_cube(chunk_images=None, name="c.zarr")
+    out = runner.invoke(app, ["features", str(cube), "--model", "inception_v4"])
     assert out.exit_code == 1
     assert "inception_v4_2016_09_09.tar.gz" in out.output and "--checkpoint" in out.output
     assert "features_inception_v4" not in xr.open_zarr(cube)

@@ -10,6 +10,7 @@ import pytest
 from oathcube.errors import FeatureError
 from oathcube.features import FeatureExtractor, get_extractor
 from oathcube.features.handcrafted import HandcraftedExtractor
+from oathcube.features.settings import HandcraftedSettings
 from oathcube.imaging import sky_disc_mask
 
 SIZE = 128  # small frames keep the suite fast; the geometry scales with the frame
@@ -162,6 +163,11 @@ def test_bad_input_raises(ex: HandcraftedExtractor, pixels: np.ndarray, angles: 
         ex(pixels, np.asarray(angles))
 
 
-def test_bad_options_raise() -> None:
+def test_bad_settings_raise_naming_the_parameter() -> None:
     with pytest.raises(FeatureError, match="hist_bins"):
-        HandcraftedExtractor(hist_bins=10)
+        HandcraftedSettings(hist_bins=10)
+    for bad in ({"glcm_levels": 1}, {"n_annuli": 0}, {"lbp_radii": ()}):
+        with pytest.raises(FeatureError, match=next(iter(bad))):
+            HandcraftedSettings(**bad)  # type: ignore[arg-type]
+    with pytest.raises(FeatureError, match="HandcraftedSettings"):
+        HandcraftedExtractor("hist_bins=8")  # type: ignore[arg-type]

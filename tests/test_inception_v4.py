@@ -29,6 +29,7 @@ from oathcube.features.inception_v4 import (
     preprocess,
     resize_bilinear_tf1,
 )
+from oathcube.features.settings import InceptionV4Settings
 from oathcube.imaging import sky_disc_mask
 
 #: Agreement the reference README promises for a correct float32 implementation.
@@ -94,7 +95,9 @@ def _write_v1(path: Path, values: dict[str, np.ndarray]) -> str:
 )
 def extractor(random_checkpoint: str, request: pytest.FixtureRequest) -> InceptionV4Extractor:
     """The extractor on every installed engine (see tests/test_engines.py for the engines)."""
-    return get_extractor("inception_v4", checkpoint=random_checkpoint, engine=request.param)
+    return get_extractor(
+        "inception_v4", InceptionV4Settings(checkpoint=random_checkpoint, engine=request.param)
+    )
 
 
 def _report(label: str, diff: float, tol: float) -> None:
@@ -253,7 +256,7 @@ def test_v1_checkpoint_and_prelogits(
     path = _write_v1(
         tmp_path / "inception_v4.ckpt", {**checkpoint_values, "global_step": np.int64(0)}
     )
-    ex = InceptionV4Extractor(path, layer="PreLogitsFlatten", batch_size=1)
+    ex = InceptionV4Extractor(InceptionV4Settings(path, layer="PreLogitsFlatten", batch_size=1))
     assert (ex.dim, ex.n_features) == ("prelogit", 1536)
     diff = float(np.abs(ex(reference["pixels"], None) - reference["PreLogitsFlatten"]).max())
     _report("extractor PreLogitsFlatten, V1 checkpoint", diff, 1e-4)
@@ -273,7 +276,7 @@ def test_missing_and_misshaped_variables_are_named(
     values["global_step"] = np.int64(7)
     path = _write_v1(tmp_path / "broken.ckpt", values)
     with pytest.raises(CheckpointError) as err:
-        InceptionV4Extractor(path)
+        InceptionV4Extractor(InceptionV4Settings(path))
     text = str(err.value)
     print(f"\n  {text[:300]}...")
     assert missing in text and aux_missing in text
@@ -317,9 +320,9 @@ def test_checkpoint_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_bad_options() -> None:
     with pytest.raises(FeatureError, match="layer"):
-        InceptionV4Extractor(random_weights=True, layer="Mixed_7d")
+        InceptionV4Extractor(InceptionV4Settings(random_weights=True, layer="Mixed_7d"))
     with pytest.raises(FeatureError, match="precision"):
-        InceptionV4Extractor(random_weights=True, precision="fp16")
+        InceptionV4Extractor(InceptionV4Settings(random_weights=True, precision="fp16"))
 
 
 def test_bf16_where_not_native_is_emulated_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -330,11 +333,11 @@ def test_bf16_where_not_native_is_emulated_or_refused(monkeypatch: pytest.Monkey
     if engine_installed("tensorflow"):
         # TensorFlow emulates bf16 (slowly): warned, then the missing checkpoint stops it.
         with pytest.warns(UserWarning, match="slower than fp32"), pytest.raises(CheckpointError):
-            InceptionV4Extractor(precision="bf16", engine="tensorflow")
+            InceptionV4Extractor(InceptionV4Settings(precision="bf16", engine="tensorflow"))
     if engine_installed("openvino"):
         # OpenVINO would run fp32 under a bf16 label: refused before anything is built.
         with pytest.raises(FeatureError, match="avx512_bf16"):
-            InceptionV4Extractor(precision="bf16", engine="openvino")
+            InceptionV4Extractor(InceptionV4Settings(precision="bf16", engine="openvino"))
 
 
 @pytest.mark.slow
@@ -347,12 +350,18 @@ def test_bf16_agrees_with_fp32(
     if not bf16_native():  # refused (openvino), or emulated far slower (tensorflow)
         if engine == "openvino":
             with pytest.raises(FeatureError, match="avx512_bf16"):
-                InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
+                InceptionV4Extractor(
+                    InceptionV4Settings(random_checkpoint, precision="bf16", engine=engine)
+                )
         else:
             with pytest.warns(UserWarning, match="bf16"):
-                InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
+                InceptionV4Extractor(
+                    InceptionV4Settings(random_checkpoint, precision="bf16", engine=engine)
+                )
         return
-    ex = InceptionV4Extractor(random_checkpoint, precision="bf16", engine=engine)
+    ex = InceptionV4Extractor(
+        InceptionV4Settings(random_checkpoint, precision="bf16", engine=engine)
+    )
     cosine = _cosine(ex(reference["pixels"], None), reference["Logits"])
     print(f"\n  bf16 ({engine}) vs slim fp32 Logits: per-image cosine {cosine.round(6)}", end="")
     assert ex.attrs()["precision"] == "bf16"
@@ -363,7 +372,7 @@ def test_bf16_agrees_with_fp32(
 def test_random_weights_are_marked_and_deterministic(reference: dict[str, np.ndarray]) -> None:
     from oathcube.features.inception_net import random_variables
 
-    ex = InceptionV4Extractor(random_weights=True)
+    ex = InceptionV4Extractor(InceptionV4Settings(random_weights=True))
     attrs = ex.attrs()
     assert attrs["random_weights"] == 1 and "RANDOM" in attrs["warning"]
     assert attrs["checkpoint_sha256"] == ""

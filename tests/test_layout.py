@@ -158,6 +158,19 @@ def test_classification_and_views_never_import_ingestion() -> None:
             assert not [d for d in deps if d.startswith("oathcube.ingestion")], module
 
 
+def test_extractors_never_import_cube() -> None:
+    # Extractors (every module of oathcube.features but compute: the registry and specs,
+    # the settings, the extractors, the network and its engines) see pixels, angles and
+    # settings only.  The feature computation holds the cube: it reads the pixels and the
+    # int8 calibration frames and hands them over, so no worker opens a cube for them.
+    graph = _graph()
+    extractors = {m for m in graph if m.startswith("oathcube.features")}
+    extractors.discard("oathcube.features.compute")
+    assert "oathcube.features.inception_v4" in extractors
+    wrong = {m: sorted(d for d in graph[m] if d.startswith("oathcube.cube")) for m in extractors}
+    assert {m: d for m, d in wrong.items() if d} == {}
+
+
 def test_cube_knows_no_archive_format() -> None:
     for module, deps in _graph().items():
         if module.startswith("oathcube.cube"):

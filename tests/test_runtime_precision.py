@@ -37,10 +37,10 @@ class StubNetwork:
 
     dim = "logit"
     n_features = 1001
-    built: list[dict[str, Any]] = []
+    built: list[Any] = []
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        type(self).built.append(options)
+    def __init__(self, settings: Any) -> None:
+        type(self).built.append(settings)
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray) -> np.ndarray:
         return np.ones((len(pixels), self.n_features), np.float32)
@@ -50,9 +50,9 @@ class StubNetwork:
 def stub_network(monkeypatch: pytest.MonkeyPatch) -> type[StubNetwork]:
     StubNetwork.built = []
 
-    def get_extractor(name: str, **options: Any) -> StubNetwork:
+    def get_extractor(name: str, settings: Any = None, **kw: Any) -> StubNetwork:
         assert name == "inception_v4"
-        return StubNetwork(options)
+        return StubNetwork(settings)
 
     monkeypatch.setattr(registry, "get_extractor", get_extractor)
     return StubNetwork
@@ -79,7 +79,10 @@ def test_bf16_without_native_bf16_is_refused_and_nothing_is_written(
     assert out.exit_code == 1
     assert out.output.count("\n") == 1 and "Traceback" not in out.output
     line = out.output
-    assert line.startswith("oathcube: error: --precision: precision bf16 needs a CPU with")
+    # The Python parameter is named, and the flag beside it.
+    assert line.startswith(
+        "oathcube: error: precision (--precision): precision bf16 needs a CPU with"
+    )
     assert "avx512_bf16" in line and "amx_bf16" in line and "--precision fp32" in line
     assert "features_inception_v4" not in zarr.open_group(cube, mode="r")
     assert stub_network.built == []  # no network was built, let alone run
@@ -109,7 +112,7 @@ def test_bf16_with_native_bf16_is_run_and_recorded_as_bf16(
     stored = zarr.open_array(cube, path="features_inception_v4", mode="r")
     assert stored.attrs["precision"] == "bf16" and stored.attrs["engine"] == "openvino"
     assert np.isfinite(stored[...]).all()
-    assert {o["precision"] for o in stub_network.built} == {"bf16"}
+    assert {o.precision for o in stub_network.built} == {"bf16"}
 
 
 @pytest.mark.skipif(not engine_installed("tensorflow"), reason="no tensorflow")
@@ -160,7 +163,7 @@ def test_a_resume_in_another_precision_is_refused(
     assert out.exit_code == 1
     assert out.output.count("\n") == 1
     assert "holds rows computed in precision fp32" in out.output
-    assert "--precision fp32 to resume" in out.output
+    assert "precision='fp32' (--precision fp32) to resume" in out.output
     np.testing.assert_array_equal(array[...], before)
     assert runner.invoke(app, [*fp32, "--precision", "bf16", "--overwrite"]).exit_code == 0
     array = zarr.open_array(cube, path="features_inception_v4", mode="r")

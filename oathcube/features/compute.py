@@ -10,15 +10,17 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import zarr
 
-from ..cube.commit import repair_rows
+from ..cube.commit import committed_rows, repair_rows
 from ..cube.nodes import array_at, dims_of, read_rows, rows_per_object
 from ..cube.schema import provenance
 from ..cube.store import Cube, CubeLike
@@ -33,9 +35,11 @@ from ..parallel import (
     thread_budget,
     worker_thread_budget,
 )
-from . import FeatureSpec, feature_spec
+from . import Calibration, FeatureSpec, feature_spec
+from .engines import calibration_rows
+from .settings import CALIBRATION_SIZE, settings_class
 
-__all__ = ["compute_features", "chunks_done"]
+__all__ = ["calibrate", "chunks_done", "compute_features", "read_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +118,95 @@ def _check_precision(
             f"{array.basename} holds rows computed in precision {recorded}, and this run "
             f"would add rows in {asked} under that label",
             path=where,
-            expected=f"--precision {recorded} to resume, or --overwrite to recompute in {asked}",
+            expected=f"precision={recorded!r} (--precision {recorded}) to resume, or "
+            f"overwrite=True (--overwrite) to recompute in {asked}",
         )
+
+
+def read_calibration(
+    cube: Cube, group: str | None = None, size: int = CALIBRATION_SIZE
+) -> Calibration:
+    """The cube frames that calibrate int8 quantisation, and their record.
+
+    Read once, here where the cube is held, and handed to the extractor with the
+    spec (:meth:`~oathcube.features.FeatureSpec.calibrated`): no worker opens
+    the cube to read them again.
+
+    Parameters
+    ----------
+    cube
+        The cube (already open; read only).
+    group
+        ``None`` or ``""``: the labelled images when the cube has them, else its
+        first station; or a station group ``stations/<code>``.
+    size
+        Frames to use, spread evenly over the committed rows.
+
+    Returns
+    -------
+    Calibration
+        uint8 frames, their rotation angles (0 where the group has none), and
+        what the features' ``int8_calibration`` attribute records: the cube,
+        group, rows and the SHA-256 of the frames and angles.
+
+    Raises
+    ------
+    FeatureError
+        No such group, or no frames to calibrate on.
+    """
+    if group and not cube.has(group):
+        raise FeatureError(
+            "no such group to calibrate int8 quantisation on",
+            path=cube.where(group),
+            expected=f"stations of the cube: {', '.join(cube.stations()) or 'none'}",
+        )
+    if not group:
+        if cube.has("pixels"):
+            group = None
+        elif cube.stations():
+            group = f"stations/{cube.stations()[0]}"
+    node = cube.group(group)
+    n = committed_rows(node) if "pixels" in node else 0
+    if n == 0:
+        raise FeatureError(
+            "no frames to calibrate int8 quantisation on",
+            path=cube.where(group),
+            expected="a cube with pixels (int8 calibrates on the cube's own frames)",
+        )
+    rows = calibration_rows(n, size)
+    index = np.asarray(rows, dtype=np.int64)
+    pixels = np.asarray(array_at(node, "pixels").oindex[index])
+    if "rot_angle" in node:
+        angles = np.asarray(array_at(node, "rot_angle").oindex[index], dtype=np.float64)
+    else:
+        angles = np.zeros(len(rows))
+    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes())
+    digest.update(np.ascontiguousarray(angles, dtype="<f8").tobytes())
+    record = {
+        "cube": cube.location,
+        "group": group or "",
+        "rows": rows,
+        "sha256": digest.hexdigest(),
+    }
+    return Calibration(pixels, angles, record)
+
+
+def calibrate(cube: Cube, spec: FeatureSpec, group: str | None = None) -> FeatureSpec:
+    """``spec`` with its int8 calibration frames read from ``cube``, if it needs them.
+
+    The group is the settings' ``calibration_group``, else ``group`` (the one
+    computed).
+    """
+    if not spec.needs_calibration:
+        return spec
+    settings = spec.settings
+    where = settings.calibration_group or group
+    return spec.calibrated(read_calibration(cube, where, settings.calibration_size))
 
 
 def compute_features(
     cube: CubeLike,
-    name: str | FeatureSpec,
+    features: Any,
     *,
     group: str | None = None,
     scheduler: str | None = None,
@@ -135,9 +221,12 @@ def compute_features(
     ----------
     cube
         Path, URL or :class:`~oathcube.cube.store.Cube`.
-    name
-        A registered extractor (``handcrafted``, ``inception_v4``), or a
-        :class:`~oathcube.features.FeatureSpec` already checked.
+    features
+        What to compute: a :class:`~oathcube.features.FeatureSpec` already
+        checked, a settings object
+        (:class:`~oathcube.features.settings.HandcraftedSettings`,
+        :class:`~oathcube.features.settings.InceptionV4Settings`), or a
+        registered extractor's name (its default settings).
     group
         ``None`` for the labelled images (dimension ``image``), or a station
         group such as ``stations/fsmi`` (dimension ``time``; frames unrotated).
@@ -151,8 +240,10 @@ def compute_features(
     rows
         Only the chunks that overlap positions ``rows[0]:rows[1]`` (default: all).
     **options
-        Passed to the extractor (``checkpoint``, ``layer``, ``precision``,
-        ``batch_size``, ``random_weights``) when ``name`` is a name.
+        Deprecated (removed in the next release): settings fields with a name;
+        pass a settings object instead.  ``calibration`` (another cube) is gone:
+        int8 calibrates on frames of ``cube`` (the settings' ``calibration_group``,
+        else ``group``).
 
     Raises
     ------
@@ -161,8 +252,19 @@ def compute_features(
         option (all checked before anything is written or built).
     """
     check_scheduler(scheduler)
-    spec = name if isinstance(name, FeatureSpec) else feature_spec(name, **options)
+    if options:
+        cls = settings_class(features) if isinstance(features, str) else None
+        warnings.warn(
+            "compute_features(cube, name, **options) is deprecated: pass a settings object, "
+            f"{cls.__name__ if cls else 'SettingsClass'}"
+            f"({', '.join(f'{k}=...' for k in options)})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    spec = feature_spec(features, **options)
     cube = Cube.open(cube, "r+")
+    # int8 calibrates on frames of this cube, read once here (before the first write).
+    spec = calibrate(cube, spec, group)
     # Connected before the first write: --overwrite empties the variable, and a
     # scheduler that never answers must not leave it empty (nor take 30 s to say so).
     with (

@@ -16,7 +16,8 @@ equality tests prove it.  An engine is only where that graph then runs:
     and no more threads compute than the budget allows.  ``bf16`` asks the CPU
     plugin for bfloat16 inference (``INFERENCE_PRECISION_HINT``), ``int8``
     quantises the converted model with NNCF's post-training quantisation,
-    calibrated on frames of the cube itself (:func:`read_calibration`).
+    calibrated on frames of the cube itself, which the feature computation reads
+    (:func:`oathcube.features.compute.read_calibration`) and hands to the extractor.
 
 The engine is a setting of speed: it changes feature values only by round-off
 (fp32), and its name and version are recorded with the features but not
@@ -28,7 +29,6 @@ per worker process, with the extractor that owns them
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import FeatureError
 from ..parallel import cores
+from .settings import CALIBRATION_SIZE, DEFAULT_ENGINE, ENGINES
 
 __all__ = [
     "CALIBRATION_SIZE",
@@ -56,17 +57,13 @@ __all__ = [
     "check_inference_precision",
     "engine_installed",
     "engine_version",
-    "read_calibration",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Engines in the order of preference.
-ENGINES: tuple[str, ...] = ("openvino", "tensorflow")
-
-#: The engine used when none is named: the fastest on every CPU kind measured
-#: (docs/features.md, "Engines").  It is a default dependency of oathcube.
-DEFAULT_ENGINE = "openvino"
+# ENGINES (in the order of preference) and DEFAULT_ENGINE (the fastest on every CPU
+# kind measured, docs/features.md "Engines"; a default dependency of oathcube) are
+# defined with the settings, which import nothing heavy.
 
 #: What installs each engine (named in the error when one is missing).  Both are
 #: dependencies of oathcube; an environment may still lack one (a conda env made
@@ -90,10 +87,6 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
     "tensorflow": ("fp32", "bf16"),
     "openvino": ("fp32", "bf16", "int8"),
 }
-
-#: Frames of the cube that calibrate int8 quantisation (NNCF's default is 300;
-#: 128 evenly spaced frames take about a minute on two cores).
-CALIBRATION_SIZE = 128
 
 
 def engine_installed(engine: str) -> bool:
@@ -121,24 +114,24 @@ def check_engine(engine: str, precision: str) -> str:
     """
     if engine not in ENGINES:
         raise FeatureError(
-            f"unknown engine {engine!r}", path="--engine", expected=" or ".join(ENGINES)
+            f"unknown engine {engine!r}", path="engine (--engine)", expected=" or ".join(ENGINES)
         )
     if precision not in PRECISIONS[engine]:
         hint = [e for e in ENGINES if precision in PRECISIONS[e]]
         raise FeatureError(
             f"precision {precision!r} is not offered by engine {engine}",
-            path="--precision",
+            path="precision (--precision)",
             expected=" or ".join(PRECISIONS[engine])
             + (f" (or --engine {hint[0]} for {precision})" if hint else ""),
         )
     if not engine_installed(engine):
         raise FeatureError(
-            f"engine {engine} is not installed", path="--engine", expected=EXTRAS[engine]
+            f"engine {engine} is not installed", path="engine (--engine)", expected=EXTRAS[engine]
         )
     if precision == "int8" and not engine_installed("nncf"):
         raise FeatureError(
             "precision int8 needs NNCF, which is not installed",
-            path="--precision",
+            path="precision (--precision)",
             expected=INT8_EXTRA,
         )
     return engine_version(engine)
@@ -165,13 +158,13 @@ def check_inference_precision(asked: str, compiled: str) -> None:
         raise FeatureError(
             f"precision bf16: OpenVINO compiled the network for {compiled} on this CPU "
             "(no avx512_bf16 or amx_bf16), and nothing is computed under a wrong label",
-            path="--precision",
+            path="precision (--precision)",
             expected="--precision fp32, or --engine tensorflow for emulated bf16",
         )
     if asked == "fp32" and compiled not in ("f32", "fp32"):
         raise FeatureError(
             f"precision fp32: OpenVINO compiled the network for {compiled}",
-            path="--precision",
+            path="precision (--precision)",
             expected="f32 inference (INFERENCE_PRECISION_HINT)",
         )
 
@@ -184,76 +177,6 @@ def calibration_rows(n_rows: int, size: int = CALIBRATION_SIZE) -> list[int]:
     if n_rows <= size:
         return list(range(n_rows))
     return [int(i) for i in np.linspace(0, n_rows - 1, size).round().astype(np.int64)]
-
-
-def read_calibration(
-    location: str, group: str | None = None, size: int = CALIBRATION_SIZE
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The cube frames that calibrate int8 quantisation, and their record.
-
-    Parameters
-    ----------
-    location
-        The cube (path or URL); opened read-only, so that a command writing
-        into it can calibrate on it.
-    group
-        ``None`` or ``""``: the labelled images when the cube has them, else its
-        first station; or a station group ``stations/<code>``.
-    size
-        Frames to use, spread evenly over the committed rows.
-
-    Returns
-    -------
-    pixels, rot_angle, record
-        uint8 frames, their rotation angles (0 where the group has none), and
-        what the features' ``int8_calibration`` attribute records: the cube,
-        group, rows and the SHA-256 of the frames and angles.
-
-    Raises
-    ------
-    FeatureError
-        No frames to calibrate on.
-    """
-    from ..cube.commit import committed_rows
-    from ..cube.nodes import array_at
-    from ..cube.store import Cube
-
-    cube = Cube.open(location, "r", complete=False)
-    if group and not cube.has(group):
-        raise FeatureError(
-            "no such group to calibrate int8 quantisation on",
-            path=cube.where(group),
-            expected=f"stations of the cube: {', '.join(cube.stations()) or 'none'}",
-        )
-    if not group:
-        if cube.has("pixels"):
-            group = None
-        elif cube.stations():
-            group = f"stations/{cube.stations()[0]}"
-    node = cube.group(group)
-    n = committed_rows(node) if "pixels" in node else 0
-    if n == 0:
-        raise FeatureError(
-            "no frames to calibrate int8 quantisation on",
-            path=cube.where(group),
-            expected="a cube with pixels (int8 calibrates on the cube's own frames)",
-        )
-    rows = calibration_rows(n, size)
-    index = np.asarray(rows, dtype=np.int64)
-    pixels = np.asarray(array_at(node, "pixels").oindex[index])
-    if "rot_angle" in node:
-        angles = np.asarray(array_at(node, "rot_angle").oindex[index], dtype=np.float64)
-    else:
-        angles = np.zeros(len(rows))
-    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes())
-    digest.update(np.ascontiguousarray(angles, dtype="<f8").tobytes())
-    record = {
-        "cube": cube.location,
-        "group": group or "",
-        "rows": rows,
-        "sha256": digest.hexdigest(),
-    }
-    return pixels, angles, record
 
 
 # --------------------------------------------------------------------------- engines

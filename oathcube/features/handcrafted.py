@@ -51,6 +51,7 @@ from skimage.feature import graycomatrix, graycoprops
 from .._version import __version__
 from ..errors import FeatureError
 from ..imaging import rotate_like_oath, sky_disc_mask
+from .settings import HandcraftedSettings
 
 __all__ = ["HandcraftedExtractor", "RECIPE_VERSION"]
 
@@ -189,21 +190,10 @@ class HandcraftedExtractor:
 
     Parameters
     ----------
-    rotate
-        Rotate each frame by its ``rot_angle`` first, as the paper's chain does.  The
-        statistics barely depend on it; ``False`` skips the ~1.5 ms rotation.
-    hist_bins
-        Bins of the grey-level histogram (must divide 256).
-    n_annuli
-        Concentric annuli of the radial profile.
-    glcm_levels
-        Grey levels the co-occurrence matrices are quantised to.
-    glcm_distances
-        Pixel distances of the co-occurrence matrices.
-    lbp_radii
-        Radii (pixels) of the local binary patterns.
-    star_thresholds
-        Top-hat heights (grey levels) above which a local peak counts as a star.
+    settings
+        :class:`~oathcube.features.settings.HandcraftedSettings` (default: the defaults):
+        rotation, histogram bins, annuli, GLCM levels and distances, LBP radii, star
+        thresholds.
 
     Examples
     --------
@@ -223,30 +213,22 @@ class HandcraftedExtractor:
     _SATURATION = 250
     _STAR_NOISE = 7.0  # a star's top-hat height must exceed this many noise sigmas
 
-    def __init__(
-        self,
-        *,
-        rotate: bool = True,
-        hist_bins: int = 16,
-        n_annuli: int = 8,
-        glcm_levels: int = 32,
-        glcm_distances: tuple[int, ...] = (1, 3),
-        lbp_radii: tuple[int, ...] = (1, 2),
-        star_thresholds: tuple[int, ...] = (10, 20, 40),
-    ) -> None:
-        if hist_bins < 1 or 256 % hist_bins:
-            raise FeatureError(f"hist_bins={hist_bins}", expected="a divisor of 256")
-        if not 2 <= glcm_levels <= 255:
-            raise FeatureError(f"glcm_levels={glcm_levels}", expected="2..255")
-        if n_annuli < 1 or not glcm_distances or not lbp_radii or not star_thresholds:
-            raise FeatureError("empty feature group", expected="n_annuli >= 1, non-empty tuples")
-        self.rotate = bool(rotate)
-        self.hist_bins = int(hist_bins)
-        self.n_annuli = int(n_annuli)
-        self.glcm_levels = int(glcm_levels)
-        self.glcm_distances = tuple(int(d) for d in glcm_distances)
-        self.lbp_radii = tuple(int(r) for r in lbp_radii)
-        self.star_thresholds = tuple(int(t) for t in star_thresholds)
+    def __init__(self, settings: HandcraftedSettings | None = None) -> None:
+        settings = HandcraftedSettings() if settings is None else settings
+        if not isinstance(settings, HandcraftedSettings):
+            raise FeatureError(
+                f"{type(settings).__name__} given to the handcrafted extractor",
+                path="settings",
+                expected="HandcraftedSettings",
+            )
+        self.settings = settings
+        self.rotate = settings.rotate
+        self.hist_bins = settings.hist_bins
+        self.n_annuli = settings.n_annuli
+        self.glcm_levels = settings.glcm_levels
+        self.glcm_distances = settings.glcm_distances
+        self.lbp_radii = settings.lbp_radii
+        self.star_thresholds = settings.star_thresholds
         self._labels = self._make_labels()
         self.n_features = len(self._labels)
         self._geometry: dict[tuple[int, int], _Geometry] = {}
@@ -261,19 +243,20 @@ class HandcraftedExtractor:
 
     def attrs(self) -> dict[str, Any]:
         """Return the provenance recorded on the cube variable (JSON-serialisable)."""
+        recorded = self.settings.attrs()
         return {
             "extractor": self.name,
             "recipe_version": RECIPE_VERSION,
             "oathcube_version": __version__,
-            "rotate": int(self.rotate),
-            "hist_bins": self.hist_bins,
-            "n_annuli": self.n_annuli,
+            "rotate": recorded["rotate"],
+            "hist_bins": recorded["hist_bins"],
+            "n_annuli": recorded["n_annuli"],
             "azimuth_rings": self._N_RINGS,
             "azimuth_sectors": self._N_SECTORS,
-            "glcm_levels": self.glcm_levels,
-            "glcm_distances": list(self.glcm_distances),
-            "lbp_radii": list(self.lbp_radii),
-            "star_thresholds": list(self.star_thresholds),
+            "glcm_levels": recorded["glcm_levels"],
+            "glcm_distances": recorded["glcm_distances"],
+            "lbp_radii": recorded["lbp_radii"],
+            "star_thresholds": recorded["star_thresholds"],
             "star_noise_sigmas": self._STAR_NOISE,
             "saturation_level": self._SATURATION,
             "description": (
@@ -282,20 +265,6 @@ class HandcraftedExtractor:
                 "tensor, GLCM, uniform LBP, top-hat star counts, edge sharpness, moments"
             ),
         }
-
-    @classmethod
-    def options_from_attrs(cls, attrs: dict[str, Any]) -> dict[str, Any]:
-        """The constructor options that reproduce features recorded with ``attrs``."""
-        out: dict[str, Any] = {}
-        if "rotate" in attrs:
-            out["rotate"] = bool(int(attrs["rotate"]))
-        for key in ("hist_bins", "n_annuli", "glcm_levels"):
-            if key in attrs:
-                out[key] = int(attrs[key])
-        for key in ("glcm_distances", "lbp_radii", "star_thresholds"):
-            if key in attrs:
-                out[key] = tuple(int(v) for v in attrs[key])
-        return out
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray) -> np.ndarray:
         """Return float32 features ``(n, n_features)`` for ``n`` frames.

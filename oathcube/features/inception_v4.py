@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,12 @@ from .._version import __version__
 from ..errors import CheckpointError, FeatureError
 from ..imaging import rotate_like_oath, to_rgb
 from ..parallel import cores
-from . import FeatureSpec
+from . import Calibration, FeatureSpec
 from .engines import (
-    CALIBRATION_SIZE,
-    DEFAULT_ENGINE,
     Engine,
     OpenVINOEngine,
     TensorFlowEngine,
     check_engine,
-    read_calibration,
 )
 from .inception_net import (
     INPUT_SIZE,
@@ -53,6 +51,7 @@ from .inception_net import (
     random_variables,
     read_checkpoint,
 )
+from .settings import LAYERS, PRECISIONS, InceptionV4Settings
 
 __all__ = [
     "CHECKPOINT_ENV",
@@ -74,20 +73,13 @@ CHECKPOINT_ENV = "OATHCUBE_INCEPTION_V4_CHECKPOINT"
 RELEASED_CHECKPOINT_URL = "http://download.tensorflow.org/models/inception_v4_2016_09_09.tar.gz"
 CENTRAL_FRACTION = 0.875
 
-#: Selectable feature layers: endpoint -> (cube dimension name, length).
-LAYERS: dict[str, tuple[str, int]] = {
-    "Logits": ("logit", 1001),
-    "PreLogitsFlatten": ("prelogit", 1536),
-}
+# LAYERS (endpoint -> cube dimension, length) and PRECISIONS live with the settings.
 
 PREPROCESSING = (
     "rotate_like_oath(rot_angle) -> RGB -> float32 x/255 -> central_crop(0.875) -> "
     "bilinear resize to 299x299 (TF1: align_corners=False, half_pixel_centers=False) -> "
     "(x-0.5)*2 [TF-slim inception_preprocessing, eval]"
 )
-
-#: Every precision some engine offers (see ``oathcube.features.engines.PRECISIONS``).
-PRECISIONS = ("fp32", "bf16", "int8")
 
 RANDOM_WEIGHTS_WARNING = "features from RANDOM weights, not the released checkpoint"
 
@@ -299,32 +291,13 @@ class InceptionV4Extractor:
 
     Parameters
     ----------
-    checkpoint
-        The released ``inception_v4.ckpt`` (V1) or any V2 checkpoint with the
-        same variables; default ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``.
-    layer
-        ``"Logits"`` (1001, the OATH features) or ``"PreLogitsFlatten"`` (1536).
-    precision
-        ``"fp32"`` (default), ``"bf16"`` (bfloat16 arithmetic: about twice as
-        fast where the CPU has AMX or AVX-512 BF16, slower elsewhere) or
-        ``"int8"`` (OpenVINO only: NNCF post-training quantisation calibrated on
-        frames of the cube ``calibration``; pays where the CPU has VNNI or AMX).
-    batch_size
-        Images per network call.
-    random_weights
-        Deterministic random weights instead of a checkpoint, for tests and
-        benchmarks; :meth:`attrs` says so.
-    threads
-        Threads of the network (TensorFlow's intra-op pool, or OpenVINO's
-        inference threads; default: the usable cores).
-    engine
-        ``"openvino"`` (default, :data:`~oathcube.features.engines.DEFAULT_ENGINE`)
-        or ``"tensorflow"``: where the network runs; a setting of speed only.
-    calibration, calibration_group, calibration_size
-        For ``int8``: the cube (path or URL) and group whose frames calibrate
-        the quantisation (default group: the labelled images, else the first
-        station), and how many frames, spread evenly over its rows.  The rows
-        and a hash of the frames are recorded as ``int8_calibration``.
+    settings
+        :class:`~oathcube.features.settings.InceptionV4Settings` (default: the
+        defaults): checkpoint, layer, precision, batch size, random weights,
+        threads, engine, int8 calibration group and size.
+    calibration
+        For ``int8``: the cube frames that calibrate the quantisation, read by
+        the feature computation (:func:`oathcube.features.compute.read_calibration`).
 
     Raises
     ------
@@ -332,57 +305,51 @@ class InceptionV4Extractor:
         No checkpoint, an unreadable one, or one whose variables are not the
         slim Inception-v4's (all missing and mis-shaped variables are listed).
     FeatureError
-        An unknown layer, precision or engine, an engine that is not installed,
-        or a batch size below 1.
+        An engine that is not installed or lacks the precision, or int8 without
+        calibration frames.
     """
 
     name = "inception_v4"
 
-    #: The constructor takes a TensorFlow thread budget (see oathcube.parallel).
+    #: The settings hold a TensorFlow thread budget (see oathcube.parallel).
     threaded = True
 
     def __init__(
         self,
-        checkpoint: str | os.PathLike[str] | None = None,
-        layer: str = "Logits",
-        precision: str = "fp32",
-        batch_size: int = 32,
-        random_weights: bool = False,
-        threads: int | None = None,
-        engine: str | None = None,
-        calibration: str | None = None,
-        calibration_group: str | None = None,
-        calibration_size: int = CALIBRATION_SIZE,
+        settings: InceptionV4Settings | None = None,
+        *,
+        calibration: Calibration | None = None,
     ) -> None:
         # Every check (and the checkpoint's hash) runs before TensorFlow is imported,
-        # so a bad option or a missing checkpoint fails in milliseconds.
-        spec, frames = self._describe(
-            checkpoint=checkpoint,
-            layer=layer,
-            precision=precision,
-            batch_size=batch_size,
-            random_weights=random_weights,
-            engine=engine,
-            calibration=calibration,
-            calibration_group=calibration_group,
-            calibration_size=calibration_size,
-        )
+        # so a bad setting or a missing checkpoint fails in milliseconds.
+        settings = InceptionV4Settings() if settings is None else settings
+        spec = self.describe(settings)
+        if settings.precision == "int8":
+            if calibration is None or not len(calibration.pixels):
+                raise FeatureError(
+                    "precision int8 calibrates on the cube's own frames, and none were given",
+                    path="calibration",
+                    expected="compute_features(cube, spec) (it reads them from the cube)",
+                )
+            spec = spec.calibrated(calibration)
+        self.settings = settings
         self._attrs = spec.attrs
-        self.engine_name: str = spec.options["engine"]
-        self.layer = layer
-        self.dim, self.n_features = LAYERS[layer]
-        self.precision = precision
-        self.batch_size = int(batch_size)
-        self.random_weights = bool(random_weights)
-        self.checkpoint: str | None = spec.options.get("checkpoint")
+        self.engine_name: str = settings.resolved_engine
+        self.layer = settings.layer
+        self.dim, self.n_features = LAYERS[self.layer]
+        self.precision = settings.precision
+        self.batch_size = settings.batch_size
+        self.random_weights = settings.random_weights
+        self.checkpoint: str | None = spec.attrs["checkpoint"] or None
         tensorflow = self.engine_name == "tensorflow"
+        threads = settings.threads
         # TensorFlow builds and traces the network for every engine; one process has one
         # intra-op pool, set once, so it is sized for the TensorFlow engine either way.
         self.threads = configure_threads(threads, strict=threads is not None)
 
         # OpenVINO runs bf16 itself: it gets the float32 graph.
         net: InceptionV4Net = build_inception_v4(
-            [layer], precision=precision if tensorflow else "fp32"
+            [self.layer], precision=self.precision if tensorflow else "fp32"
         )
         if self.random_weights:
             values = random_variables(net.variables)
@@ -393,11 +360,19 @@ class InceptionV4Extractor:
         del values
         self.engine: Engine
         if tensorflow:
-            self.engine = TensorFlowEngine(net, layer)
+            self.engine = TensorFlowEngine(net, self.layer)
         else:
-            calib = None if frames is None else preprocess(*frames)
+            calib = (
+                None
+                if calibration is None or self.precision != "int8"
+                else preprocess(calibration.pixels, calibration.rot_angle)
+            )
             self.engine = OpenVINOEngine(
-                net.function(), layer, precision, threads=threads or cores(), calibration=calib
+                net.function(),
+                self.layer,
+                self.precision,
+                threads=threads or cores(),
+                calibration=calib,
             )
             self.threads = self.engine.threads
             # The compiled model holds its own copy of the weights.
@@ -406,92 +381,31 @@ class InceptionV4Extractor:
         self._run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32))
 
     @classmethod
-    def describe(
-        cls,
-        checkpoint: str | os.PathLike[str] | None = None,
-        layer: str = "Logits",
-        precision: str = "fp32",
-        batch_size: int = 32,
-        random_weights: bool = False,
-        threads: int | None = None,
-        engine: str | None = None,
-        calibration: str | None = None,
-        calibration_group: str | None = None,
-        calibration_size: int = CALIBRATION_SIZE,
-    ) -> FeatureSpec:
-        """Check the options and say what the extractor computes, without building it.
+    def describe(cls, settings: InceptionV4Settings | None = None) -> FeatureSpec:
+        """Check the settings and say what the extractor computes, without building it.
 
         The checkpoint is resolved and hashed (its SHA-256 is a value setting);
         neither TensorFlow nor the network is touched.  For ``int8`` the
-        calibration frames are read from the cube and hashed.
+        calibration frames are not read here: the feature computation reads them
+        from its cube and records them (:meth:`FeatureSpec.calibrated`).
 
         Raises
         ------
         CheckpointError
             No checkpoint given or found.
         FeatureError
-            An unknown layer, precision or engine, an engine that is not
-            installed, int8 without a cube to calibrate on, or a batch size below 1.
+            An engine that is not installed or lacks the precision, or bf16 that
+            this CPU would not run as bf16.
         """
-        spec, _ = cls._describe(
-            checkpoint=checkpoint,
-            layer=layer,
-            precision=precision,
-            batch_size=batch_size,
-            random_weights=random_weights,
-            threads=threads,
-            engine=engine,
-            calibration=calibration,
-            calibration_group=calibration_group,
-            calibration_size=calibration_size,
-        )
-        return spec
-
-    @classmethod
-    def _describe(
-        cls,
-        checkpoint: str | os.PathLike[str] | None = None,
-        layer: str = "Logits",
-        precision: str = "fp32",
-        batch_size: int = 32,
-        random_weights: bool = False,
-        threads: int | None = None,
-        engine: str | None = None,
-        calibration: str | None = None,
-        calibration_group: str | None = None,
-        calibration_size: int = CALIBRATION_SIZE,
-    ) -> tuple[FeatureSpec, tuple[np.ndarray, np.ndarray] | None]:
-        """:meth:`describe`, plus the int8 calibration frames it read (else None)."""
-        if layer not in LAYERS:
+        settings = InceptionV4Settings() if settings is None else settings
+        if not isinstance(settings, InceptionV4Settings):
             raise FeatureError(
-                f"unknown Inception-v4 layer {layer!r}",
-                path="--layer",
-                expected=f"one of {', '.join(LAYERS)}",
+                f"{type(settings).__name__} given to the inception_v4 extractor",
+                path="settings",
+                expected="InceptionV4Settings",
             )
-        if precision not in PRECISIONS:
-            raise FeatureError(
-                f"unknown precision {precision!r}",
-                path="--precision",
-                expected=" or ".join(PRECISIONS),
-            )
-        engine = engine or DEFAULT_ENGINE
+        engine, precision = settings.resolved_engine, settings.precision
         version = check_engine(engine, precision)
-        if int(batch_size) < 1:
-            raise FeatureError(
-                f"batch size {batch_size}",
-                path="--batch-size",
-                expected="a batch size of 1 or more",
-            )
-        if threads is not None and int(threads) < 1:
-            raise FeatureError(f"{threads} threads", expected="1 or more")
-        if precision == "int8" and not calibration:
-            raise FeatureError(
-                "precision int8 calibrates on the cube's own frames, and no cube was given",
-                path="--precision",
-                expected="oathcube features CUBE --precision int8, or calibration=CUBE",
-            )
-        if int(calibration_size) < 1:
-            raise FeatureError(f"{calibration_size} calibration frames", expected="1 or more")
         if precision == "bf16" and not bf16_native():
             # The label must say what ran.  OpenVINO's CPU plugin without native bf16
             # silently runs fp32, so "bf16" would be recorded over fp32 features.  It is
@@ -499,14 +413,14 @@ class InceptionV4Extractor:
             # bf16 (its round-off, or its speed) and would get neither without knowing,
             # and "precision" is a setting ignored on resume (IGNORED_SETTINGS), so a
             # silent fallback would let one variable mix fp32 and bf16 rows under one
-            # label.  The refusal names the flags and the two ways on.  TensorFlow
+            # label.  The refusal names the settings and the two ways on.  TensorFlow
             # emulates bfloat16 (its kernels round to bf16 on any x86 CPU): the label
             # is then true and only the speed suffers, which is warned.
             if engine != "tensorflow":
                 raise FeatureError(
                     "precision bf16 needs a CPU with native bfloat16 (flag avx512_bf16 or "
                     "amx_bf16), and this one has neither: OpenVINO would run fp32",
-                    path="--precision",
+                    path="precision (--precision)",
                     expected="--precision fp32 here, or --engine tensorflow for emulated "
                     "bf16 (slower than fp32)",
                 )
@@ -518,69 +432,32 @@ class InceptionV4Extractor:
             )
         resolved: str | None = None
         sha256 = ""
-        if not random_weights:
-            resolved = resolve_checkpoint(checkpoint)
+        if not settings.random_weights:
+            resolved = resolve_checkpoint(settings.checkpoint)
             checkpoint_files(resolved)
             sha256 = _cached_sha256(resolved)
-        frames: tuple[np.ndarray, np.ndarray] | None = None
-        record: dict[str, Any] | None = None
-        if precision == "int8":
-            assert calibration is not None  # checked above
-            pixels, angles, record = read_calibration(
-                str(calibration), calibration_group, int(calibration_size)
-            )
-            frames = (pixels, angles)
+            settings = replace(settings, checkpoint=resolved)
+        recorded = settings.attrs()
         attrs: dict[str, Any] = {
             "extractor": cls.name,
             "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
             "Nickisch (2018)",
             "checkpoint": "" if resolved is None else str(Path(resolved).resolve()),
             "checkpoint_sha256": sha256,
-            "layer": layer,
-            "precision": precision,
-            "engine": engine,
+            "layer": recorded["layer"],
+            "precision": recorded["precision"],
+            "engine": recorded["engine"],
             "engine_version": version,
             "oathcube_version": __version__,
             "preprocessing": PREPROCESSING,
-            "random_weights": int(bool(random_weights)),
+            "random_weights": recorded["random_weights"],
         }
-        if record is not None:
-            attrs["int8_calibration"] = record
-        if random_weights:
+        if settings.random_weights:
             attrs["warning"] = RANDOM_WEIGHTS_WARNING
-        options: dict[str, Any] = {
-            "layer": layer,
-            "precision": precision,
-            "batch_size": int(batch_size),
-            "random_weights": bool(random_weights),
-            "engine": engine,
-        }
-        if resolved is not None:
-            options["checkpoint"] = resolved
-        if threads is not None:
-            options["threads"] = int(threads)
-        if precision == "int8":
-            options["calibration"] = str(calibration)
-            options["calibration_group"] = calibration_group
-            options["calibration_size"] = int(calibration_size)
-        dim, n = LAYERS[layer]
-        spec = FeatureSpec(
-            name=cls.name, dim=dim, n_features=n, attrs=attrs, options=options, threaded=True
+        dim, n = LAYERS[settings.layer]
+        return FeatureSpec(
+            name=cls.name, dim=dim, n_features=n, attrs=attrs, settings=settings, threaded=True
         )
-        return spec, frames
-
-    @classmethod
-    def options_from_attrs(cls, attrs: dict[str, Any]) -> dict[str, Any]:
-        """The options that reproduce features recorded with ``attrs``.
-
-        The layer and whether the weights were random come from the record; the
-        checkpoint's bytes are recorded as a hash, so where the checkpoint is
-        stays the caller's to say (``--checkpoint`` or the environment).
-        """
-        return {
-            "layer": str(attrs.get("layer", "Logits")),
-            "random_weights": bool(int(attrs.get("random_weights", 0))),
-        }
 
     def feature_labels(self) -> None:
         """Inception-v4 features have no names."""
