@@ -13,20 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    ArchiveError,
-    CheckpointError,
-    CubeError,
-    CubeExistsError,
-    CubeNotFoundError,
-    ExistsError,
-    FeatureError,
-    FetchError,
-    IngestError,
-    ModelError,
-    OathcubeError,
-    OptionError,
-)
+from .errors import ArchiveError as ArchiveError
+from .errors import CheckpointError as CheckpointError
+from .errors import CubeError as CubeError
+from .errors import CubeExistsError as CubeExistsError
+from .errors import CubeNotFoundError as CubeNotFoundError
+from .errors import ExistsError as ExistsError
+from .errors import FeatureError as FeatureError
+from .errors import FetchError as FetchError
+from .errors import IngestError as IngestError
+from .errors import ModelError as ModelError
+from .errors import OathcubeError as OathcubeError
+from .errors import OptionError as OptionError
+from .errors import __all__ as _ERROR_NAMES
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from ._version import __version__ as __version__
@@ -184,19 +183,8 @@ __all__ = [
     "write_nights",
     # end to end
     "run_demo",
-    # errors
-    "OathcubeError",
-    "OptionError",
-    "ExistsError",
-    "ArchiveError",
-    "CubeError",
-    "CubeNotFoundError",
-    "CubeExistsError",
-    "FeatureError",
-    "CheckpointError",
-    "ModelError",
-    "IngestError",
-    "FetchError",
+    # errors: the whole family (imported above), and the memory bound (lazy)
+    *_ERROR_NAMES,
     "MemoryBoundError",
 ]
 

@@ -51,7 +51,7 @@ from skimage.feature import graycomatrix, graycoprops
 from .._version import __version__
 from ..errors import FeatureError
 from ..imaging import rotate_like_oath, sky_disc_mask
-from .settings import HandcraftedSettings
+from .settings import HandcraftedSettings, settings_for
 
 __all__ = ["HandcraftedExtractor", "RECIPE_VERSION"]
 
@@ -214,14 +214,7 @@ class HandcraftedExtractor:
     _STAR_NOISE = 7.0  # a star's top-hat height must exceed this many noise sigmas
 
     def __init__(self, settings: HandcraftedSettings | None = None) -> None:
-        settings = HandcraftedSettings() if settings is None else settings
-        if not isinstance(settings, HandcraftedSettings):
-            raise FeatureError(
-                f"{type(settings).__name__} given to the handcrafted extractor",
-                path="settings",
-                expected="HandcraftedSettings",
-            )
-        self.settings = settings
+        settings = self.settings = settings_for("handcrafted", settings, HandcraftedSettings)
         self.rotate = settings.rotate
         self.hist_bins = settings.hist_bins
         self.n_annuli = settings.n_annuli

@@ -51,7 +51,7 @@ from .inception_net import (
     random_variables,
     read_checkpoint,
 )
-from .settings import LAYERS, PRECISIONS, InceptionV4Settings
+from .settings import LAYERS, PRECISIONS, InceptionV4Settings, settings_for
 
 __all__ = [
     "CHECKPOINT_ENV",
@@ -397,13 +397,7 @@ class InceptionV4Extractor:
             An engine that is not installed or lacks the precision, or bf16 that
             this CPU would not run as bf16.
         """
-        settings = InceptionV4Settings() if settings is None else settings
-        if not isinstance(settings, InceptionV4Settings):
-            raise FeatureError(
-                f"{type(settings).__name__} given to the inception_v4 extractor",
-                path="settings",
-                expected="InceptionV4Settings",
-            )
+        settings = settings_for("inception_v4", settings, InceptionV4Settings)
         engine, precision = settings.resolved_engine, settings.precision
         version = check_engine(engine, precision)
         if precision == "bf16" and not bf16_native():

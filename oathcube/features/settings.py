@@ -18,7 +18,7 @@ Nothing here imports TensorFlow, OpenVINO or the cube.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from ..errors import FeatureError
 
@@ -296,6 +296,27 @@ def _check_extractor(name: str, attrs: dict[str, Any]) -> None:
         raise FeatureError(
             f"settings of extractor {recorded!r} given to {name}", expected=f"a {name} record"
         )
+
+
+_Settings = TypeVar("_Settings", HandcraftedSettings, InceptionV4Settings)
+
+
+def settings_for(extractor: str, settings: Any, kind: type[_Settings]) -> _Settings:
+    """``settings`` checked to be ``kind`` (a new default one for None): what an extractor takes.
+
+    Raises
+    ------
+    FeatureError
+        Settings of another extractor, or something else.
+    """
+    settings = kind() if settings is None else settings
+    if not isinstance(settings, kind):
+        raise FeatureError(
+            f"{type(settings).__name__} given to the {extractor} extractor",
+            path="settings",
+            expected=kind.__name__,
+        )
+    return settings
 
 
 def settings_class(name: str) -> type[HandcraftedSettings] | type[InceptionV4Settings] | None:
