@@ -219,7 +219,15 @@ def build(
 @_errors_to_exit
 def features(
     cube: Cube,
-    model: Annotated[str, typer.Option(help="Extractor: handcrafted | inception_v4")],
+    extractor: Annotated[
+        str | None, typer.Option(help="Extractor: handcrafted | inception_v4")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            hidden=True, help="Deprecated name of --extractor (--model names a classifier)"
+        ),
+    ] = None,
     checkpoint: Checkpoint = None,
     layer: Layer = "Logits",
     precision: Precision = "fp32",
@@ -232,18 +240,28 @@ def features(
     overwrite: Annotated[bool, typer.Option(help="Recompute every chunk")] = False,
     engine: Engine = None,
 ) -> None:
-    """Compute features_<MODEL> into an existing cube, resuming where a run stopped."""
+    """Compute features_<EXTRACTOR> into an existing cube, resuming where a run stopped."""
     from .cube.store import Cube as CubeStore
     from .features import feature_spec
     from .features.compute import compute_features
     from .parallel import check_scheduler
 
+    if model is not None:
+        # Elsewhere --model names a classifier; kept one release for scripts that use it.
+        typer.echo("oathcube: --model is deprecated here: use --extractor", err=True)
+    name = extractor or model
+    if name is None or (extractor and model and extractor != model):
+        raise OptionError(
+            "which extractor?" if name is None else f"--extractor {extractor} and --model {model}",
+            path="--extractor",
+            expected="--extractor handcrafted or --extractor inception_v4 (once)",
+        )
     # First: a dead address is named at once, and threads are sized before any start.
     check_scheduler(scheduler)
     # Checked (and described) before the cube is opened for writing; int8 then
     # calibrates on frames of the group it computes, read by compute_features.
     spec = feature_spec(
-        _feature_options(model, checkpoint, layer, precision, batch_size, random_weights, engine)
+        _feature_options(name, checkpoint, layer, precision, batch_size, random_weights, engine)
     )
     opened = CubeStore.open(cube, "r+")
     group = opened.require_station(station) if station else None

@@ -177,14 +177,30 @@ def test_classify_bad_start(runner: CliRunner, cube: Path) -> None:
 
 
 def test_features_unknown_scheduler(runner: CliRunner, cube: Path) -> None:
-    """Case 7a: ``features CUBE --model handcrafted --scheduler foo``."""
+    """Case 7a: ``features CUBE --extractor handcrafted --scheduler foo``."""
     before = _snapshot(cube)
     result = runner.invoke(
-        app, ["features", str(cube), "--model", "handcrafted", "--scheduler", "foo"]
+        app, ["features", str(cube), "--extractor", "handcrafted", "--scheduler", "foo"]
     )
     _assert_clean_error(result, ("--scheduler",), ("expected",))
     assert "'foo'" in _error_text(result)
     assert _snapshot(cube) == before
+
+
+def test_features_names_its_extractor_once(runner: CliRunner, cube: Path) -> None:
+    before = _snapshot(cube)
+    result = runner.invoke(app, ["features", str(cube)])
+    _assert_clean_error(result, ("which extractor?",), ("--extractor handcrafted",))
+    both = ["--extractor", "handcrafted", "--model", "inception_v4"]
+    result = runner.invoke(app, ["features", str(cube), *both])
+    named = ("--extractor handcrafted and --model inception_v4",)
+    _assert_clean_error(result, named, ("once",), alone=False)
+    assert _snapshot(cube) == before
+    # The old flag still works for one release, and says so.
+    args = ["features", str(cube), "--model", "handcrafted", "--scheduler", "synchronous"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "--model is deprecated here: use --extractor" in result.output
 
 
 def test_build_unknown_scheduler(runner: CliRunner, archive: Path, tmp_path: Path) -> None:
@@ -295,7 +311,7 @@ def test_features_on_a_zarr_v2_store(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "v2.zarr"
     xr.Dataset({"a": ("x", np.arange(3))}).to_zarr(path, zarr_format=2)
     before = _snapshot(path)
-    result = runner.invoke(app, ["features", str(path), "--model", "handcrafted"])
+    result = runner.invoke(app, ["features", str(path), "--extractor", "handcrafted"])
     _assert_clean_error(result, (str(path),))
     assert _snapshot(path) == before
 
@@ -321,7 +337,10 @@ def test_evaluate_on_a_one_image_cube(runner: CliRunner, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("array", "command"),
     [
-        ("pixels", ["features", "{cube}", "--model", "handcrafted", "--scheduler", "synchronous"]),
+        (
+            "pixels",
+            ["features", "{cube}", "--extractor", "handcrafted", "--scheduler", "synchronous"],
+        ),
         ("features_published", ["evaluate", "{cube}"]),
     ],
 )

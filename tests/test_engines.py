@@ -285,7 +285,7 @@ def test_int8_calibration_set_is_read_from_the_cube_and_recorded(
         return spec.variable
 
     monkeypatch.setattr(compute, "_compute", fake)
-    args = ["features", cube, "--model", "inception_v4", "--random-weights"]
+    args = ["features", cube, "--extractor", "inception_v4", "--random-weights"]
     out = runner.invoke(app, [*args, "--precision", "int8", "--engine", "openvino"])
     assert out.exit_code == 0, out.output
     settings = InceptionV4Settings(random_weights=True, precision="int8", calibration_size=8)
@@ -323,7 +323,8 @@ def test_every_command_takes_engine_and_checks_it_before_writing(
     assert not target.exists()
     cube = build(archive, tmp_path / "c.zarr", progress=False)
     out = runner.invoke(
-        app, ["features", cube, "--model", "inception_v4", "--random-weights", "--engine", "onnx"]
+        app,
+        ["features", cube, "--extractor", "inception_v4", "--random-weights", "--engine", "onnx"],
     )
     assert out.exit_code == 1 and "unknown engine 'onnx'" in out.output
     assert "features_inception_v4" not in xr.open_zarr(cube)

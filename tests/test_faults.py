@@ -156,7 +156,7 @@ FEATURE_POINTS = ["features.created", "features.chunk_written:3", "features.befo
 @pytest.mark.parametrize("point", FEATURE_POINTS)
 def test_features_killed(point: str, tmp_path: Path, reference) -> None:
     cube = _copy(reference["build"], tmp_path / "cube.zarr")
-    args = ["features", str(cube), "--model", "handcrafted", "--scheduler", "synchronous"]
+    args = ["features", str(cube), "--extractor", "handcrafted", "--scheduler", "synchronous"]
     assert _run(args, kill_at=point) == -signal.SIGKILL
     _readable(cube)
     assert "features_handcrafted" not in xr.open_zarr(cube)  # not published before it is whole
@@ -316,7 +316,7 @@ def test_a_missing_chunk_is_named_before_anything_is_scored(
     chunk = sorted((cube / array / "c").rglob("*"))[-1]
     chunk.unlink()
     command = (
-        ["features", str(cube), "--model", "handcrafted", "--scheduler", "synchronous"]
+        ["features", str(cube), "--extractor", "handcrafted", "--scheduler", "synchronous"]
         if array == "pixels"
         else ["evaluate", str(cube)]
     )
@@ -382,7 +382,7 @@ def test_features_overwrite_with_a_bad_scheduler_keeps_the_features(
     tmp_path: Path, reference, runner
 ) -> None:
     cube = _copy(reference["features"], tmp_path / "cube.zarr")
-    args = ["features", str(cube), "--model", "handcrafted", "--overwrite", "--scheduler", "x"]
+    args = ["features", str(cube), "--extractor", "handcrafted", "--overwrite", "--scheduler", "x"]
     assert runner.invoke(app, args).exit_code == 1
     _assert_same(cube, reference["features"])
 

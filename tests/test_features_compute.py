@@ -130,7 +130,7 @@ def test_inception_random_weights_threads_equal_distributed(make_cube, runner) -
         [
             "features",
             str(threaded),
-            "--model",
+            "--extractor",
             "inception_v4",
             "--random-weights",
             "--batch-size",
@@ -173,7 +173,7 @@ def test_inception_without_checkpoint_says_where_it_comes_from(
 ) -> None:
     monkeypatch.delenv("OATHCUBE_INCEPTION_V4_CHECKPOINT", raising=False)
     cube = make_cube(chunk_images=None, name="c.zarr")
-    out = runner.invoke(app, ["features", str(cube), "--model", "inception_v4"])
+    out = runner.invoke(app, ["features", str(cube), "--extractor", "inception_v4"])
     assert out.exit_code == 1
     assert "inception_v4_2016_09_09.tar.gz" in out.output and "--checkpoint" in out.output
     assert "features_inception_v4" not in xr.open_zarr(cube)

@@ -205,7 +205,7 @@ def test_running_out_in_a_task_is_one_line(
     monkeypatch.setitem(registry.REGISTRY, "exhausted", f"{__name__}:ExhaustedExtractor")
     monkeypatch.setattr(registry, "_CACHE", {})
     cube = build(archive, tmp_path / "c.zarr", progress=False, chunk_images=32)
-    result = runner.invoke(app, ["features", cube, "--model", "exhausted"])
+    result = runner.invoke(app, ["features", cube, "--extractor", "exhausted"])
     assert result.exit_code == 1
     line = _one_line(result.output)
     assert "computing features_exhausted (threads) ran out of memory" in line

@@ -67,7 +67,7 @@ def cube(archive: Path, tmp_path: Path) -> str:
     return build(archive, tmp_path / "c.zarr", progress=False)
 
 
-FEATURES = ["--model", "inception_v4", "--random-weights", "--precision", "bf16"]
+FEATURES = ["--extractor", "inception_v4", "--random-weights", "--precision", "bf16"]
 
 
 @needs_openvino
@@ -151,7 +151,7 @@ def test_a_resume_in_another_precision_is_refused(
 ) -> None:
     """One variable records one precision: no bf16 rows under an fp32 label."""
     fake_cpu(monkeypatch, ZEN4)
-    fp32 = ["features", cube, "--model", "inception_v4", "--random-weights"]
+    fp32 = ["features", cube, "--extractor", "inception_v4", "--random-weights"]
     assert runner.invoke(app, fp32).exit_code == 0
     # A complete variable: another precision has nothing to add, and the label stays true.
     assert runner.invoke(app, [*fp32, "--precision", "bf16"]).exit_code == 0

@@ -56,7 +56,9 @@ def means(monkeypatch: pytest.MonkeyPatch) -> None:
 def featured(archive: Path, tmp_path: Path, runner: CliRunner, means: None) -> str:
     """A cube with features_means computed (and a model trained on them)."""
     cube = build(archive, tmp_path / "c.zarr", progress=False, chunk_images=32)
-    out = runner.invoke(app, ["features", cube, "--model", "means", "--scheduler", "synchronous"])
+    out = runner.invoke(
+        app, ["features", cube, "--extractor", "means", "--scheduler", "synchronous"]
+    )
     assert out.exit_code == 0, out.output
     out = runner.invoke(app, ["train", cube, "--features", "means", "--name", "m"])
     assert out.exit_code == 0, out.output
@@ -126,7 +128,7 @@ def test_features_overwrite_with_unreachable_scheduler_keeps_every_row(
     assert np.isfinite(zarr.open_array(featured, path="features_means", mode="r")[...]).all()
     tic = time.perf_counter()
     out = runner.invoke(
-        app, ["features", featured, "--model", "means", "--overwrite", "--scheduler", address]
+        app, ["features", featured, "--extractor", "means", "--overwrite", "--scheduler", address]
     )
     elapsed = time.perf_counter() - tic
     assert out.exit_code == 1
@@ -174,7 +176,8 @@ def test_a_live_scheduler_is_connected_once_for_the_command(
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
         out = runner.invoke(
-            app, ["features", featured, "--model", "means", "--overwrite", "--scheduler", address]
+            app,
+            ["features", featured, "--extractor", "means", "--overwrite", "--scheduler", address],
         )
         assert out.exit_code == 0, out.output
         # The command's Client is closed when it ends: none is left as the default.
@@ -196,7 +199,7 @@ def test_features_overwrite_with_a_missing_pixel_chunk_keeps_every_row(
         path.unlink()
     before = _stored(featured)
     out = runner.invoke(
-        app, ["features", featured, "--model", "means", "--overwrite", "--scheduler", "threads"]
+        app, ["features", featured, "--extractor", "means", "--overwrite", "--scheduler", "threads"]
     )
     assert out.exit_code == 1
     assert "pixels" in _one_line(out.output)

@@ -117,7 +117,7 @@ def test_cli_on_s3_and_a_failed_overwrite_keeps_the_old_cube(
     url = "s3://cubes/cli.zarr"
     out = runner.invoke(app, ["build", str(archive), "-o", url, "--chunk-images", "32"])
     assert out.exit_code == 0, out.output
-    out = runner.invoke(app, ["features", url, "--model", "handcrafted"])
+    out = runner.invoke(app, ["features", url, "--extractor", "handcrafted"])
     assert out.exit_code == 0, out.output
     out = runner.invoke(app, ["build", str(archive), "-o", url])
     assert out.exit_code == 1 and "already exists" in out.stderr

@@ -103,7 +103,7 @@ def test_other_checkpoint_is_refused_before_anything_is_computed(
 def test_prelogits_model_classifies_a_new_station_without_being_told_the_layer(
     cube: str, station: Path, runner
 ) -> None:
-    args = ["--model", "inception_v4", "--random-weights", "--layer", "PreLogitsFlatten"]
+    args = ["--extractor", "inception_v4", "--random-weights", "--layer", "PreLogitsFlatten"]
     out = runner.invoke(app, ["features", cube, *args, "--batch-size", "16"])
     assert out.exit_code == 0, out.output
     model = train(cube, "inception_v4", name="prelogit_class6")
