@@ -570,6 +570,9 @@ def test_oath_tarball_failing_its_checksum_is_refused(server: FaultyServer, tmp_
     with pytest.raises(FetchError, match="move it away"):
         fetch_oath(tmp_path, base_urls=[server.url + OATH], **FAST)
     assert (tmp_path / "oath_v1.1_20181026.tgz").read_bytes() == b"mine"
+    # ... and the sums file, which no download contradicted, stays trusted where it is
+    assert "SHA256SUM_v1.1" in _files_under(tmp_path)
+    assert "SHA256SUM_v1.1.refused-1" not in _files_under(tmp_path)
 
 
 def _error_line(out: Any) -> str:
