@@ -624,13 +624,7 @@ def _ingest_station(
     into = cube  # where the rows are written: the cube, or a new station's stage
     if not (cube.exists() and group in cube.root):
         stage = StationStage(cube, code)
-        fresh = {
-            "start": 0,
-            "end": sum(int(t.size) for t in everything),
-            "sources": [e.source for e in entries],
-            "preparation": prep_attrs,
-            "layout": list(layout),
-        }
+        fresh = _plan(0, sum(int(t.size) for t in everything), entries, prep_attrs, layout)
         if stage.exists() and stage.pending() != fresh:
             stage.discard()  # another plan's uncommitted frames: not this run's to resume
         into = stage.open()
@@ -646,13 +640,7 @@ def _ingest_station(
     after = last[0] if last.size else None
     news = [t if after is None else t[t > after] for t in everything]
     end = committed + sum(int(t.size) for t in news)
-    plan: Any = {
-        "start": committed,
-        "end": end,
-        "sources": [e.source for e in entries],
-        "preparation": prep_attrs,
-        "layout": list(layout),
-    }
+    plan = _plan(committed, end, entries, prep_attrs, layout)
     resuming = pending == plan
     if not resuming:
         repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
@@ -706,6 +694,26 @@ def _ingest_station(
     if stage is not None:
         stage.land(**_CUBE_ATTRS)
     return end - committed
+
+
+def _plan(
+    start: int,
+    end: int,
+    entries: list[_Source],
+    prep_attrs: str,
+    layout: tuple[int | None, int | None],
+) -> dict[str, Any]:
+    """The append an ingest records (``oathcube_pending``) before it writes rows start:end.
+
+    A rerun resumes only the very same plan: rows, sources, preparation and layout.
+    """
+    return {
+        "start": start,
+        "end": end,
+        "sources": [e.source for e in entries],
+        "preparation": prep_attrs,
+        "layout": list(layout),
+    }
 
 
 def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock, prep: RawPreparation) -> None:

@@ -23,6 +23,8 @@ __all__ = [
     "refuse_files_on",
     "refuse_nesting",
     "check_new_location",
+    "url_fs",
+    "zarr_storage",
 ]
 
 
@@ -53,6 +55,19 @@ def normalise_location(where: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
+def url_fs(location: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec file system of ``location`` and the path on it, with its storage options."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location, **(storage_options or {}))
+    return fs, str(path)
+
+
+def zarr_storage(storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """``storage_options`` as zarr's open functions take them (none for a path)."""
+    return {"storage_options": storage_options} if storage_options else {}
+
+
 #: fsspec protocols whose first path component is a bucket (or container).
 _BUCKETED = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 
@@ -73,10 +88,8 @@ def probe_store(location: str, storage_options: dict[str, Any] | None = None) ->
     """
     if not is_url(location):
         return
-    import fsspec
-
     try:
-        fs, path = fsspec.core.url_to_fs(location, **(storage_options or {}))
+        fs, path = url_fs(location, storage_options)
     except (ImportError, ValueError) as err:  # an unknown protocol, or its package missing
         raise OptionError(
             f"cannot open {location} ({type(err).__name__}: {err})",

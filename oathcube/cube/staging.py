@@ -34,7 +34,14 @@ import zarr
 from ..errors import CubeError, CubeExistsError
 from ..faults import kill_point
 from .commit import BUILDING, PENDING, STATUS, committed_rows, repair_rows
-from .location import is_url, normalise_location, probe_store, refuse_files_on
+from .location import (
+    is_url,
+    normalise_location,
+    probe_store,
+    refuse_files_on,
+    url_fs,
+    zarr_storage,
+)
 from .schema import STATION_GROUP, provenance, station_group
 from .store import Cube, Mode
 
@@ -85,7 +92,7 @@ class StationStage:
                     Path(self.location), "a folder oathcube can stage into", itself=True
                 )
             root = zarr.open_group(
-                self.location, mode="a", zarr_format=3, **_zarr_options(self.options)
+                self.location, mode="a", zarr_format=3, **zarr_storage(self.options)
             )
             root.attrs.update(provenance(**{STATUS: BUILDING, "oathcube_stage_of": self.code}))
             kill_point("ingest.stage_created")
@@ -107,7 +114,7 @@ class StationStage:
 
     def discard(self) -> None:
         """Remove the stage: it holds no committed frame (a plan that was given up)."""
-        if committed_rows(self._cube("r+").group(self.path)) if self.exists() else 0:
+        if self.committed():
             raise CubeError(
                 "the staged station holds committed frames",
                 path=self.location,
@@ -145,21 +152,9 @@ class StationStage:
         self.cube.publish()  # plain xarray readers see the station from here on
 
 
-def _fs(location: str, options: dict[str, Any]) -> tuple[Any, str]:
-    """The fsspec file system of a URL and the path on it (``options``: storage options)."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location, **options)
-    return fs, str(path)
-
-
-def _zarr_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {"storage_options": options} if options else {}
-
-
 def _exists(location: str, options: dict[str, Any]) -> bool:
     if is_url(location):
-        fs, path = _fs(location, options)
+        fs, path = url_fs(location, options)
         return bool(fs.exists(path))
     return Path(location).exists()
 
@@ -170,8 +165,8 @@ def _copy_tree(source: str, target: str, options: dict[str, Any]) -> None:
     A node exists for Zarr readers once its ``zarr.json`` does, so a reader sees
     either nothing at ``target`` or all of it.
     """
-    fs, src = _fs(source, options)
-    _, dst = _fs(target, options)
+    fs, src = url_fs(source, options)
+    _, dst = url_fs(target, options)
     top = f"{src}/zarr.json"
     for name in sorted(f for f in fs.find(src) if f != top):
         fs.copy(name, dst + name[len(src) :])
@@ -189,7 +184,7 @@ def _check_target(location: str, overwrite: bool, options: dict[str, Any]) -> No
     """Refuse a build target that exists (without overwrite) or is not a cube (ever)."""
     if is_url(location):
         probe_store(location, options)
-        fs, path = _fs(location, options)
+        fs, path = url_fs(location, options)
         exists, is_cube = fs.exists(path), fs.exists(f"{path}/zarr.json")
     else:
         target = Path(location)
@@ -251,7 +246,7 @@ def staging(
         "building at %s, published at %s when complete", tmp, location
     )
     try:
-        root = zarr.open_group(tmp, mode="w-", zarr_format=3, **_zarr_options(options))
+        root = zarr.open_group(tmp, mode="w-", zarr_format=3, **zarr_storage(options))
         cube = Cube(tmp, "r+", root, storage_options=options)
         cube.building = True
         yield cube
@@ -268,7 +263,7 @@ def staging(
 def _remove(location: str, options: dict[str, Any]) -> None:
     """Delete a staging sibling that this run created."""
     if is_url(location):
-        fs, path = _fs(location, options)
+        fs, path = url_fs(location, options)
         if fs.exists(path):
             fs.rm(path, recursive=True)
     else:
@@ -301,8 +296,8 @@ def _publish_local(tmp: Path, target: Path, overwrite: bool) -> None:
 
 
 def _publish_url(tmp: str, location: str, overwrite: bool, options: dict[str, Any]) -> None:
-    fs, path = _fs(location, options)
-    _, tmp_path = _fs(tmp, options)
+    fs, path = url_fs(location, options)
+    _, tmp_path = url_fs(tmp, options)
     if fs.exists(path):
         if not overwrite:
             raise CubeExistsError(

@@ -37,6 +37,8 @@ from .location import (
     is_url,
     normalise_location,
     probe_store,
+    url_fs,
+    zarr_storage,
 )
 from .nodes import array_at, group_at, read_rows
 from .schema import (
@@ -210,7 +212,7 @@ class Cube:
         self.require_writable()
         check_new_location(self.location, self.storage_options)
         self._root = zarr.open_group(
-            self.location, mode="w-", zarr_format=3, **self._zarr_options()
+            self.location, mode="w-", zarr_format=3, **zarr_storage(self.storage_options)
         )
         self._root.attrs.update(provenance(**attrs))
         return self._root
@@ -231,17 +233,6 @@ class Cube:
         """Forget the open root group (after something else rewrote its metadata)."""
         self._root = None
 
-    def _zarr_options(self) -> dict[str, Any]:
-        """``storage_options`` as zarr takes them (only for URLs; a path takes none)."""
-        return {"storage_options": self.storage_options} if self.storage_options else {}
-
-    def fs(self) -> tuple[Any, str]:
-        """The fsspec file system of the cube and the cube's path on it."""
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(self.location, **self.storage_options)
-        return fs, str(path)
-
     def _open_root(self) -> zarr.Group:
         probe_store(self.location, self.storage_options)
         if not self.is_url and Path(self.location).is_file():
@@ -250,7 +241,10 @@ class Cube:
             )
         try:
             node = zarr.open(
-                self.location, mode=self.mode, use_consolidated=False, **self._zarr_options()
+                self.location,
+                mode=self.mode,
+                use_consolidated=False,
+                **zarr_storage(self.storage_options),
             )
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
             raise CubeNotFoundError(
@@ -437,7 +431,7 @@ class Cube:
         One listing, locally or at a URL: oathcube writes every chunk (even one equal
         to the fill value), so a key here means a chunk that was written whole.
         """
-        fs, base = self.fs()
+        fs, base = url_fs(self.location, self.storage_options)
         prefix = f"{base}/{path}/c"
         if not fs.exists(prefix):
             return set()
