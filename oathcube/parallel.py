@@ -56,6 +56,10 @@ CONNECT_TIMEOUT = 5.0
 
 _UNREACHABLE = "a running dask scheduler's address, or --scheduler threads"
 
+#: Addresses that answered in this process: a command checks its scheduler at each
+#: step (the CLI, the library function, connected()); one connection test suffices.
+_ANSWERED: set[str] = set()
+
 
 def check_scheduler(scheduler: str | None) -> str | None:
     """Validate a scheduler before any work starts; return it unchanged.
@@ -83,7 +87,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
     where = _HOST_PORT.match(scheduler)
     if where is None:  # inproc://, or an address without a port: dask's to judge
         return scheduler
-    if _user_client(scheduler) is not None:  # already connected in this process
+    if scheduler in _ANSWERED or _user_client(scheduler) is not None:
         return scheduler
     host, port = where.group(1).strip("[]"), int(where.group(2))
     try:
@@ -96,6 +100,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
             path="--scheduler",
             expected=_UNREACHABLE,
         ) from None
+    _ANSWERED.add(scheduler)
     return scheduler
 
 
