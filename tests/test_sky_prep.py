@@ -239,3 +239,19 @@ def test_a_skymap_added_after_the_frames_moved_fits_by_the_recorded_raw_size(
     assert result.exit_code == 0, result.output
     stored = zarr.open_group(str(cube / GROUP))
     assert stored["elevation"].shape == (128, 128)
+
+
+def test_the_crop_mask_follows_what_ingest_recorded_of_the_raw_frames() -> None:
+    from oathcube.views._common import prepared_mask
+
+    prep = RawPreparation(out_size=128, flip_north_south=True)
+    frames = xr.Dataset(coords={"y": np.arange(128), "x": np.arange(128)})
+    frames.attrs["preparation"] = json.dumps(prep.attrs())
+    # Raw 256 px frames prepared to 128 px: the crop is resampled as the frames were.
+    frames.attrs["raw_frames"] = {"raw": True, "shape": [256, 256]}
+    mask = prepared_mask(frames)
+    assert mask is not None and mask.shape == (128, 128)
+    np.testing.assert_array_equal(mask, prep.stored_mask((256, 256)))
+    # Image folders are stored as read: their recorded preparation crops nothing.
+    frames.attrs["raw_frames"] = {"raw": False, "shape": []}
+    assert prepared_mask(frames) is None

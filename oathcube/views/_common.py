@@ -173,11 +173,18 @@ def prepared_mask(ds: xr.Dataset) -> np.ndarray | None:
     text = ds.attrs.get("preparation")
     if not text:
         return None
+    raw = ds.attrs.get("raw_frames")
     try:
         prep = RawPreparation.from_attrs(json.loads(str(text)))
+        if isinstance(raw, dict):  # what ingest recorded of the frames as read
+            if not raw.get("raw"):
+                return None  # image folders: stored as read, no preparation applied
+            ny, nx = raw["shape"]
+            return np.asarray(prep.stored_mask((int(ny), int(nx))))
+        # Older stations record nothing: the stored size is the raw one, or no mask.
         shape = (ds.sizes["y"], ds.sizes["x"])
         if prep.out_size != shape[0] or shape[0] != shape[1]:
-            return None  # resampled frames: the raw crop does not map pixel for pixel
+            return None
         return np.asarray(prep.stored_mask(shape))
     except Exception:  # a skymap file the preparation named may be gone: no mask then
         return None
