@@ -152,20 +152,11 @@ def address_space_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
-def _status_kb(field: str) -> int | None:
+def _proc_bytes(path: str, field: str) -> int | None:
+    """``field`` (given in kB) of a ``/proc`` file such as ``/proc/meminfo``, in bytes."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _meminfo_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -193,7 +184,7 @@ def available_memory() -> tuple[int | None, str]:
     (the limit less this process's ``VmSize``).  ``(None, "")`` where none is known.
     """
     bounds: list[tuple[int, str]] = []
-    avail = _meminfo_available()
+    avail = _proc_bytes("/proc/meminfo", "MemAvailable")
     if avail is not None:
         bounds.append((avail, "MemAvailable in /proc/meminfo"))
     headroom = _cgroup_headroom()
@@ -201,7 +192,7 @@ def available_memory() -> tuple[int | None, str]:
         bounds.append((max(0, headroom), "the cgroup's memory.max"))
     limit = address_space_limit()
     if limit is not None:
-        used = _status_kb("VmSize") or 0
+        used = _proc_bytes("/proc/self/status", "VmSize") or 0
         bounds.append((max(0, limit - used), f"ulimit -v {limit // 1024} (kB)"))
     if not bounds:
         return None, ""

@@ -741,7 +741,7 @@ def _run_parallel(jobs: list[tuple], work: Callable[..., None], progress: bool, 
     nearly halve the time; each job owns its random generator, so the result does not
     depend on the scheduling.
     """
-    workers = min(4, cores())
+    workers = _drawing_threads()
     bar = _tqdm()(total=len(jobs), desc=desc, unit="img", disable=not progress)
     try:
         # The smooth fields are small matrix products that a multi-threaded BLAS slows
@@ -766,6 +766,7 @@ def check_synth_options(n: int, size: int) -> None:
 
 
 def _drawing_threads() -> int:
+    """Threads that draw images: what the memory bound and the drawing both use."""
     return min(4, cores())
 
 
