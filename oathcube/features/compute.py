@@ -298,7 +298,8 @@ def _compute(
 
     # Every input is checked before the first write: with --overwrite every chunk is
     # to do, and a missing chunk of pixels must be named before the old rows are gone.
-    if overwrite and var in node:
+    checked_early = overwrite and var in node
+    if checked_early:
         prefix = f"{group}/" if group else ""
         lo, hi = rows or (0, n)
         first, last = lo - lo % size, min(n, hi)
@@ -330,7 +331,7 @@ def _compute(
     done = chunks_done(array)
     lo, hi = rows or (0, n)
     todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
-    if todo:
+    if todo and not checked_early:  # (that check covered every row to do: not twice)
         # Nothing is computed on a chunk of pixels that is missing from the store.
         prefix = f"{group}/" if group else ""
         span = (todo[0] * size, min(n, (todo[-1] + 1) * size))
