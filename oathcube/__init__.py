@@ -43,34 +43,35 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .features import feature_spec as feature_spec
     from .features.compute import compute_features as compute_features
     from .fetch import ThemisFetch as ThemisFetch
+    from .fetch import ThemisRequest as ThemisRequest
     from .fetch import fetch_checkpoint as fetch_checkpoint
     from .fetch import fetch_oath as fetch_oath
     from .fetch import fetch_themis as fetch_themis
-    from .info import describe as describe
-    from .info import montage_images as montage_images
-    from .ingestion import ingest as ingest
-    from .labelled import build as build
+    from .ingestion.labelled import build as build
+    from .ingestion.stations import ingest as ingest
     from .memory import MemoryBoundError as MemoryBoundError
     from .model import Evaluation as Evaluation
     from .model import evaluate as evaluate
     from .model import train as train
-    from .plots import plot_confusion as plot_confusion
-    from .plots import plot_montage as plot_montage
-    from .plots import write_timeline as write_timeline
     from .rawprep import RawPreparation as RawPreparation
     from .synthetic import station_night as station_night
     from .synthetic import synth as synth
-    from .timelines import timeline as timeline
-    from .views.keogram import keogram as keogram
-    from .views.keogram import plot_keogram as plot_keogram
-    from .views.keogram import write_keogram as write_keogram
+    from .views.confusion import plot_confusion as plot_confusion
+    from .views.info import describe as describe
+    from .views.info import montage_images as montage_images
+    from .views.keograms import keogram as keogram
+    from .views.keograms import plot_keogram as plot_keogram
+    from .views.keograms import write_keogram as write_keogram
     from .views.maps import plot_map as plot_map
     from .views.maps import sky_map as sky_map
     from .views.maps import write_map as write_map
-    from .views.movie import movie as movie
+    from .views.montage import plot_montage as plot_montage
+    from .views.movies import movie as movie
     from .views.nights import night_statistics as night_statistics
     from .views.nights import plot_nights as plot_nights
     from .views.nights import write_nights as write_nights
+    from .views.timelines import timeline as timeline
+    from .views.timelines import write_timeline as write_timeline
 
 #: public name -> module that defines it (imported on first use of the name)
 _LAZY: dict[str, str] = {
@@ -80,6 +81,7 @@ _LAZY: dict[str, str] = {
     "fetch_checkpoint": "oathcube.fetch",
     "fetch_themis": "oathcube.fetch",
     "ThemisFetch": "oathcube.fetch",
+    "ThemisRequest": "oathcube.fetch",
     "synth": "oathcube.synthetic",
     "station_night": "oathcube.synthetic",
     "RawPreparation": "oathcube.rawprep",
@@ -97,26 +99,26 @@ _LAZY: dict[str, str] = {
     "extractor_names": "oathcube.features",
     "compute_features": "oathcube.features.compute",
     # archives into cubes
-    "build": "oathcube.labelled",
-    "ingest": "oathcube.ingestion",
+    "build": "oathcube.ingestion.labelled",
+    "ingest": "oathcube.ingestion.stations",
     # ridge models
     "Evaluation": "oathcube.model",
     "evaluate": "oathcube.model",
     "train": "oathcube.model",
     # models applied over time
     "classify": "oathcube.classification",
-    "timeline": "oathcube.timelines",
+    "timeline": "oathcube.views.timelines",
     # pictures and summaries
-    "describe": "oathcube.info",
-    "montage_images": "oathcube.info",
-    "plot_confusion": "oathcube.plots",
-    "plot_montage": "oathcube.plots",
-    "write_timeline": "oathcube.plots",
+    "describe": "oathcube.views.info",
+    "montage_images": "oathcube.views.info",
+    "plot_confusion": "oathcube.views.confusion",
+    "plot_montage": "oathcube.views.montage",
+    "write_timeline": "oathcube.views.timelines",
     # views of classified stations
-    "keogram": "oathcube.views.keogram",
-    "plot_keogram": "oathcube.views.keogram",
-    "write_keogram": "oathcube.views.keogram",
-    "movie": "oathcube.views.movie",
+    "keogram": "oathcube.views.keograms",
+    "plot_keogram": "oathcube.views.keograms",
+    "write_keogram": "oathcube.views.keograms",
+    "movie": "oathcube.views.movies",
     "sky_map": "oathcube.views.maps",
     "plot_map": "oathcube.views.maps",
     "write_map": "oathcube.views.maps",
@@ -137,6 +139,7 @@ __all__ = [
     "fetch_checkpoint",
     "fetch_themis",
     "ThemisFetch",
+    "ThemisRequest",
     # synthetic archives
     "synth",
     "station_night",

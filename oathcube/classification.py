@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .cube.commit import committed_rows
-from .cube.nodes import array_at, dims_of, read_rows
-from .cube.schema import prediction_names, provenance, station_group
+from .cube.schema import (
+    extractor_of,
+    model_group,
+    prediction_names,
+    prediction_specs,
+    station_group,
+    variable_path,
+)
 from .cube.store import Cube, CubeLike
-from .cube.write import create_rows, write_labels
 from .errors import CubeError, ModelError
 from .faults import kill_point
 from .features import FeatureSpec
@@ -56,36 +60,31 @@ def _write_predictions(
     scheduler: str | None = None,
     progress: bool = False,
 ) -> int:
-    node = cube.group(group)
-    features = array_at(node, model.attrs["features"])
-    check_feature_settings(model, dict(features.attrs), cube.where(group))
-    pred_name, score_name, class_dim = prediction_names(model_name)
-    n, size = features.shape[0], features.chunks[0]
-    dim = (dims_of(features) or ("time",))[0]
+    features = variable_path(group, str(model.attrs["features"]))
+    check_feature_settings(model, dict(cube.array(features).attrs), cube.where(group))
+    n, size = cube.array(features).shape[0], cube.rows_per_chunk(features)
+    dim = (cube.dims(features) or ("time",))[0]
     classes = [str(c) for c in model["classes"].values]
+    predicted, scores, class_dim = prediction_specs(
+        model_name,
+        dim=dim,
+        rows_per_chunk=size,
+        classes=classes,
+        class_index=model["class_index"].values.tolist(),
+    )
     # Each array is created when missing (a killed run may have made one and not the
     # other); scores are written before the class, and -1 means "not classified yet",
     # so a row counts as classified only once both are in.
-    if score_name not in node:
-        attrs = {"long_name": f"decision scores of {model_name}"}
-        create_rows(
-            node, score_name, (n, len(classes)), size, "float32", np.nan, [dim, class_dim], attrs
-        )
-        write_labels(node, class_dim, classes)
+    if not cube.has(variable_path(group, scores.name)):
+        cube.create(scores, (n, len(classes)), group=group, overwrite=True)
+        cube.write_labels(group, class_dim.name, classes)
         kill_point("classify.scores_created")
-    if pred_name not in node:
-        attrs = provenance(
-            long_name=f"class predicted by {model_name}",
-            flag_values=model["class_index"].values.tolist(),
-            flag_meanings=" ".join(classes),
-            missing="-1: not classified yet",
-        )
-        create_rows(node, pred_name, (n,), size, "int8", -1, [dim], attrs)
+    if not cube.has(variable_path(group, predicted.name)):
+        cube.create(predicted, (n,), group=group, overwrite=True)
         kill_point("classify.predictions_created")
-    predicted, scored = array_at(node, pred_name), array_at(node, score_name)
-    for array in (predicted, scored):
-        if array.shape[0] != n:  # the station grew since its last classification
-            array.resize((n, *array.shape[1:]))
+    for spec in (predicted, scores):
+        # The station grew since its last classification: new rows read "not classified".
+        cube.resize(variable_path(group, spec.name), n)
     lo, hi = rows
     import dask
 
@@ -104,13 +103,12 @@ def _predict_rows(
     cube: Cube, group: str | None, model_name: str, model: xr.Dataset, a: int, b: int
 ) -> int:
     """Scores, then classes, of rows ``a:b`` (one chunk); return how many."""
-    node = cube.group(group)
-    features = array_at(node, model.attrs["features"])
+    features = variable_path(group, str(model.attrs["features"]))
     pred_name, score_name, _ = prediction_names(model_name)
-    index, scores = decision_scores(model, read_rows(features, a, b, where=cube.where(group)))
-    array_at(node, score_name)[a:b] = scores
+    index, scores = decision_scores(model, cube.read_rows(features, a, b))
+    cube.write_rows(variable_path(group, score_name), a, scores)
     kill_point("classify.scores_written")
-    array_at(node, pred_name)[a:b] = index
+    cube.write_rows(variable_path(group, pred_name), a, index)
     kill_point("classify.predictions_written")
     return b - a
 
@@ -123,7 +121,7 @@ def classify(
     start: Any = None,
     end: Any = None,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
     features: Any = None,
     **feature_options: Any,
 ) -> dict[str, int]:
@@ -168,13 +166,13 @@ def classify(
         No such model, or features that cannot be made as the model's were.
     """
     check_scheduler(scheduler)
-    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     cube = Cube.open(cube, "r+")
     # Connected before the first write (features, then the predictions' arrays): a
     # scheduler that never answers is one line at once, and nothing is created.
     with (
         exhaustion_as_error(
-            f"classifying with {model}", "--batch-size, or --scheduler synchronous"
+            f"classifying with {model}", "`batch_size`, or `scheduler` synchronous"
         ),
         connected(scheduler),
         cube.writing("classify"),
@@ -193,8 +191,8 @@ def _deprecated_options(stored: Any, features: Any, options: dict[str, Any]) -> 
     )
     if features is not None:
         raise ModelError("both features= and keyword options given", path="features")
-    extractor = str(stored.attrs["features"]).removeprefix("features_")
-    cls = settings_class(extractor)
+    var = str(stored.attrs["features"])
+    cls = settings_class(extractor_of(var) or var)
     options = {k: v for k, v in options.items() if v is not None and k != "calibration"}
     if cls is None:
         return None
@@ -233,7 +231,7 @@ def _classify(
                 f"model {model!r} uses the archive's published features, which "
                 "exist only for the labelled images",
                 path=cube.location,
-                expected="a model trained on computable features (--features)",
+                expected="a model trained on computable features (`features`)",
             )
     else:
         # Every setting is compared before any feature is computed: the extractor
@@ -245,15 +243,13 @@ def _classify(
             raise ModelError(
                 f"the model's feature_settings {stored.attrs.get('feature_settings')} make "
                 f"{spec.n_features} features per frame",
-                path=cube.where(f"models/{model}"),
+                path=cube.where(model_group(model)),
                 expected=f"{trained_on}, the columns of the model's coef",
             )
         for group in groups:
-            node = cube.group(group)
-            if spec.variable in node:
-                check_feature_settings(
-                    stored, dict(array_at(node, spec.variable).attrs), cube.where(group)
-                )
+            if cube.has(variable_path(group, spec.variable)):
+                attrs = dict(cube.array(variable_path(group, spec.variable)).attrs)
+                check_feature_settings(stored, attrs, cube.where(group))
     if spec is not None and spec.needs_calibration:
         # int8: one calibration for every group, read once from this cube.
         spec = calibrate(cube, spec, groups[0])
@@ -261,10 +257,9 @@ def _classify(
     for group in groups:
         if group is None or (t0 is None and t1 is None):
             # The whole archive: its length is in the metadata, no time axis to read.
-            rows = (0, committed_rows(cube.group(group)))
+            rows = (0, cube.committed_rows(group))
         else:
-            code = group.split("/", 1)[1]
-            rows = _rows(cube.times(code), t0, t1, cube.where(group))
+            rows = _rows(cube.read_times(group), t0, t1, cube.where(group))
         if spec is not None:
             compute_features(
                 cube, spec, group=group, scheduler=scheduler, progress=progress, rows=rows

@@ -58,6 +58,41 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.INFO)
 
 
+#: Library parameters that a command takes under another name.
+_RENAMED = {
+    "preparation": "prep",
+    "base_urls": "base_url",
+    "skymap_base_urls": "skymap_base_url",
+    "cube": "output",
+    "features": "extractor",
+}
+
+
+def _flags() -> dict[str, str]:
+    """How the running command names each Python parameter: its flag, or its argument."""
+    import typer.main
+
+    # The click that typer runs on holds the context stack: typer's own copy of click
+    # (typer.main imports its get_current_context), or click itself in older typers.
+    module = vars(typer.main)
+    get_context = module.get("get_current_context") or module["click"].get_current_context
+    ctx = get_context(silent=True)
+    if ctx is None:
+        return {}
+    names: dict[str, str] = {}
+    for param in ctx.command.params:
+        if not param.name:
+            continue
+        if param.param_type_name == "option":
+            names[param.name] = max(param.opts, key=len)
+        else:
+            names[param.name] = (getattr(param, "metavar", None) or param.name).upper()
+    for library, command in _RENAMED.items():
+        if command in names and library not in names:
+            names[library] = names[command]
+    return names
+
+
 def _errors_to_exit(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -65,7 +100,7 @@ def _errors_to_exit(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OathcubeError as err:
-            typer.echo(f"oathcube: error: {err}", err=True)
+            typer.echo(f"oathcube: error: {err.render(_flags())}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo(
@@ -198,7 +233,7 @@ def build(
     engine: Engine = None,
 ) -> None:
     """Build a Zarr cube from an OATH archive (published at OUTPUT only when complete)."""
-    from .labelled import build as run
+    from .ingestion.labelled import build as run
 
     settings = [
         _feature_options(n, checkpoint, layer, precision, batch_size, random_weights, engine)
@@ -211,6 +246,7 @@ def build(
         features=settings,
         scheduler=scheduler,
         chunk_images=chunk_images,
+        progress=True,
     )
     typer.echo(f"cube written to {location}")
 
@@ -265,7 +301,9 @@ def features(
     )
     opened = CubeStore.open(cube, "r+")
     group = opened.require_station(station) if station else None
-    var = compute_features(opened, spec, group=group, scheduler=scheduler, overwrite=overwrite)
+    var = compute_features(
+        opened, spec, group=group, scheduler=scheduler, overwrite=overwrite, progress=True
+    )
     typer.echo(f"{var} complete in {opened.location}")
 
 
@@ -285,10 +323,10 @@ def evaluate(
     from .model import evaluate as run
 
     if plot is not None:
-        check_output(plot, (".png",), "--plot")
+        check_output(plot, (".png",), "plot")
     result = run(cube, features=features, target=target, alpha=alpha)
     if plot is not None:
-        from .plots import plot_confusion
+        from .views.confusion import plot_confusion
 
         plot_confusion(
             result.confusion_matrix,
@@ -326,14 +364,14 @@ def info(
 ) -> None:
     """Summarise a cube: images per class and station, time range, variables, size."""
     from .cube.store import Cube as CubeStore
-    from .info import describe, montage_images
+    from .views.info import describe, montage_images
 
     if montage is not None:
-        check_output(montage, (".png",), "--montage")
+        check_output(montage, (".png",), "montage")
     opened = CubeStore.open(cube)
     typer.echo(describe(opened))
     if montage is not None:
-        from .plots import plot_montage
+        from .views.montage import plot_montage
 
         name = Path(opened.location).name
         plot_montage(montage_images(opened), montage, title=f"{name}: examples per class")
@@ -398,7 +436,7 @@ def fetch_oath(
     """oath_v1.1_20181026.tgz, verified against SHA256SUM_v1.1."""
     from .fetch import fetch_oath as run
 
-    path = run(output, base_urls=base_url, timeout=timeout, retries=retries)
+    path = run(output, base_urls=base_url, timeout=timeout, retries=retries, progress=True)
     typer.echo(f"{path} verified; next: oathcube build {path} -o oath.zarr")
 
 
@@ -413,7 +451,7 @@ def fetch_checkpoint(
     """inception_v4_2016_09_09.tar.gz of the TF-slim model zoo, unpacked to inception_v4.ckpt."""
     from .fetch import fetch_checkpoint as run
 
-    path = run(output, base_urls=base_url, timeout=timeout, retries=retries)
+    path = run(output, base_urls=base_url, timeout=timeout, retries=retries, progress=True)
     typer.echo(f"checkpoint: {path}")
     if output is not None:
         typer.echo(f"pass --checkpoint {path} or set OATHCUBE_INCEPTION_V4_CHECKPOINT={path}")
@@ -443,8 +481,8 @@ def fetch_themis(
 
     got = run(
         station,
-        start,
-        end,
+        start=start,
+        end=end,
         source=source,
         out=output,
         base_urls=base_url,
@@ -454,54 +492,13 @@ def fetch_themis(
         timeout=timeout,
         retries=retries,
         max_files=max_files,
+        progress=True,
     )
     typer.echo(f"{got.station}: {len(got.files)} files ({got.downloaded} downloaded) in {got.root}")
     if got.missing:
         typer.echo(f"not on the server: {got.missing_text()}")
     if got.skymap is not None:
         typer.echo(f"skymap: {got.skymap}")
-
-
-def _fetch_for_ingest(
-    station: str | None,
-    start: str | None,
-    end: str | None,
-    source: str,
-    base_url: list[str] | None,
-    fetch_dir: Path | None,
-    output: str,
-    skymap: bool,
-    skymap_base_url: list[str] | None,
-    timeout: float = 30.0,
-    retries: int = 3,
-) -> list[str]:
-    """Fetch what ``ingest --start/--end`` needs, once the target cube has been checked."""
-    if station is None or start is None or end is None:
-        raise OptionError(
-            "--start and --end fetch one station's files",
-            path="--station/--start/--end",
-            expected="all three together",
-        )
-    from .fetch import check_numbers
-    from .fetch import fetch_themis as run
-    from .ingestion import open_target
-
-    check_numbers(timeout, retries)  # a typo is one line, before the cube is even opened
-    open_target(output)  # the cube is checked before anything is downloaded
-    got = run(
-        station,
-        start,
-        end,
-        source=source,
-        out=fetch_dir,
-        base_urls=base_url,
-        skymap=skymap,
-        skymap_base_urls=skymap_base_url,
-        timeout=timeout,
-        retries=retries,
-    )
-    extra = [got.skymap] if got.skymap is not None else []
-    return [str(p) for p in [*got.files, *extra]]
 
 
 @app.command()
@@ -573,7 +570,7 @@ def ingest(
     With --station S --start T0 --end T1, the station's files for that time are first
     fetched (only those not already in --fetch-dir), then ingested.
     """
-    from .ingestion import ingest as run
+    from .ingestion.stations import ingest as run
     from .rawprep import RawPreparation
 
     output = _lasting(output)
@@ -583,29 +580,32 @@ def ingest(
         raise OptionError(
             f"{prep!r}: {err}", path="--prep", expected="RawPreparation fields as JSON"
         ) from None
-    paths = [str(s) for s in sources or []]
+    request = None
     if start is not None or end is not None:
-        from .ingestion import check_layout
-        from .parallel import check_scheduler
+        if station is None or start is None or end is None:
+            raise OptionError(
+                "--start and --end fetch one station's files",
+                path="--station/--start/--end",
+                expected="all three together",
+            )
+        from .fetch.themis import ThemisRequest
 
-        check_scheduler(scheduler)  # every option is checked before the first download
-        check_layout(chunk_frames, shard_frames)
-        paths += _fetch_for_ingest(
+        request = ThemisRequest(
             station,
-            start,
-            end,
-            source,
-            base_url,
-            fetch_dir,
-            output,
-            skymap,
-            skymap_base_url,
+            start=start,
+            end=end,
+            source=source,
+            out=fetch_dir,
+            base_urls=base_url,
+            skymap=skymap,
+            skymap_base_urls=skymap_base_url,
             timeout=timeout,
             retries=retries,
         )
     written = run(
-        paths,
+        [str(s) for s in sources or []],
         output,
+        fetch=request,
         preparation=preparation,
         skip_bad=skip_bad,
         station=station,
@@ -613,6 +613,7 @@ def ingest(
         chunk_frames=chunk_frames,
         shard_frames=shard_frames,
         scheduler=scheduler,
+        progress=True,
     )
     for code, count in sorted(written.items()):
         typer.echo(f"{code}: {count} frames appended")
@@ -638,6 +639,7 @@ def classify(
     weights, ...); give only where the Inception-v4 checkpoint is.
     """
     from .classification import classify as run
+    from .cube.schema import station_group
 
     # Only the settings the model's record cannot hold come from flags (Inception-v4's);
     # the model's record gives the rest.  None of them given: the model's own.
@@ -651,10 +653,17 @@ def classify(
             batch_size,
             False,
             engine,
-            f"stations/{station}" if station and precision == "int8" else None,
+            station_group(station) if station and precision == "int8" else None,
         )
     done = run(
-        cube, model, station=station, start=start, end=end, scheduler=scheduler, features=local
+        cube,
+        model,
+        station=station,
+        start=start,
+        end=end,
+        scheduler=scheduler,
+        features=local,
+        progress=True,
     )
     for group, count in done.items():
         typer.echo(f"{group or 'labelled images'}: {count} frames classified")
@@ -675,13 +684,13 @@ def timeline(
 ) -> None:
     """Class occurrence per time bin at one station, as a table, NetCDF or plot."""
     from .cube.store import Cube as CubeStore
-    from .plots import TIMELINE_SUFFIXES, write_timeline
-    from .timelines import timeline as run
+    from .views.timelines import TIMELINE_SUFFIXES, write_timeline
+    from .views.timelines import timeline as run
 
     for path in out or []:
-        check_output(path, TIMELINE_SUFFIXES, "--out")
+        check_output(path, TIMELINE_SUFFIXES, "out")
     opened = CubeStore.open(cube)
-    result = run(opened, station, freq, model=model, start=start, end=end)
+    result = run(opened, station, freq=freq, model=model, start=start, end=end)
     for path in out or []:
         write_timeline(result, path, opened, station)
         typer.echo(f"wrote {path}")
@@ -717,15 +726,15 @@ def keogram(
     model: ViewModel = None,
 ) -> None:
     """North-south keogram of a station, with its predicted classes beneath."""
-    from .views.keogram import KEOGRAM_SUFFIXES, write_keogram
-    from .views.keogram import keogram as run
+    from .views.keograms import KEOGRAM_SUFFIXES, write_keogram
+    from .views.keograms import keogram as run
 
-    check_output(out, KEOGRAM_SUFFIXES, "--out")
+    check_output(out, KEOGRAM_SUFFIXES, "out")
     result = run(
         cube,
         station,
-        start,
-        end,
+        start=start,
+        end=end,
         min_elevation=min_elevation,
         altitude=altitude,
         skymap=skymap,
@@ -746,12 +755,13 @@ def movie(
     model: ViewModel = None,
 ) -> None:
     """A movie of a station's frames, each captioned with UTC time, class and score."""
-    from .views.movie import MOVIE_SUFFIXES, check_fps
-    from .views.movie import movie as run
+    from .views.movies import MOVIE_SUFFIXES, check_fps
+    from .views.movies import movie as run
 
-    check_output(out, MOVIE_SUFFIXES, "--out")
+    check_output(out, MOVIE_SUFFIXES, "out")
     check_fps(fps)
-    typer.echo(f"wrote {run(cube, station, start, end, out, fps=fps, model=model)}")
+    written = run(cube, station, start=start, end=end, out=out, fps=fps, model=model, progress=True)
+    typer.echo(f"wrote {written}")
 
 
 @app.command("map")
@@ -780,7 +790,7 @@ def map_(
     """One frame (--time), or the mean of a range, on geographic latitude and longitude."""
     from .views.maps import MAP_SUFFIXES, sky_map, write_map
 
-    check_output(out, MAP_SUFFIXES, "--out")
+    check_output(out, MAP_SUFFIXES, "out")
     result = sky_map(
         cube,
         station,
@@ -811,7 +821,7 @@ def nights(
     from .views.nights import NIGHT_SUFFIXES, coverage_notes, night_statistics, write_nights
 
     for path in out or []:
-        check_output(path, NIGHT_SUFFIXES, "--out")
+        check_output(path, NIGHT_SUFFIXES, "out")
     result = night_statistics(cube, station, model=model, start=start, end=end)
     for path in out or []:
         typer.echo(f"wrote {write_nights(result, path)}")
@@ -833,7 +843,7 @@ def demo(
     """End to end on a SYNTHETIC archive: synth, build, evaluate, train, classify, timeline."""
     from .demo import run_demo
 
-    run_demo(directory, n=n, size=size, scheduler=scheduler)
+    run_demo(directory, n=n, size=size, scheduler=scheduler, progress=True)
 
 
 def _show_version(value: bool) -> None:

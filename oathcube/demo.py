@@ -22,15 +22,16 @@ from .classification import classify
 from .cube.schema import prediction_names
 from .cube.store import Cube
 from .errors import OptionError
-from .info import describe, montage_images
-from .ingestion import ingest
-from .labelled import build
+from .ingestion.labelled import build
+from .ingestion.stations import ingest
 from .labels import CLASS6_NAMES
 from .model import evaluate, train
 from .parallel import check_scheduler
-from .plots import plot_confusion, plot_montage, plot_timeline
 from .synthetic import check_synth_options, station_night, synth
-from .timelines import sample_frames, timeline
+from .views.confusion import plot_confusion
+from .views.info import describe, montage_images
+from .views.montage import plot_montage
+from .views.timelines import plot_timeline, sample_frames, timeline
 
 __all__ = ["run_demo", "night_accuracy"]
 
@@ -99,9 +100,17 @@ def _set_aside_previous_run(work: Path) -> Path | None:
 
 
 def run_demo(
-    directory: str | Path, n: int = 5824, size: int = 256, scheduler: str = "threads"
+    directory: str | Path,
+    *,
+    n: int = 5824,
+    size: int = 256,
+    scheduler: str | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
-    """Run the demo in ``directory``; return its headline figures."""
+    """Run the demo in ``directory``; return its headline figures.
+
+    ``progress`` shows progress bars (``oathcube demo`` turns them on).
+    """
     check_scheduler(scheduler)
     check_synth_options(n, size)
     tic = time.perf_counter()
@@ -115,9 +124,9 @@ def run_demo(
     archive, cube_path, night = work / "oath_synthetic", work / "oath.zarr", work / "night_fsmi"
 
     say(_STEP("1/6 synth: a SYNTHETIC archive in the published OATH layout"))
-    synth(archive, n=n, size=size, seed=0, progress=True)
+    synth(archive, n=n, size=size, seed=0, progress=progress)
     say(_STEP("2/6 build: archive -> Zarr cube, with handcrafted features (dask)"))
-    build(archive, cube_path, features=["handcrafted"], scheduler=scheduler)
+    build(archive, cube_path, features=["handcrafted"], scheduler=scheduler, progress=progress)
     cube = Cube.open(cube_path, "r+")  # opened once, passed to every later stage
     say(describe(cube))
     plot_montage(
@@ -149,13 +158,13 @@ def run_demo(
     say(_STEP("5/6 ingest + classify: a generated fsmi night with a known class sequence"))
     sequence = (5, 0, 2, 1, 3, 4)
     station_night(night, station="fsmi", sequence=sequence, frames_per_class=60, size=size)
-    ingest([night / "frames"], cube)
-    classify(cube, model, station="fsmi", scheduler=scheduler)
+    ingest([night / "frames"], cube, progress=progress)
+    classify(cube, model, station="fsmi", scheduler=scheduler, progress=progress)
     accuracy, frames = night_accuracy(cube, "fsmi", model, night / "truth.csv")
     figures["night_accuracy"] = accuracy
 
     say(_STEP("6/6 timeline: class occurrence per 1-minute bin"))
-    counts = timeline(cube, "fsmi", "1min", model=model)
+    counts = timeline(cube, "fsmi", freq="1min", model=model)
     truth = pd.read_csv(night / "truth.csv", parse_dates=["time"]).set_index("time")
     truth_da = truth["label"].to_xarray()
     plot_timeline(

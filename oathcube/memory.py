@@ -199,7 +199,7 @@ def available_memory() -> tuple[int | None, str]:
     return min(bounds)
 
 
-def check_fits(need: int, what: str, *, option: str, lower: str) -> None:
+def check_fits(need: int, what: str, *, parameter: str, lower: str) -> None:
     """Refuse work that needs more memory than :func:`available_memory` says is left.
 
     Parameters
@@ -208,10 +208,11 @@ def check_fits(need: int, what: str, *, option: str, lower: str) -> None:
         The work's stated bound, in bytes.
     what
         The work, for the message ("drawing 100000x100000 frames on 2 threads").
-    option
-        The option to blame (``--size``).
+    parameter
+        The Python parameter to blame (``"size"``).
     lower
-        What would fit instead ("--size 8600 or less").
+        What would fit instead ("```size``` 8600 or less"): parameters between
+        backquotes, as the command line renders them as its flags.
 
     Raises
     ------
@@ -224,7 +225,7 @@ def check_fits(need: int, what: str, *, option: str, lower: str) -> None:
     raise MemoryBoundError(
         f"{what} needs about {human_bytes(need)} of memory, and {human_bytes(avail)} "
         f"is available ({source})",
-        path=option,
+        parameter=parameter,
         expected=lower,
     )
 
@@ -294,7 +295,8 @@ def exhaustion_as_error(what: str, lower: str) -> Iterator[None]:
     what
         The work ("writing pixels").
     lower
-        What to lower or raise ("--chunk-images, or --scheduler synchronous").
+        What to lower or raise ("```chunk_images```, or ```scheduler``` synchronous"):
+        parameters between backquotes.
 
     Raises
     ------

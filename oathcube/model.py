@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .cube.commit import BUILDING, COMPLETE, STATUS
-from .cube.nodes import read_checked
-from .cube.schema import model_group, provenance
+from .cube.schema import (
+    BUILDING,
+    STATUS,
+    extractor_of,
+    feature_sets,
+    features_name,
+    model_group,
+    model_specs,
+    provenance,
+)
 from .cube.store import Cube, CubeLike
 from .errors import CubeError, ModelError, OptionError
 from .faults import kill_point
@@ -98,11 +105,9 @@ class Evaluation:
 
 
 def _features_variable(ds: xr.Dataset, features: str) -> str:
-    var = features if features.startswith("features_") else f"features_{features}"
+    var = features if extractor_of(features) else features_name(features)
     if var not in ds:
-        have = sorted(
-            str(v).removeprefix("features_") for v in ds.data_vars if str(v).startswith("features_")
-        )
+        have = feature_sets(ds.data_vars)
         raise CubeError(
             f"no features called {features!r}",
             expected=f"one of {', '.join(have) or '(none)'}"
@@ -138,7 +143,7 @@ def feature_matrix(
     raw = (
         ds[var].values
         if cube is None
-        else read_checked(cube.array(var), where=cube.location, whole=var == "features_published")
+        else cube.read_checked(var, whole=var == features_name("published"))
     )
     values = np.asarray(raw, dtype=np.float32)
     missing = ~np.isfinite(values).all(axis=1)
@@ -155,7 +160,7 @@ def check_target(target: str) -> str:
     """Refuse a target other than ``class6`` or ``class2`` (before any work starts)."""
     if target not in TARGETS:
         raise OptionError(
-            f"unknown target {target!r}", path="--target", expected="class6 or class2"
+            f"unknown target {target!r}", parameter="target", expected="class6 or class2"
         )
     return target
 
@@ -165,7 +170,7 @@ def check_alpha(alpha: float) -> float:
     if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0):
         raise OptionError(
             f"alpha {alpha}",
-            path="--alpha",
+            parameter="alpha",
             expected="a finite number of 0 or more (ridge.py: 0.03)",
         )
     return float(alpha)
@@ -186,7 +191,7 @@ def _labels(ds: xr.Dataset, name: str, cube: Cube | None) -> np.ndarray:
     if cube is None:
         return np.asarray(ds[name].values).astype(np.int64)
     rows = tuple(slice(0, n) for n in ds[name].shape)
-    return read_checked(cube.array(name), rows, where=cube.location).astype(np.int64)
+    return cube.read_checked(name, rows).astype(np.int64)
 
 
 def _target(ds: xr.Dataset, target: str, cube: Cube | None) -> tuple[np.ndarray, list[str]]:
@@ -325,16 +330,19 @@ def train(
             expected="images of at least two classes to train on",
         )
     clf = _ridge(alpha).fit(X, y)
-    name = name or f"{var.removeprefix('features_')}_{target}"
+    name = name or f"{extractor_of(var)}_{target}"
     if not name.replace("_", "").replace("-", "").isalnum():
-        raise OptionError(f"model name {name!r}", path="--name", expected="letters, digits, _ or -")
+        raise OptionError(
+            f"model name {name!r}", parameter="name", expected="letters, digits, _ or -"
+        )
+    spec = model_specs()
     model = xr.Dataset(
         {
-            "coef": (("decision", "feature"), np.atleast_2d(clf.coef_).astype(np.float64)),
-            "intercept": ("decision", np.atleast_1d(clf.intercept_).astype(np.float64)),
-            "classes": ("class", np.array([names[c] for c in clf.classes_], dtype=object)),
-            "class_index": ("class", clf.classes_.astype(np.int8)),
-            "train_image": ("train", ds["image"].values.astype(np.int32)),
+            "coef": spec["coef"].variable(np.atleast_2d(clf.coef_)),
+            "intercept": spec["intercept"].variable(np.atleast_1d(clf.intercept_)),
+            "classes": spec["classes"].variable([names[c] for c in clf.classes_]),
+            "class_index": spec["class_index"].variable(clf.classes_),
+            "train_image": spec["train_image"].variable(ds["image"].values),
         },
         attrs=provenance(
             model="sklearn.linear_model.RidgeClassifier",
@@ -355,21 +363,14 @@ def train(
             raise ModelError(
                 f"model {name!r} exists",
                 path=cube.where(path),
-                expected="--overwrite to replace it, or another --name",
+                expected="`overwrite` to replace it, or another `name`",
             )
         # The model is marked complete only after its last array is written: a
         # killed train leaves a model that is never listed nor applied.
         model.attrs[STATUS] = BUILDING
-        model.to_zarr(
-            cube.root.store,
-            group=path,
-            mode="w",
-            zarr_format=3,
-            consolidated=False,
-            write_empty_chunks=True,  # every chunk written: a missing one is damage
-        )
+        cube.write_dataset(model, path)
         kill_point("train.arrays_written")
-        cube.group(path).attrs[STATUS] = COMPLETE
+        cube.mark_complete(path)
         cube.publish()
     return name
 
@@ -402,7 +403,7 @@ def model_spec(model: xr.Dataset, local: Any = None) -> Any:
         None for a model of the archive's published features (nothing to compute).
     """
     var = str(model.attrs["features"])
-    extractor = var.removeprefix("features_")
+    extractor = extractor_of(var) or var
     if extractor == "published":
         return None
     settings = json.loads(model.attrs.get("feature_settings", "{}"))

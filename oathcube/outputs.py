@@ -46,7 +46,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def check_output(
-    path: str | os.PathLike[str], suffixes: tuple[str, ...], option: str = "--out"
+    path: str | os.PathLike[str], suffixes: tuple[str, ...], parameter: str = "out"
 ) -> Path:
     """The output file ``path``, refused before any work if its kind or place is wrong.
 
@@ -56,8 +56,9 @@ def check_output(
         The file to write.
     suffixes
         The suffixes (lower case, with the dot) that say which kind of file to write.
-    option
-        The option that named it, for the error.
+    parameter
+        The Python parameter that named it (``"out"``), for the error; a flag
+        (``"--out"``) is taken as its parameter, for callers that still pass one.
 
     Raises
     ------
@@ -68,12 +69,12 @@ def check_output(
     if out.suffix.lower() not in suffixes:
         raise OptionError(
             f"{out}: unknown file kind {out.suffix or '(no suffix)'!r}",
-            path=option,
+            parameter=parameter,
             expected=" or ".join(suffixes),
         )
     if out.is_dir():
-        raise OptionError(f"{out} is a folder", path=option, expected="a file name")
+        raise OptionError(f"{out} is a folder", parameter=parameter, expected="a file name")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
-            raise OptionError(f"{parent} is not a folder", path=option)
+            raise OptionError(f"{parent} is not a folder", parameter=parameter)
     return out

@@ -54,7 +54,7 @@ _HOST_PORT = re.compile(r"^(?:tcp|tls)://(\[[^\]]+\]|[^:]+):(\d+)$")
 #: A scheduler on a LAN answers in milliseconds; dask's own default is 30 s.
 CONNECT_TIMEOUT = 5.0
 
-_UNREACHABLE = "a running dask scheduler's address, or --scheduler threads"
+_UNREACHABLE = "a running dask scheduler's address, or `scheduler` threads"
 
 #: Addresses that answered in this process: a command checks its scheduler at each
 #: step (the CLI, the library function, connected()); one connection test suffices.
@@ -81,7 +81,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
     if not _ADDRESS.match(scheduler):
         raise OptionError(
             f"unknown scheduler {scheduler!r}",
-            path="--scheduler",
+            parameter="scheduler",
             expected="threads, processes, synchronous or tcp://HOST:PORT of a dask scheduler",
         )
     where = _HOST_PORT.match(scheduler)
@@ -97,7 +97,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
         reason = err.strerror or type(err).__name__
         raise OptionError(
             f"no dask scheduler answers at {scheduler} ({reason})",
-            path="--scheduler",
+            parameter="scheduler",
             expected=_UNREACHABLE,
         ) from None
     _ANSWERED.add(scheduler)
@@ -134,7 +134,7 @@ def _client(scheduler: str) -> Any:
     reason = type(err).__name__ if err is not None else "no answer"
     raise OptionError(
         f"no dask scheduler answers at {scheduler} within {2 * CONNECT_TIMEOUT:g} s ({reason})",
-        path="--scheduler",
+        parameter="scheduler",
         expected=_UNREACHABLE,
     )
 
@@ -229,7 +229,7 @@ def run_tasks(
     scheduler: str | None = "threads",
     *,
     num_workers: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
     label: str = "",
     total: int | None = None,
     unit: str = "img",
@@ -264,7 +264,7 @@ def run_tasks(
     if client is None and scheduler is None:
         scheduler = "threads"
     # Out of memory, or of address space for a thread, is one line that says what to lower.
-    lower = "fewer images per chunk, --scheduler synchronous (no thread pool)"
+    lower = "fewer images per chunk, `scheduler` synchronous (no thread pool)"
     if client is None and scheduler in LOCAL_SCHEDULERS:
         import dask
 

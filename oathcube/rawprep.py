@@ -44,7 +44,7 @@ period or imager fits some frames.
 
 Whatever moves pixels here (``skymap_orientation``, ``flip_north_south``, ``out_size``)
 moves the skymaps stored with the station too (:meth:`RawPreparation.arrange_like_frames`,
-:meth:`RawPreparation.frame_geometry`, :func:`oathcube.skymaps.fit_to_frames`), so that
+:meth:`RawPreparation.frame_geometry`, :func:`oathcube.archive.skymap_fit.fit_to_frames`), so that
 maps and keograms put every pixel where its sky is; the crop and the scaling move nothing.
 """
 
@@ -238,7 +238,7 @@ class RawPreparation:
         :meth:`mask` does) and then flipped north-south when the frames are.  Only the
         order of rows and columns changes, so this serves pixel centres ``(..., y, x)``
         and pixel corners ``(..., y + 1, x + 1)`` alike; a resize (``out_size``) is not
-        done here (see :func:`oathcube.skymaps.fit_to_frames`).
+        done here (see :func:`oathcube.archive.skymap_fit.fit_to_frames`).
 
         Parameters
         ----------

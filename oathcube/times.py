@@ -19,10 +19,10 @@ LATEST = np.datetime64(pd.Timestamp.max.floor("s").to_datetime64(), "ns")
 
 
 @overload
-def parse_time(value: None, option: str) -> None: ...
+def parse_time(value: None, parameter: str) -> None: ...
 @overload
-def parse_time(value: Any, option: str) -> np.datetime64: ...
-def parse_time(value: Any, option: str) -> np.datetime64 | None:
+def parse_time(value: Any, parameter: str) -> np.datetime64: ...
+def parse_time(value: Any, parameter: str) -> np.datetime64 | None:
     """``value`` as a UTC ``datetime64[ns]`` (None stays None).
 
     Parameters
@@ -30,8 +30,10 @@ def parse_time(value: Any, option: str) -> np.datetime64 | None:
     value
         An ISO 8601 string (``2011-01-06``, ``2011-01-06T17:00``), a datetime or a
         numpy/pandas time; a zone-aware time is converted to UTC.
-    option
-        The option it came from, named in the error.
+    parameter
+        The Python parameter it came from (``"start"``), named in the error; a
+        command-line flag (``"--start"``) is taken as its parameter, for callers
+        that still pass one.
 
     Raises
     ------
@@ -47,7 +49,7 @@ def parse_time(value: Any, option: str) -> np.datetime64 | None:
     if stamp is pd.NaT:
         raise OptionError(
             f"{value!r} is not a time",
-            path=option,
+            parameter=parameter,
             expected="an ISO 8601 UTC time such as 2011-01-06T17:00",
         )
     if stamp.tzinfo is not None:
@@ -57,7 +59,7 @@ def parse_time(value: Any, option: str) -> np.datetime64 | None:
     if not (EARLIEST.astype(raw.dtype) <= raw <= LATEST.astype(raw.dtype)):
         raise OptionError(
             f"{value!r} lies outside the times oathcube can hold",
-            path=option,
+            parameter=parameter,
             expected=f"a UTC time from {str(EARLIEST)[:10]} to {str(LATEST)[:10]}",
         )
     return np.datetime64(raw, "ns")
@@ -73,7 +75,7 @@ def check_freq(freq: str) -> str:
     if offset is None or offset.n <= 0:
         raise OptionError(
             f"bin width {freq!r}",
-            path="--freq",
+            parameter="freq",
             expected="a positive pandas frequency such as 10min, 1h or 1D",
         )
     return freq

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_description, peak_rss_mb  # noqa: E402
 
 from oathcube import build, synth  # noqa: E402
-from oathcube.info import size_on_disk  # noqa: E402
+from oathcube.views.info import size_on_disk  # noqa: E402
 
 
 def main() -> None:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))  # the CDF writer the tests use
 
 from _machine import cpu_description, peak_rss_mb  # noqa: E402
-from themis_files import write_cdf  # noqa: E402
 
 from oathcube import ingest  # noqa: E402
 from oathcube.archive.themis_cdf import read_cdf  # noqa: E402
+from oathcube.synthetic.themis import write_cdf  # noqa: E402
 
 REAL = HERE.parents[1] / "shared/data/themis/thg_l1_asf_gako_2011010617_v01.cdf"
 

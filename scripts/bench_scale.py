@@ -41,7 +41,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))  # the CDF writer the tests use
 
 from _machine import cpu_description, peak_rss_mb  # noqa: E402
 
@@ -61,7 +60,8 @@ def _hour_name(hour: int) -> str:
 def _write_hour(folder: str, hour: int) -> str:
     """Write hour ``hour`` (to a temporary name, renamed when whole); return its path."""
     import numpy as np
-    from themis_files import write_cdf
+
+    from oathcube.synthetic.themis import write_cdf
 
     final = Path(folder) / _hour_name(hour)
     if final.exists():
@@ -143,7 +143,7 @@ def _read_cdflib(path: str, want: int) -> int:
 
 def _warm(_: int) -> None:
     """Start a pool's process: imports, so that the reads timed after are reads alone."""
-    import oathcube.ingestion  # noqa: F401
+    import oathcube.ingestion.stations  # noqa: F401
 
     time.sleep(0.5)
 

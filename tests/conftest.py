@@ -12,12 +12,12 @@ import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from themis_files import write_cdf
 from typer.testing import CliRunner
 
 from oathcube import build
 from oathcube.archive.oath import parse_classifications
 from oathcube.synthetic import synth
+from oathcube.synthetic.themis import write_cdf
 
 #: ../shared beside the repository root (CI clones the repository with it there).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -242,3 +242,30 @@ def test_runnable_examples_run_in_order(
         assert (tmp_path / name).stat().st_size > 1000, name
     assert (tmp_path / "keogram.nc").is_file() and (tmp_path / "nights.csv").is_file()
     assert "CubeNotFoundError  subclass of CubeError, FileNotFoundError" in printed
+
+
+def test_library_functions_take_ranges_by_keyword_and_draw_no_bar() -> None:
+    # One way to call every public function: the cube and the station first, time
+    # ranges and bins by keyword; progress bars are the command line's, not the
+    # library's (pooch's retrieve(progressbar=False) is the model).
+    import inspect
+
+    import oathcube
+
+    checked = 0
+    for name in oathcube.__all__:
+        obj = getattr(oathcube, name)
+        if not callable(obj) or inspect.isclass(obj) and not hasattr(obj, "__dataclass_fields__"):
+            continue
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            continue
+        for key in ("start", "end", "freq"):
+            if key in params:
+                assert params[key].kind is inspect.Parameter.KEYWORD_ONLY, (name, key)
+                checked += 1
+        if "progress" in params:
+            assert params["progress"].default is False, name
+            checked += 1
+    assert checked >= 10

@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 import zarr
 
-import oathcube.labelled as cube_write
+import oathcube.ingestion.labelled as cube_write
 from oathcube import build, open_cube
 from oathcube.cli import app
 from oathcube.errors import CubeError

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, ingest, train
 from oathcube.features import FEATURE_TOLERANCE
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 PREP = RawPreparation(out_size=32)
 

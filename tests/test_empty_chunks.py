@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from themis_files import write_cdf
 
 from oathcube import Cube, ingest
-from oathcube.cube.nodes import read_checked
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 
 def test_an_all_zero_chunk_is_stored_and_reads_as_data(tmp_path: Path) -> None:
@@ -32,8 +31,11 @@ def test_an_all_zero_chunk_is_stored_and_reads_as_data(tmp_path: Path) -> None:
     pixels = zarr.open_group(str(cube), mode="r")["stations/fsmi/pixels"]
     assert isinstance(pixels, zarr.Array)
     assert not pixels[:8].any() and pixels[8:].any()  # chunk 0 equals the fill value
-    assert Cube.open(cube).stored_chunks("stations/fsmi/pixels") == {"0/0/0", "1/0/0"}
-    np.testing.assert_array_equal(read_checked(pixels, slice(0, 16)), pixels[:])
+    opened = Cube.open(cube)
+    assert opened.stored_chunks("stations/fsmi/pixels") == {"0/0/0", "1/0/0"}
+    np.testing.assert_array_equal(
+        opened.read_checked("stations/fsmi/pixels", slice(0, 16)), pixels[:]
+    )
     # ... and the user's zarr settings are as zarr's default left them.
     assert zarr.config.get("array.write_empty_chunks") is False
 

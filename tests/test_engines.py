@@ -192,7 +192,7 @@ def test_unknown_missing_and_unfit_engines_are_one_line_errors(
     with pytest.raises(FeatureError, match="unknown engine 'onnx'") as err:
         feature_spec("inception_v4", random_weights=True, engine="onnx")
     assert "\n" not in str(err.value)
-    with pytest.raises(FeatureError, match="--engine openvino for int8"):
+    with pytest.raises(FeatureError, match="`engine` openvino for int8"):
         feature_spec("inception_v4", random_weights=True, engine="tensorflow", precision="int8")
     # int8 is described without frames: the computation reads them from its cube.
     if engine_installed("openvino") and engine_installed("nncf"):

@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, ingest, train
 from oathcube.cli import app
 from oathcube.errors import ArchiveError, CubeError, IngestError, ModelError, OptionError
 from oathcube.faults import KILL_ENV
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 pytestmark = pytest.mark.slow  # real processes killed and rerun: minutes
 

@@ -137,10 +137,11 @@ def test_settings_are_checked_when_made_and_errors_name_the_parameter() -> None:
     for kwargs, parameter in cases:
         with pytest.raises(FeatureError) as err:
             InceptionV4Settings(**kwargs)
-        assert err.value.path is not None and err.value.path.startswith(parameter)
+        assert err.value.parameter == parameter and err.value.path is None
+        assert str(err.value).startswith(f"{parameter}: ")
     with pytest.raises(FeatureError) as err:
         HandcraftedSettings(hist_bins=10)
-    assert err.value.path == "hist_bins"
+    assert err.value.parameter == "hist_bins"
     # Lists from JSON become tuples; 0/1 become booleans: equal settings compare equal.
     assert HandcraftedSettings(rotate=0, lbp_radii=[1, 2]) == HandcraftedSettings(rotate=False)
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 from http_server import FaultyServer, closed_port_url, etag_of
-from themis_files import write_cdf
 
 from oathcube.cli import app
 from oathcube.errors import CheckpointError, FetchError, OptionError
 from oathcube.fetch import fetch_checkpoint, fetch_oath, fetch_themis
 from oathcube.fetch.http import Fetcher, listing_names, safe_path
+from oathcube.synthetic.themis import write_cdf
 
 CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
 PGM_0600 = "20140310_0600_gill_themis19_full.pgm.gz"
@@ -69,7 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, shared: Path, _synth_template
     themis = shared / "data" / "themis"
     root = tmp_path_factory.mktemp("site")
     _link(themis / CDF, root / CDF_PATH.lstrip("/"))
-    # a SYNTHETIC hour (tests/themis_files.py) after the real skymap's start of validity
+    # a SYNTHETIC hour (oathcube.synthetic.themis) after the real skymap's start of validity
     (root / "data/themis/thg/l1/asi/gako/2011/03").mkdir()
     write_cdf(root / "data/themis/thg/l1/asi/gako/2011/03", "gako", "2011-03-10T05:00", 5)
     # the same tree under another path: a mirror
@@ -117,8 +117,8 @@ def test_berkeley_hours_missing_hours_are_reported(
 ) -> None:
     out = tmp_path / "mirror"
     got = fetch_themis(
-        "GAKO", "2011-01-06T16:30", "2011-01-06T18:10", out=out,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "GAKO", start="2011-01-06T16:30", end="2011-01-06T18:10", out=out,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert got.files == [out / CDF_PATH.removeprefix(BERKELEY + "/")]
     assert got.files[0].read_bytes() == _cdf_bytes(shared)
@@ -129,8 +129,8 @@ def test_berkeley_hours_missing_hours_are_reported(
     # A rerun fetches only what is missing: the hour already there is not asked for again.
     n = len(server.requests_for(CDF_PATH))
     again = fetch_themis(
-        "gako", "2011-01-06T16:30", "2011-01-06T18:10", out=out,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T16:30", end="2011-01-06T18:10", out=out,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert again.files == got.files and again.downloaded == 0
     assert len(server.requests_for(CDF_PATH)) == n
@@ -139,7 +139,7 @@ def test_berkeley_hours_missing_hours_are_reported(
 def test_nothing_on_the_server_is_an_error(server: FaultyServer, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="no berkeley file of station gako between"):
         fetch_themis(
-            "gako", "2012-01-06T16:00", "2012-01-06T18:00", out=tmp_path,
+            "gako", start="2012-01-06T16:00", end="2012-01-06T18:00", out=tmp_path,
             base_urls=[server.url + BERKELEY], **FAST,
         )  # fmt: skip
 
@@ -147,8 +147,8 @@ def test_nothing_on_the_server_is_an_error(server: FaultyServer, tmp_path: Path)
 def test_dropped_connection_is_resumed(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
     server.faults["drop"][CDF_PATH] = [1_000_000]
     got = fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert got.files[0].read_bytes() == _cdf_bytes(shared)
     log = server.requests_for(CDF_PATH)
@@ -176,8 +176,8 @@ def test_a_part_left_by_a_killed_run_is_resumed_only_when_its_version_is_known(
     elif sidecar == "another version":
         _sidecar(part, url, etag_of(b"the file before it changed"), len(data))
     fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T17:30", out=tmp_path,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert dest.read_bytes() == data
     asked = server.requests_for(CDF_PATH)
@@ -244,8 +244,8 @@ def test_a_fetch_killed_with_sigkill_resumes_only_the_same_file(
         server.faults["ignore_if_range"].add(CDF_PATH)
     n = len(server.log)
     fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T17:30", out=tmp_path,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T17:30", out=tmp_path,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert dest.read_bytes() == want
     assert _files_under(tmp_path) == ["thg/l1/asi/gako/2011/01/" + CDF]
@@ -329,8 +329,8 @@ def test_a_server_that_ignores_range_restarts_the_file(
 def test_5xx_is_retried(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
     server.faults["status"][CDF_PATH] = [503, 502]
     got = fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert got.files[0].read_bytes() == _cdf_bytes(shared)
     assert [s for _, _, s in server.requests_for(CDF_PATH)] == [503, 502, 200]
@@ -341,8 +341,8 @@ def test_redirect_is_followed_and_the_name_is_the_layouts(
 ) -> None:
     server.faults["redirect"][CDF_PATH] = server.url + "/mirror/themis" + CDF_PATH[len(BERKELEY) :]
     got = fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
-        base_urls=[server.url + BERKELEY], **FAST,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
     assert got.files == [tmp_path / "thg/l1/asi/gako/2011/01" / CDF]
     assert got.files[0].read_bytes() == _cdf_bytes(shared)
@@ -355,7 +355,7 @@ def test_redirect_to_a_non_http_url_is_refused(
     server.faults["redirect"][CDF_PATH] = target
     with pytest.raises(FetchError, match="only http"):
         fetch_themis(
-            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
             base_urls=[server.url + BERKELEY], **FAST,
         )  # fmt: skip
     assert _files_under(tmp_path) == []
@@ -368,11 +368,11 @@ def test_slow_server_times_out_then_the_mirror_is_used(
     fast = {"timeout": 0.3, "retries": 1, "progress": False}
     with pytest.raises(FetchError, match=r"cannot reach .*gako_2011010617_v01.cdf .no answer"):
         fetch_themis(
-            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
             base_urls=[server.url + BERKELEY], **fast,
         )  # fmt: skip
     got = fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
         base_urls=[server.url + BERKELEY, server.url + "/mirror/themis"], **fast,
     )  # fmt: skip
     assert got.files[0].read_bytes() == _cdf_bytes(shared)
@@ -389,8 +389,8 @@ def test_two_fetches_of_one_file_at_once(
             results.append(
                 fetch_themis(
                     "gako",
-                    "2011-01-06T17:00",
-                    "2011-01-06T18:00",
+                    start="2011-01-06T17:00",
+                    end="2011-01-06T18:00",
                     out=tmp_path,
                     base_urls=[server.url + BERKELEY],
                     **FAST,
@@ -417,8 +417,8 @@ def test_two_processes_fetching_one_file(
     server.faults["slow"][CDF_PATH] = 1.0
     code = (
         "import sys; from oathcube.fetch import fetch_themis; "
-        "r = fetch_themis('gako', '2011-01-06T17:00', '2011-01-06T18:00', out=sys.argv[1], "
-        "base_urls=[sys.argv[2]], timeout=5, retries=1, progress=False); print(r.downloaded)"
+        "r = fetch_themis('gako', start='2011-01-06T17:00', end='2011-01-06T18:00', "
+        "out=sys.argv[1], base_urls=[sys.argv[2]], timeout=5, retries=1); print(r.downloaded)"
     )
     procs = [
         subprocess.Popen(
@@ -457,7 +457,7 @@ def test_body_larger_than_announced(server: FaultyServer, shared: Path, tmp_path
 
 def test_unreachable_base_then_mirror(server: FaultyServer, shared: Path, tmp_path: Path) -> None:
     got = fetch_themis(
-        "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+        "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
         base_urls=[closed_port_url() + "/data/themis", server.url + BERKELEY],
         timeout=2, retries=0, progress=False,
     )  # fmt: skip
@@ -469,7 +469,7 @@ def test_ucalgary_minutes_and_missing_minutes(
     server: FaultyServer, shared: Path, tmp_path: Path
 ) -> None:
     got = fetch_themis(
-        "gill", "2014-03-10T06:00", "2014-03-10T06:06", source="ucalgary", out=tmp_path,
+        "gill", start="2014-03-10T06:00", end="2014-03-10T06:06", source="ucalgary", out=tmp_path,
         base_urls=[server.url + UCALGARY], **FAST,
     )  # fmt: skip
     hour = tmp_path / "stream0/2014/03/10/gill_themis19/ut06"
@@ -479,7 +479,7 @@ def test_ucalgary_minutes_and_missing_minutes(
     # a rerun of the same minutes asks the server for nothing at all
     n = len(server.log)
     fetch_themis(
-        "gill", "2014-03-10T06:00", "2014-03-10T06:01", source="ucalgary", out=tmp_path,
+        "gill", start="2014-03-10T06:00", end="2014-03-10T06:01", source="ucalgary", out=tmp_path,
         base_urls=[server.url + UCALGARY], **FAST,
     )  # fmt: skip
     assert len(server.log) == n
@@ -500,7 +500,7 @@ def test_listing_names_never_leave_the_output_folder(
     server.faults["listing_extra"][GILL_HOUR] = ["../../../../x.pgm.gz", "/etc/passwd"]
     out = tmp_path / "out"
     got = fetch_themis(
-        "gill", "2014-03-10T06:00", "2014-03-10T06:06", source="ucalgary", out=out,
+        "gill", start="2014-03-10T06:00", end="2014-03-10T06:06", source="ucalgary", out=out,
         base_urls=[server.url + UCALGARY], **FAST,
     )  # fmt: skip
     assert len(got.files) == 2
@@ -525,8 +525,8 @@ def test_skymap_newest_valid_at_start(server: FaultyServer, shared: Path, tmp_pa
     # 2011-01-06: the 2011-03-05 skymap is not valid yet; the 2009 one is.
     early = fetch_themis(
         "gako",
-        "2011-01-06T17:00",
-        "2011-01-06T18:00",
+        start="2011-01-06T17:00",
+        end="2011-01-06T18:00",
         skymap=True,
         skymap_base_urls=sky,
         **kwargs,
@@ -534,12 +534,74 @@ def test_skymap_newest_valid_at_start(server: FaultyServer, shared: Path, tmp_pa
     sky_dir = tmp_path / "skymaps/gako/gako_20090101"
     assert early.skymap == sky_dir / "themis_skymap_gako_20090101-+_v01.sav"
     # later: the newest folder up to the start, and its highest version
-    from oathcube.fetch import _fetch_skymap
+    from oathcube.fetch.themis import _fetch_skymap
 
     fetcher = Fetcher([server.url + UCALGARY + "/"], **FAST)
     path = _fetch_skymap(fetcher, tmp_path, "gako", datetime(2012, 6, 1))
     assert path.name == "themis_skymap_gako_20110305-+_v02.sav"
     assert path.read_bytes() == (shared / "data/themis" / SKYMAP).read_bytes()
+
+
+def test_a_request_s_sources_are_the_files_then_the_skymap(
+    server: FaultyServer, shared: Path, tmp_path: Path
+) -> None:
+    from oathcube.fetch import ThemisRequest
+
+    kwargs = dict(out=tmp_path, base_urls=[server.url + BERKELEY], timeout=3.0, retries=2)
+    paths = ThemisRequest(
+        "gako", start="2011-03-10T05:10", end="2011-03-10T05:20", skymap=True,
+        skymap_base_urls=[server.url + UCALGARY], **kwargs,
+    ).sources()  # fmt: skip
+    sky = tmp_path / "skymaps/gako/gako_20110305/themis_skymap_gako_20110305-+_v02.sav"
+    assert paths == [tmp_path / "thg/l1/asi/gako/2011/03/thg_l1_asf_gako_2011031005_v01.cdf", sky]
+    # without a skymap: the files alone; nothing is asked for again
+    n = len(server.log)
+    assert ThemisRequest(
+        "gako", start="2011-03-10T05:10", end="2011-03-10T05:20", **kwargs
+    ).sources() == paths[:1]  # fmt: skip
+    assert not [p for p, _, _ in server.log[n:] if p.endswith(".cdf")]
+
+
+def test_ingest_fetches_what_a_request_names_then_ingests_it(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    import oathcube
+
+    hour = oathcube.ThemisRequest(
+        "GAKO", start="2011-03-10T05:10", end="2011-03-10T05:20", out=tmp_path / "raw",
+        base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
+    )  # fmt: skip
+    assert hour.station == "gako"
+    written = oathcube.ingest([], tmp_path / "c.zarr", fetch=hour)
+    assert sum(written.values()) > 0
+    times = oathcube.Cube.open(tmp_path / "c.zarr").times("gako")
+    assert times.size == sum(written.values())
+    # A bad request fails when made, before any cube or request
+    n = len(server.log)
+    with pytest.raises(OptionError):
+        oathcube.ThemisRequest("gako", start="2011-03-10T06", end="2011-03-10T05")
+    with pytest.raises(OptionError):
+        oathcube.ThemisRequest("zzzz", start="2011-03-10T05", end="2011-03-10T06")
+    assert len(server.log) == n and not (tmp_path / "d.zarr").exists()
+
+
+def test_library_calls_take_times_by_keyword_and_draw_no_bar() -> None:
+    import inspect
+
+    import oathcube.fetch as fetch
+    from oathcube.fetch import ThemisRequest
+
+    for func in (fetch_themis, ThemisRequest):
+        params = inspect.signature(func).parameters
+        assert params["start"].kind is inspect.Parameter.KEYWORD_ONLY, func
+        assert params["end"].kind is inspect.Parameter.KEYWORD_ONLY, func
+    with pytest.raises(TypeError):
+        fetch_themis("gako", "2011-01-06T17:00", "2011-01-06T18:00")  # type: ignore[misc]
+    for func in (fetch_oath, fetch_checkpoint, fetch_themis, Fetcher):
+        assert inspect.signature(func).parameters["progress"].default is False, func
+    # the package re-exports what its modules define
+    for name in fetch.__all__:
+        assert getattr(fetch, name) is not None, name
 
 
 # --------------------------------------------------------------------------- OATH
@@ -718,16 +780,16 @@ def test_cli_a_checkpoint_tarball_that_will_not_unpack_is_fetched_again(
 def test_options_are_checked_before_any_request(server: FaultyServer, tmp_path: Path) -> None:
     good = dict(out=tmp_path, base_urls=[server.url + BERKELEY], **FAST)
     with pytest.raises(OptionError, match="station"):
-        fetch_themis("nope", "2011-01-06T17:00", "2011-01-06T18:00", **good)
+        fetch_themis("nope", start="2011-01-06T17:00", end="2011-01-06T18:00", **good)
     with pytest.raises(OptionError, match="not after"):
-        fetch_themis("gako", "2011-01-06T17:00", "2011-01-06T16:00", **good)
+        fetch_themis("gako", start="2011-01-06T17:00", end="2011-01-06T16:00", **good)
     with pytest.raises(OptionError, match="not a time"):
-        fetch_themis("gako", "yesterday", "2011-01-06T16:00", **good)
+        fetch_themis("gako", start="yesterday", end="2011-01-06T16:00", **good)
     with pytest.raises(OptionError, match="source"):
-        fetch_themis("gako", "2011-01-06T17:00", "2011-01-06T18:00", source="x", **good)
+        fetch_themis("gako", start="2011-01-06T17:00", end="2011-01-06T18:00", source="x", **good)
     with pytest.raises(OptionError, match="http"):
         fetch_themis(
-            "gako", "2011-01-06T17:00", "2011-01-06T18:00", out=tmp_path,
+            "gako", start="2011-01-06T17:00", end="2011-01-06T18:00", out=tmp_path,
             base_urls=[f"file://{tmp_path}"],
         )  # fmt: skip
     assert server.log == [] and _files_under(tmp_path) == []
@@ -778,7 +840,7 @@ def test_a_long_plan_is_streamed(tmp_path: Path) -> None:
     try:
         with pytest.raises(FetchError, match="cannot reach"):
             fetch_themis(
-                "gill", "2000-01-01", "2050-01-01", source="ucalgary", out=tmp_path,
+                "gill", start="2000-01-01", end="2050-01-01", source="ucalgary", out=tmp_path,
                 base_urls=[closed_port_url()], timeout=1, retries=0, progress=False,
                 max_files=10**8,
             )  # fmt: skip
@@ -846,9 +908,9 @@ def test_cli_ingest_fetch_obeys_timeout_and_retries(
 def test_times_go_through_the_one_checked_parser(server: FaultyServer, tmp_path: Path, runner):
     from oathcube.fetch import sources
 
-    assert sources.parse_time("2011-01-06T17", "--start") == datetime(2011, 1, 6, 17)
-    assert sources.parse_time("2011-01-06 17:00Z", "--start") == datetime(2011, 1, 6, 17)
-    assert sources.parse_time("2011-01-06T19:00+02:00", "--start") == datetime(2011, 1, 6, 17)
+    assert sources.parse_time("2011-01-06T17", "start") == datetime(2011, 1, 6, 17)
+    assert sources.parse_time("2011-01-06 17:00Z", "start") == datetime(2011, 1, 6, 17)
+    assert sources.parse_time("2011-01-06T19:00+02:00", "start") == datetime(2011, 1, 6, 17)
     # beyond what datetime64[ns] holds: refused in one line, not wrapped round
     args = ["fetch", "themis", "--station", "gako", "--start", "2011-01-06T17", "--end",
             "2300-01-01", "--base-url", server.url + BERKELEY, "-o", str(tmp_path)]  # fmt: skip

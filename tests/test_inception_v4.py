@@ -307,7 +307,7 @@ def test_no_checkpoint_says_where_to_get_it(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(CheckpointError) as err:
         InceptionV4Extractor()
     text = str(err.value)
-    for needed in ("inception_v4.ckpt", "inception_v4_2016_09_09.tar.gz", "--checkpoint"):
+    for needed in ("inception_v4.ckpt", "inception_v4_2016_09_09.tar.gz", "`checkpoint`"):
         assert needed in text
     assert CHECKPOINT_ENV in text and "download.tensorflow.org" in text
 

@@ -1,4 +1,4 @@
-"""ingest (oathcube.ingestion): raw THEMIS files into station groups, appended, sharded."""
+"""ingest (oathcube.ingestion.stations): raw THEMIS files into station groups, appended, sharded."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from themis_files import write_cdf, write_pgm
 
 from oathcube import classify, compute_features, ingest, train
 from oathcube.cli import app
 from oathcube.errors import IngestError, OptionError
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf, write_pgm
 
 PREP = RawPreparation(out_size=32)
 

@@ -17,50 +17,66 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "oathcube"
 
 #: The one-way flow, earliest first: a module may import modules of its own stage or of
-#: earlier ones, never of a later one.
-STAGES: list[tuple[str, ...]] = [
-    # leaves every stage may use
+#: earlier ones, never of a later one.  docs/architecture.md shows this list as it is
+#: here (test_architecture_page_follows_the_stages).
+STAGES: list[tuple[str, tuple[str, ...]]] = [
     (
-        "_version",
-        "errors",
-        "faults",
-        "labels",
-        "times",
-        "parallel",
-        "imaging",
-        "outputs",
-        "datadir",
-        "sites",
-        "kernels",
-        "memory",
+        "leaves",
+        (
+            "_version",
+            "errors",
+            "faults",
+            "labels",
+            "times",
+            "parallel",
+            "imaging",
+            "outputs",
+            "datadir",
+            "sites",
+            "kernels",
+            "memory",
+        ),
     ),
-    # archives: readers of the OATH layout and raw THEMIS files, synthetic archives, downloads
-    ("archive", "rawprep", "synthetic", "fetch"),
-    # the cube: store, schema, index, region writes
-    ("cube",),
-    # features of cube pixels
-    ("features",),
-    # archives into cubes
-    ("labelled", "ingestion", "skymaps"),
-    # ridge models
-    ("model",),
-    # models applied over time
-    ("classification", "timelines"),
-    # pictures and summaries
-    ("plots", "info"),
-    # keograms, movies, maps and nightly statistics of classified frames
-    ("views",),
-    ("demo",),
-    ("cli",),
+    # readers of the OATH layout and raw THEMIS files, preparations, synthetic archives,
+    # downloads
+    ("archives", ("archive", "rawprep", "synthetic", "fetch")),
+    # store, schema, index, rows, staging
+    ("the cube", ("cube",)),
+    ("features", ("features",)),
+    # the OATH build, station archives, skymaps
+    ("into cubes", ("ingestion",)),
+    ("models", ("model",)),
+    ("over time", ("classification",)),
+    # keograms, movies, maps, timelines, nightly statistics, figures, summaries
+    ("views", ("views",)),
+    ("demo", ("demo",)),
+    ("cli", ("cli",)),
 ]
 
 
 def _stage(module: str) -> int:
     top = module.split(".")[1]
-    for rank, names in enumerate(STAGES):
+    for rank, (_, names) in enumerate(STAGES):
         if top in names:
             return rank
     raise AssertionError(f"oathcube.{top} belongs to no stage: add it to STAGES")
+
+
+def render_stages(width: int = 88) -> str:
+    """STAGES as docs/architecture.md shows them: rank, title, modules (packages with /)."""
+    lines = []
+    for rank, (title, names) in enumerate(STAGES, 1):
+        shown = [n + "/" if (PACKAGE / n).is_dir() else n for n in names]
+        head = f"{rank:<3}{title:<14}"
+        line = head
+        for i, name in enumerate(shown):
+            piece = name + ("," if i < len(shown) - 1 else "")
+            if len(line) + 1 + len(piece) > width and line.strip() != head.strip():
+                lines.append(line.rstrip())
+                line = " " * len(head)
+            line += ("" if line.endswith(" ") else " ") + piece
+        lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _module_name(path: Path) -> str:
@@ -154,7 +170,7 @@ def test_classification_and_views_never_import_ingestion() -> None:
     # They read stations through the Cube (Cube.times, Cube.station): classifying or
     # drawing must not load the raw-file readers (numba, cdflib, deflate).
     for module, deps in _graph().items():
-        if module.startswith(("oathcube.classification", "oathcube.views", "oathcube.timelines")):
+        if module.startswith(("oathcube.classification", "oathcube.views")):
             assert not [d for d in deps if d.startswith("oathcube.ingestion")], module
 
 
@@ -171,17 +187,36 @@ def test_extractors_never_import_cube() -> None:
     assert {m: d for m, d in wrong.items() if d} == {}
 
 
+def test_the_cube_is_the_one_door() -> None:
+    # Raw Zarr nodes, the commit protocol and region writes are the Cube's own business:
+    # every other module reads and writes rows through Cube methods.
+    inner = ("oathcube.cube.nodes", "oathcube.cube.commit", "oathcube.cube.write")
+    wrong = {
+        module: sorted(d for d in deps if d in inner)
+        for module, deps in _graph().items()
+        if not module.startswith("oathcube.cube")
+    }
+    assert {m: d for m, d in wrong.items() if d} == {}
+
+
 def test_cube_knows_no_archive_format() -> None:
     for module, deps in _graph().items():
         if module.startswith("oathcube.cube"):
             assert not [d for d in deps if d.startswith("oathcube.archive")], module
 
 
-def test_no_module_is_named_like_an_exported_function() -> None:
-    import oathcube
+@pytest.mark.parametrize(
+    "package", sorted(_module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py"))
+)
+def test_no_module_is_named_like_an_exported_function(package: str) -> None:
+    # `oathcube.views.keogram` would be the function, not the module, once the package
+    # exports it: `import oathcube.views.keogram as m` then hands over the function.
+    import importlib
 
-    modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir()}
-    assert sorted(set(oathcube.__all__) & modules) == []
+    module = importlib.import_module(package)
+    folder = PACKAGE.parent.joinpath(*package.split("."))
+    children = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir()}
+    assert sorted(set(getattr(module, "__all__", ())) & children) == []
 
 
 @pytest.mark.parametrize(
@@ -239,3 +274,16 @@ def test_every_imported_package_is_declared() -> None:
         if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & declared
     }
     assert missing == {}
+
+
+def test_architecture_page_follows_the_stages() -> None:
+    # The stage order is written once, above; docs/architecture.md shows it as it is
+    # here, and names every module of the package (a new module gets its line there).
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    assert f"```\n{render_stages()}\n```" in page
+    modules = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == PACKAGE
+    )
+    assert [m for m in modules if f"`{m}`" not in page] == []

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import oathcube.features as registry
 import oathcube.memory as memory
-import oathcube.synthetic as synthetic
+import oathcube.synthetic.oath as synthetic
 from oathcube import build
 from oathcube.cli import app
 from oathcube.errors import OptionError

@@ -79,10 +79,8 @@ def test_bf16_without_native_bf16_is_refused_and_nothing_is_written(
     assert out.exit_code == 1
     assert out.output.count("\n") == 1 and "Traceback" not in out.output
     line = out.output
-    # The Python parameter is named, and the flag beside it.
-    assert line.startswith(
-        "oathcube: error: precision (--precision): precision bf16 needs a CPU with"
-    )
+    # The Python parameter is named as the command's flag.
+    assert line.startswith("oathcube: error: --precision: precision bf16 needs a CPU with")
     assert "avx512_bf16" in line and "amx_bf16" in line and "--precision fp32" in line
     assert "features_inception_v4" not in zarr.open_group(cube, mode="r")
     assert stub_network.built == []  # no network was built, let alone run
@@ -140,7 +138,7 @@ def test_a_compiled_precision_other_than_the_label_is_refused() -> None:
     check_inference_precision("int8", "f32")  # int8 is in the model, not the hint
     with pytest.raises(FeatureError, match="compiled the network for f32") as err:
         check_inference_precision("bf16", "f32")
-    assert "\n" not in str(err.value) and "--precision fp32" in str(err.value)
+    assert "\n" not in str(err.value) and "`precision` fp32" in str(err.value)
     with pytest.raises(FeatureError, match="precision fp32"):
         check_inference_precision("fp32", "bf16")
 
@@ -163,7 +161,7 @@ def test_a_resume_in_another_precision_is_refused(
     assert out.exit_code == 1
     assert out.output.count("\n") == 1
     assert "holds rows computed in precision fp32" in out.output
-    assert "precision='fp32' (--precision fp32) to resume" in out.output
+    assert "--precision 'fp32' to resume" in out.output
     np.testing.assert_array_equal(array[...], before)
     assert runner.invoke(app, [*fp32, "--precision", "bf16", "--overwrite"]).exit_code == 0
     array = zarr.open_array(cube, path="features_inception_v4", mode="r")

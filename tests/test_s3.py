@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, evaluate, ingest, timeline, train
 from oathcube.cli import app
 from oathcube.errors import ArchiveError, CubeError
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 PREP = RawPreparation(out_size=32)
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def _pipeline(archive: Path, raw: Path, cube: str) -> dict[str, object]:
     model = train(location, "handcrafted")
     ingest([raw], location, preparation=PREP, progress=False)
     done = classify(location, model, progress=False)
-    counts = timeline(location, "fsmi", "30min", model=model)
+    counts = timeline(location, "fsmi", freq="30min", model=model)
     return {"accuracy": result.accuracy_mean, "done": done, "counts": counts}
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from themis_files import write_cdf
 
 from oathcube import Cube, build, classify, compute_features, ingest, train
 from oathcube.cli import app
 from oathcube.errors import CubeNotFoundError, FeatureError, ModelError, OathcubeError
 from oathcube.features import feature_spec, spec_from_attrs
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 PREP = RawPreparation(out_size=32)
 

@@ -17,7 +17,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from oathcube.cli import app
-from oathcube.ingestion import ingest
+from oathcube.ingestion.stations import ingest
 
 CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
 SKYMAP = "themis_skymap_gako_20110305-+_vXX.sav"

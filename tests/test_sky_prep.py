@@ -19,9 +19,10 @@ import zarr
 from oathcube.archive.skymap import ideal_skymap, read_skymap
 from oathcube.cli import app
 from oathcube.errors import IngestError
-from oathcube.ingestion import ingest
+from oathcube.ingestion.skymaps import store_skymaps
+from oathcube.ingestion.stations import ingest
 from oathcube.rawprep import RawPreparation
-from oathcube.skymaps import skymap_for, store_skymaps
+from oathcube.views.skymaps import skymap_for
 
 CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
 SKYMAP = "themis_skymap_gako_20110305-+_vXX.sav"

@@ -30,8 +30,9 @@ from oathcube.archive.themis_pgm import read_pgm
 from oathcube.cli import app
 from oathcube.errors import ArchiveError, CubeError, IngestError
 from oathcube.faults import KILL_ENV
-from oathcube.ingestion import ingest
-from oathcube.skymaps import skymap_for, station_skymaps, store_skymaps
+from oathcube.ingestion.skymaps import store_skymaps
+from oathcube.ingestion.stations import ingest
+from oathcube.views.skymaps import skymap_for, station_skymaps
 
 SKYMAP = "themis_skymap_gako_20110305-+_vXX.sav"
 CDF = "thg_l1_asf_gako_2011010617_v01.cdf"

@@ -26,8 +26,8 @@ from oathcube.synthetic import (
     write_split,
 )
 
-# The module itself (the package binds the name `oathcube.synth` to the function).
-SYNTH_MODULE = sys.modules["oathcube.synthetic"]
+# The module that draws the archive (where `synth` looks up `_render_to`).
+SYNTH_MODULE = sys.modules["oathcube.synthetic.oath"]
 
 N, SIZE, SEED = 40, 32, 5
 DASHES = "-" * 79
@@ -240,9 +240,9 @@ def test_empty_existing_folder_is_fine(tmp_path: Path) -> None:
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="n must"):
+    with pytest.raises(ValueError, match=r"^n: 0 images \(expected at least 1\)"):
         synth(tmp_path / "a", n=0)
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match=r"^size: 8 pixels \(expected at least 16"):
         synth(tmp_path / "a", n=3, size=8)
 
 

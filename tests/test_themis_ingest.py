@@ -1,7 +1,7 @@
 """Raw THEMIS ingest: CDF and PGM readers, image folders, the dispatcher, rawprep.
 
 Readers are tested on the real files in ``../shared/data/themis`` and on synthetic files
-that ``tests/themis_files.py`` writes in the same formats.
+that ``oathcube.synthetic.themis`` writes in the same formats.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import cdflib
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from themis_files import expected_frames, frame_times, write_cdf, write_pgm
 
 from oathcube.archive.folder import load_grey_image, parse_image_name, read_folder
 from oathcube.archive.frames import FrameBlock, iter_frame_blocks, source_kind
@@ -27,6 +26,7 @@ from oathcube.rawprep import (
     load_skymap_elevation,
     skymap_alignment,
 )
+from oathcube.synthetic.themis import expected_frames, frame_times, write_cdf, write_pgm
 
 REAL_CDF = "thg_l1_asf_gako_2011010617_v01.cdf"
 REAL_PGM_GZ = "20140310_0600_gill_themis19_full.pgm.gz"

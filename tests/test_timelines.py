@@ -1,4 +1,4 @@
-"""timeline (oathcube.timelines): class counts of a classified station in time bins."""
+"""timeline (oathcube.views.timelines): class counts of a classified station in time bins."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_classify_and_timeline(raw: Path, cube: Path, tmp_path: Path, runner) ->
     assert fsmi[f"score_{model}"].shape == (60, 6)
     np.testing.assert_array_equal(pred, fsmi[f"score_{model}"].values.argmax(1))
 
-    result = timeline(cube, "fsmi", "30min", model=model)
+    result = timeline(cube, "fsmi", freq="30min", model=model)
     assert result["count"].dims == ("time", "class")
     assert int(result["n_frames"].sum()) == 60
     filled = result["n_frames"].values > 0
@@ -64,7 +64,7 @@ def test_classify_and_timeline(raw: Path, cube: Path, tmp_path: Path, runner) ->
 
     # the labelled images of a station can be counted too
     station = str(xr.open_zarr(cube).station.values[5])
-    assert int(timeline(cube, station, "1D", model=model)["n_frames"].sum()) > 0
+    assert int(timeline(cube, station, freq="1D", model=model)["n_frames"].sum()) > 0
 
     # a second run recomputes nothing and gives the same predictions
     classify(cube, model, station="fsmi", progress=False, scheduler="synchronous")

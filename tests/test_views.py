@@ -18,21 +18,20 @@ import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
-from themis_files import write_pgm
 
 from oathcube import ingest, keogram, movie, night_statistics, sky_map
 from oathcube.archive.skymap import ideal_skymap, read_skymap
 from oathcube.cli import app
-from oathcube.cube.schema import prediction_names
+from oathcube.cube.schema import prediction_names, prediction_specs, station_group, variable_path
 from oathcube.cube.store import Cube
-from oathcube.cube.write import create_rows, write_labels
 from oathcube.errors import CubeError, OptionError
+from oathcube.ingestion.skymaps import store_skymaps
 from oathcube.labels import CLASS6_NAMES
 from oathcube.rawprep import RawPreparation
-from oathcube.skymaps import store_skymaps
-from oathcube.views.keogram import _columns, meridian_pixels, write_keogram
+from oathcube.synthetic.themis import write_pgm
+from oathcube.views.keograms import _columns, meridian_pixels, write_keogram
 from oathcube.views.maps import write_map
-from oathcube.views.movie import CAPTION_HEIGHT, caption_frame
+from oathcube.views.movies import CAPTION_HEIGHT, caption_frame
 from oathcube.views.nights import write_nights
 
 SIZE = 32
@@ -58,17 +57,18 @@ def _frames(first: int, n: int) -> np.ndarray:
 def _write_classes(cube: Path, station: str, model: str = "fake6") -> None:
     """Predictions as classify writes them: scores, labels, flag values and meanings."""
     opened = Cube.open(cube, "r+")
-    node = opened.group(f"stations/{station}")
-    pred, score, dim = prediction_names(model)
+    group = station_group(station)
+    pred, score, labels = prediction_specs(
+        model, dim="time", rows_per_chunk=64, classes=CLASS6_NAMES, class_index=range(6)
+    )
     n = len(CLASSES)
     scores = np.full((n, 6), -1.0, dtype=np.float32)
     scores[np.arange(n), CLASSES] = 0.5 + 0.01 * np.arange(n)
-    create_rows(node, score, (n, 6), 64, "float32", np.nan, ["time", dim])
-    write_labels(node, dim, list(CLASS6_NAMES))
-    node[score][:] = scores
-    attrs = {"flag_values": list(range(6)), "flag_meanings": " ".join(CLASS6_NAMES)}
-    create_rows(node, pred, (n,), 64, "int8", -1, ["time"], attrs)
-    node[pred][:] = np.array(CLASSES, dtype=np.int8)
+    opened.create(score, (n, 6), group=group, overwrite=True)
+    opened.write_labels(group, labels.name, list(CLASS6_NAMES))
+    opened.write_rows(variable_path(group, score.name), 0, scores)
+    opened.create(pred, (n,), group=group, overwrite=True)
+    opened.write_rows(variable_path(group, pred.name), 0, np.array(CLASSES, dtype=np.int8))
     opened.publish()
 
 
@@ -113,7 +113,7 @@ def test_keogram_without_skymap_is_the_centre_column(cube: Path, tmp_path: Path)
     for t in range(15):  # every value is the pixel it was cut from
         np.testing.assert_array_equal(keo.values[t], _value(t, y, SIZE // 2))
     assert list(keo["class"].values) == [CLASS6_NAMES[c] for c in CLASSES]
-    part = keogram(cube, "fsmi", "2011-01-06T05:10", "2011-01-06T06:00")
+    part = keogram(cube, "fsmi", start="2011-01-06T05:10", end="2011-01-06T06:00")
     assert part.sizes["time"] == 4
     np.testing.assert_array_equal(part.values[0], _value(6, y, SIZE // 2))
     # The picture and the DataArray.
@@ -170,7 +170,9 @@ def test_caption_frame() -> None:
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_movie_read_back(cube: Path, tmp_path: Path, suffix: str) -> None:
-    out = movie(cube, "fsmi", "2011-01-06T05:00", "2011-01-06T05:30", tmp_path / f"m{suffix}")
+    out = movie(
+        cube, "fsmi", start="2011-01-06T05:00", end="2011-01-06T05:30", out=tmp_path / f"m{suffix}"
+    )
     assert not list(tmp_path.glob(".*partial*"))
     if suffix == ".mp4":
         reader = iio2.get_reader(out, format="FFMPEG")
@@ -215,7 +217,7 @@ def test_map_of_one_frame_and_of_a_mean(with_skymap: Path, tmp_path: Path) -> No
 def test_a_map_needs_a_skymap(cube: Path) -> None:
     with pytest.raises(CubeError, match="has no skymap"):
         sky_map(cube, "fsmi", time="2011-01-06T05:00")
-    with pytest.raises(OptionError, match="either --time"):
+    with pytest.raises(OptionError, match="either `time`"):
         sky_map(cube, "fsmi", time="2011-01-06T05:00", start="2011-01-06T05:00")
 
 
@@ -243,7 +245,7 @@ def test_night_statistics(cube: Path, tmp_path: Path) -> None:
 def _unclassify(cube: Path, rows: slice, model: str = "fake6") -> None:
     """Mark ``rows`` as classify leaves frames it was not asked to classify (-1, NaN)."""
     opened = Cube.open(cube, "r+")
-    node = opened.group("stations/fsmi")
+    node = opened.group(station_group("fsmi"))
     pred, score, _ = prediction_names(model)
     node[pred][rows] = -1
     node[score][rows] = np.nan

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from themis_files import write_pgm
 from typer.testing import Result
 from zarr.storage import LocalStore
 
@@ -23,8 +22,9 @@ from oathcube import build, ingest, keogram
 from oathcube.archive.skymap import ideal_skymap
 from oathcube.cli import app
 from oathcube.cube.store import Cube
+from oathcube.ingestion.skymaps import store_skymaps
 from oathcube.rawprep import RawPreparation
-from oathcube.skymaps import store_skymaps
+from oathcube.synthetic.themis import write_pgm
 
 SIZE = 16
 #: Three chunks of four frames each: c/0 holds 05:00:00-05:00:09, c/1 the next four.
@@ -138,7 +138,9 @@ def test_a_view_reads_only_the_chunks_it_shows(
         monkeypatch.setattr(LocalStore, name, spy)
     for owner, name in ((LocalStore, "list_prefix"), (Cube, "stored_chunks")):
         monkeypatch.setattr(owner, name, lambda *a: pytest.fail("a view listed the store"))
-    keo = keogram(station, "fsmi", "2011-01-06T05:00:00", "2011-01-06T05:00:09", skymap="none")
+    keo = keogram(
+        station, "fsmi", start="2011-01-06T05:00:00", end="2011-01-06T05:00:09", skymap="none"
+    )
     assert set(touched) == {"stations/fsmi/pixels/c/0/0/0"}, touched
     monkeypatch.undo()
     assert keo.sizes["time"] == PER_CHUNK

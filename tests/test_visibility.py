@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from themis_files import write_cdf
 
 from oathcube import Cube, ingest
 from oathcube.faults import KILL_ENV
 from oathcube.rawprep import RawPreparation
+from oathcube.synthetic.themis import write_cdf
 
 PREP = '{"out_size": 32}'
 

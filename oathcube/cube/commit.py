@@ -13,6 +13,9 @@ import zarr
 
 from .nodes import array_at
 
+# The attribute names are the schema's; re-exported for the cube's own modules.
+from .schema import BUILDING, COMMITTED_ROWS, COMPLETE, PENDING, STATUS
+
 __all__ = [
     "BUILDING",
     "COMMITTED_ROWS",
@@ -23,21 +26,6 @@ __all__ = [
     "repair_rows",
     "row_arrays",
 ]
-
-#: Attribute of a cube, a model or a skymap group: ``building`` while its writer works,
-#: ``complete`` once it is whole (written last, the commit; see docs/cube.md).
-STATUS = "oathcube_status"
-BUILDING = "building"
-COMPLETE = "complete"
-
-
-#: Group attribute of a station: how many rows of its time-indexed arrays are committed.
-#: Written last, in one metadata write, after the rows' values are durably in their
-#: chunks; rows beyond it belong to a writer that has not committed (or was killed).
-COMMITTED_ROWS = "oathcube_rows"
-
-#: Group attribute: the append an ingest planned and has not committed (or None).
-PENDING = "oathcube_pending"
 
 
 def row_arrays(node: zarr.Group, dim: str) -> list[zarr.Array]:

@@ -49,7 +49,7 @@ def _fix(array: zarr.Array) -> str:
     if computed and name != "features_published":
         return (
             "every chunk intact: the cube is damaged; rerun the command that wrote this "
-            "array with --overwrite"
+            "array with `overwrite`"
         )
     if path.startswith("stations/") and path.endswith("/pixels"):
         return (

@@ -194,11 +194,11 @@ def _check_target(location: str, overwrite: bool, options: dict[str, Any]) -> No
         raise CubeExistsError(
             "cube already exists" if is_cube else "something that is not a cube is here",
             path=location,
-            expected="--overwrite to replace it" if is_cube else "a new path",
+            expected="`overwrite` to replace it" if is_cube else "a new path",
         )
     if exists and not is_cube:
         raise CubeExistsError(
-            "is not a cube, and --overwrite replaces only cubes",
+            "is not a cube, and `overwrite` replaces only cubes",
             path=location,
             expected="a new path, or an existing cube to replace",
         )

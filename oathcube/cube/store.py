@@ -30,7 +30,7 @@ import zarr
 import zarr.errors
 
 from ..errors import CubeError, CubeNotFoundError, ModelError, OptionError
-from .commit import COMPLETE, STATUS, committed_rows, repair_rows
+from .commit import repair_rows
 from .index import StationTimeIndex
 from .location import (
     check_new_location,
@@ -40,11 +40,14 @@ from .location import (
     url_fs,
     zarr_storage,
 )
-from .nodes import array_at, group_at, read_rows
+from .lock import lock_path, take_lock
+from .nodes import array_at, group_at
+from .rows import CubeRows, decode_times
 from .schema import (
+    COMPLETE,
     MODEL_GROUP,
     STATION_GROUP,
-    TIME_ENCODING,
+    STATUS,
     model_group,
     provenance,
     station_group,
@@ -68,19 +71,7 @@ CubeLike = Union[str, "os.PathLike[str]", "Cube"]
 _MODES: tuple[str, ...] = ("r", "r+")
 
 
-def decode_times(array: zarr.Array, stop: int, start: int = 0) -> np.ndarray:
-    """Stored times ``start:stop`` of a ``time`` array as ``datetime64[ns]`` (its CF units)."""
-    if stop <= start:
-        return np.array([], dtype="datetime64[ns]")
-    from xarray.coding.times import decode_cf_datetime
-
-    units = str(array.attrs.get("units", TIME_ENCODING["units"]))
-    calendar = str(array.attrs.get("calendar", TIME_ENCODING["calendar"]))
-    decoded = decode_cf_datetime(np.asarray(array[start:stop]), units, calendar)
-    return np.asarray(decoded, dtype="datetime64[ns]")
-
-
-class Cube:
+class Cube(CubeRows):
     """An opened cube: its location, mode and status, and its one Zarr store.
 
     Use :meth:`open` (an existing cube), :meth:`open_or_create` (ingest) or
@@ -385,8 +376,7 @@ class Cube:
         Rows a writer has not committed are left out; the consolidated metadata plays
         no part (a writer's own rows since its last publish are included once committed).
         """
-        node = self.group(self.require_station(station))
-        return decode_times(array_at(node, "time"), committed_rows(node))
+        return self.read_times(self.require_station(station))
 
     def check_chunks(self, path: str, rows: tuple[int, int] | None = None) -> None:
         """Refuse an array with a chunk missing from the store, naming the chunk.
@@ -445,7 +435,7 @@ class Cube:
         CubeError
             A chunk in the range is damaged (truncated, corrupt): the error names it.
         """
-        return read_rows(self.array(path), start, stop, where=self.location)
+        return self.read_rows(path, start, stop)
 
     # -- xarray views -----------------------------------------------------------------
 
@@ -523,10 +513,9 @@ class Cube:
             finally:
                 self._lock_depth -= 1
             return
-        target = Path(self.location)
-        lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
-        target.parent.mkdir(parents=True, exist_ok=True)  # a new cube's folders, for the lock
-        _take_lock(lock, command, self.location)
+        lock = lock_path(self.location)
+        lock.parent.mkdir(parents=True, exist_ok=True)  # a new cube's folders, for the lock
+        take_lock(lock, command, self.location)
         self._lock_depth = 1
         try:
             yield self
@@ -555,54 +544,6 @@ class Cube:
         if self.is_url:
             return None
         return sum(f.stat().st_size for f in Path(self.location).rglob("*") if f.is_file())
-
-
-#: The writer lock of a local cube is a hidden sibling, ``.NAME.oathcube-writer.lock``
-#: (zarr would take a file inside the cube for a node): see :meth:`Cube.writing`.
-LOCK_SUFFIX = ".oathcube-writer.lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
-def _take_lock(lock: Path, command: str, location: str) -> None:
-    """Create ``lock`` exclusively; take over one whose writer is gone; else refuse."""
-    import json
-    import socket
-
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command}
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                other = json.loads(lock.read_text() or "{}")
-            except (OSError, ValueError):
-                other = {}
-            pid = int(other.get("pid", 0) or 0)
-            if other.get("host") == me["host"] and pid and not _pid_alive(pid):
-                log.warning(
-                    "taking over the writer lock of %s (pid %d), which is gone", location, pid
-                )
-                lock.unlink(missing_ok=True)
-                continue
-            raise CubeError(
-                f"another oathcube command ({other.get('command', '?')}, pid {pid or '?'} on "
-                f"{other.get('host', '?')}) is writing to this cube",
-                path=location,
-                expected=f"one writer at a time: wait for it (or delete {lock} if it is gone)",
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
-        return
-    raise CubeError("cannot take the writer lock", path=str(lock))
 
 
 #: Cubes unpickled in this process (a dask worker), by location, mode and storage

@@ -1,21 +1,25 @@
 """Writing into a cube's arrays: rows chunked along one axis, label coordinates, regions.
 
-These are the pieces every writer shares (the labelled-image build, feature runs,
-predictions).  Where a cube comes from and when it counts as complete is
-:mod:`oathcube.cube.store`'s business; this module knows no archive format.
+The zarr-level pieces under :class:`~oathcube.cube.store.Cube`'s row methods
+(:meth:`~oathcube.cube.rows.CubeRows.create` creates arrays from a
+:class:`~oathcube.cube.schema.VariableSpec`; stages call those, not this module).
+Where a cube comes from and when it counts as complete is :mod:`oathcube.cube.store`'s
+business; this module knows no archive format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
 from ..faults import kill_point
-from .nodes import WRITE_CONFIG, array_at
-from .store import Cube
+from .nodes import WRITE_CONFIG
+
+if TYPE_CHECKING:
+    from .store import Cube
 
 __all__ = ["create_rows", "write_labels", "write_region"]
 
@@ -65,6 +69,6 @@ def write_region(cube: Cube, name: str, start: int, block: np.ndarray) -> int:
 
     Returns the number of rows written (progress bars count them).
     """
-    array_at(cube.root, name)[start : start + block.shape[0]] = block
+    rows = cube.write_rows(name, start, block)
     kill_point("write.region")
-    return int(block.shape[0])
+    return rows

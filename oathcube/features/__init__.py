@@ -292,7 +292,7 @@ def _settings_of(name: str, options: Mapping[str, Any]) -> Any:
     if cls is None:
         if options:
             raise FeatureError(
-                f"extractor {name!r} takes no settings", expected="no options", path="features"
+                f"extractor {name!r} takes no settings", expected="no options", parameter="features"
             )
         return None
     try:
@@ -300,7 +300,7 @@ def _settings_of(name: str, options: Mapping[str, Any]) -> Any:
     except TypeError as err:
         raise FeatureError(
             f"extractor {name!r}: {err}",
-            path="features",
+            parameter="features",
             expected=f"fields of {cls.__name__}: " + ", ".join(f.name for f in fields(cls)),
         ) from None
 
@@ -328,18 +328,18 @@ def feature_spec(what: str | FeatureSpec | Any, **options: Any) -> FeatureSpec:
     """
     if isinstance(what, FeatureSpec):
         if options:
-            raise FeatureError("options given with a FeatureSpec", path="features")
+            raise FeatureError("options given with a FeatureSpec", parameter="features")
         return what
     if isinstance(what, str):
         name, settings = what, _settings_of(what, options)
     else:
         if options:
-            raise FeatureError("options given with a settings object", path="features")
+            raise FeatureError("options given with a settings object", parameter="features")
         recorded = getattr(what, "extractor", None)
         if not isinstance(recorded, str) or settings_class(recorded) is not type(what):
             raise FeatureError(
                 f"{type(what).__name__} is not an extractor's settings",
-                path="features",
+                parameter="features",
                 expected="an extractor name, a FeatureSpec or a settings object",
             )
         name, settings = recorded, what

@@ -18,13 +18,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-import zarr
 
-from ..cube.commit import committed_rows, repair_rows
-from ..cube.nodes import array_at, dims_of, read_rows, rows_per_object
-from ..cube.schema import provenance
+from ..cube.schema import features_spec, station_group, variable_path
 from ..cube.store import Cube, CubeLike
-from ..cube.write import create_rows, write_labels
 from ..errors import CubeError, FeatureError
 from ..faults import kill_point
 from ..memory import exhaustion_as_error
@@ -44,16 +40,16 @@ __all__ = ["calibrate", "chunks_done", "compute_features", "read_calibration"]
 log = logging.getLogger(__name__)
 
 # What to lower when memory (or address space for a thread) runs out.
-_LOWER = "--batch-size, or --scheduler synchronous (no thread pool)"
+_LOWER = "`batch_size`, or `scheduler` synchronous (no thread pool)"
 
 
-def chunks_done(array: zarr.Array) -> np.ndarray:
-    """Boolean per chunk along axis 0: every row written (finite)."""
-    size = array.chunks[0]
-    n_chunks = math.ceil(array.shape[0] / size) if array.shape[0] else 0
+def chunks_done(cube: Cube, path: str) -> np.ndarray:
+    """Boolean per chunk along axis 0 of the array at ``path``: every row written (finite)."""
+    n, size = cube.array(path).shape[0], cube.rows_per_chunk(path)
+    n_chunks = math.ceil(n / size) if n else 0
     done = np.zeros(n_chunks, dtype=bool)
     for i in range(n_chunks):
-        block = read_rows(array, i * size, (i + 1) * size)
+        block = cube.read_rows(path, i * size, (i + 1) * size)
         done[i] = bool(np.isfinite(block).all())
     return done
 
@@ -66,10 +62,9 @@ def _feature_chunk(
     start: int,
     stop: int,
 ) -> int:
-    node = cube.group(group)
-    pixels = read_rows(array_at(node, "pixels"), start, stop, where=cube.location)
-    if "rot_angle" in node:
-        angles = read_rows(array_at(node, "rot_angle"), start, stop, where=cube.location)
+    pixels = cube.read_rows(variable_path(group, "pixels"), start, stop)
+    if cube.has(variable_path(group, "rot_angle")):
+        angles = cube.read_rows(variable_path(group, "rot_angle"), start, stop)
     else:
         angles = np.zeros(stop - start, dtype=np.int16)
     extractor = spec.build(worker_thread_budget(threads))
@@ -84,13 +79,14 @@ def _feature_chunk(
             member=f"{group or ''}/pixels[{start}:{stop}]",
             expected=f"finite float32 of shape {want}",
         )
-    array_at(node, spec.variable)[start:stop] = values
+    cube.write_rows(variable_path(group, spec.variable), start, values)
     kill_point("features.chunk_written")
     return stop - start
 
 
 def _check_precision(
-    array: zarr.Array,
+    cube: Cube,
+    path: str,
     old: dict[str, Any],
     spec: FeatureSpec,
     n: int,
@@ -107,19 +103,18 @@ def _check_precision(
     recorded, asked = old.get("precision"), spec.attrs.get("precision")
     if recorded is None or asked is None or recorded == asked:
         return
-    size = array.chunks[0]
+    size = cube.rows_per_chunk(path)
     lo, hi = rows or (0, n)
-    done = chunks_done(array)
-    pending = min(n, hi) > array.shape[0] or any(
+    done = chunks_done(cube, path)
+    pending = min(n, hi) > cube.array(path).shape[0] or any(
         not done[i] for i in range(len(done)) if i * size < hi and (i + 1) * size > lo
     )
     if pending:
         raise FeatureError(
-            f"{array.basename} holds rows computed in precision {recorded}, and this run "
+            f"{spec.variable} holds rows computed in precision {recorded}, and this run "
             f"would add rows in {asked} under that label",
             path=where,
-            expected=f"precision={recorded!r} (--precision {recorded}) to resume, or "
-            f"overwrite=True (--overwrite) to recompute in {asked}",
+            expected=f"`precision` {recorded!r} to resume, or `overwrite` to recompute in {asked}",
         )
 
 
@@ -164,9 +159,9 @@ def read_calibration(
         if cube.has("pixels"):
             group = None
         elif cube.stations():
-            group = f"stations/{cube.stations()[0]}"
-    node = cube.group(group)
-    n = committed_rows(node) if "pixels" in node else 0
+            group = station_group(cube.stations()[0])
+    pixels = variable_path(group, "pixels")
+    n = cube.committed_rows(group) if cube.has(pixels) else 0
     if n == 0:
         raise FeatureError(
             "no frames to calibrate int8 quantisation on",
@@ -175,12 +170,13 @@ def read_calibration(
         )
     rows = calibration_rows(n, size)
     index = np.asarray(rows, dtype=np.int64)
-    pixels = np.asarray(array_at(node, "pixels").oindex[index])
-    if "rot_angle" in node:
-        angles = np.asarray(array_at(node, "rot_angle").oindex[index], dtype=np.float64)
+    # Every chunk of pixels is written: a missing one is damage, never calibrated on.
+    frames = cube.read_checked(pixels, index)
+    if cube.has(variable_path(group, "rot_angle")):
+        angles = cube.read_checked(variable_path(group, "rot_angle"), index).astype(np.float64)
     else:
         angles = np.zeros(len(rows))
-    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes())
+    digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes())
     digest.update(np.ascontiguousarray(angles, dtype="<f8").tobytes())
     record = {
         "cube": cube.location,
@@ -188,7 +184,7 @@ def read_calibration(
         "rows": rows,
         "sha256": digest.hexdigest(),
     }
-    return Calibration(pixels, angles, record)
+    return Calibration(frames, angles, record)
 
 
 def calibrate(cube: Cube, spec: FeatureSpec, group: str | None = None) -> FeatureSpec:
@@ -210,7 +206,7 @@ def compute_features(
     *,
     group: str | None = None,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
     overwrite: bool = False,
     rows: tuple[int, int] | None = None,
     **options: Any,
@@ -284,60 +280,57 @@ def _compute(
     overwrite: bool,
     rows: tuple[int, int] | None,
 ) -> str:
-    node = cube.group(group)
-    if "pixels" not in node:
+    pixels = variable_path(group, "pixels")
+    if not cube.has(pixels):
         raise CubeError("no pixels to compute features from", path=cube.where(group))
-    pixels = array_at(node, "pixels")
-    size = rows_per_object(pixels)  # sharded pixels: one feature chunk per shard
-    dim = (dims_of(pixels) or ("image",))[0]
+    size = cube.rows_per_chunk(pixels)  # sharded pixels: one feature chunk per shard
+    dim = (cube.dims(pixels) or ("image",))[0]
     # A station may hold rows that a killed ingest never committed: drop them first.
-    n = repair_rows(node) if dim == "time" else pixels.shape[0]
+    n = cube.repair_rows(group) if dim == "time" else cube.array(pixels).shape[0]
     var = spec.variable
-    attrs = provenance(**spec.attrs)
-    attrs["long_name"] = f"{spec.name} features of pixels"
+    path = variable_path(group, var)
+    feature = features_spec(
+        spec.name, dim=dim, feature_dim=spec.dim, rows_per_chunk=size, settings=spec.attrs
+    )
+    inputs = [p for p in (pixels, variable_path(group, "rot_angle")) if cube.has(p)]
 
     # Every input is checked before the first write: with --overwrite every chunk is
     # to do, and a missing chunk of pixels must be named before the old rows are gone.
-    checked_early = overwrite and var in node
+    checked_early = overwrite and cube.has(path)
     if checked_early:
-        prefix = f"{group}/" if group else ""
         lo, hi = rows or (0, n)
         first, last = lo - lo % size, min(n, hi)
-        for name in ("pixels", "rot_angle"):
-            if name in node and last > first:
-                cube.check_chunks(prefix + name, rows=(first, last))
+        for name in inputs:
+            if last > first:
+                cube.check_chunks(name, rows=(first, last))
 
-    if var in node and not overwrite:
-        old = dict(array_at(node, var).attrs)
-        changed = [k for k in spec.differences(old) if k in old and k in attrs]
+    if cube.has(path) and not overwrite:
+        old = dict(cube.array(path).attrs)
+        stored = feature.stored_attrs()
+        changed = [k for k in spec.differences(old) if k in old and k in stored]
         if changed:
             raise FeatureError(
                 f"{var} exists with other settings ({', '.join(changed)})",
                 path=cube.where(group),
-                expected="the same settings to resume, or --overwrite to recompute",
+                expected="the same settings to resume, or `overwrite` to recompute",
             )
-        array = array_at(node, var)
-        _check_precision(array, old, spec, n, rows, cube.where(group))
-        if array.shape[0] < n:  # a station archive grew since: extend, keep what is there
-            array.resize((n, array.shape[1]))
+        _check_precision(cube, path, old, spec, n, rows, cube.where(group))
+        if cube.array(path).shape[0] < n:  # a station grew since: extend, keep what is there
+            cube.resize(path, n)
     else:
-        array = create_rows(
-            node, var, (n, spec.n_features), size, "float32", np.nan, [dim, spec.dim], attrs
-        )
-        if spec.labels is not None and spec.dim not in node:
-            write_labels(node, spec.dim, list(spec.labels))
+        cube.create(feature, (n, spec.n_features), group=group, overwrite=True)
+        if spec.labels is not None and not cube.has(variable_path(group, spec.dim)):
+            cube.write_labels(group, spec.dim, list(spec.labels))
         kill_point("features.created")
 
-    done = chunks_done(array)
+    done = chunks_done(cube, path)
     lo, hi = rows or (0, n)
     todo = [i for i in range(len(done)) if not done[i] and i * size < hi and (i + 1) * size > lo]
     if todo and not checked_early:  # (that check covered every row to do: not twice)
         # Nothing is computed on a chunk of pixels that is missing from the store.
-        prefix = f"{group}/" if group else ""
         span = (todo[0] * size, min(n, (todo[-1] + 1) * size))
-        for name in ("pixels", "rot_angle"):
-            if name in node:
-                cube.check_chunks(prefix + name, rows=span)
+        for name in inputs:
+            cube.check_chunks(name, rows=span)
     log.info(
         "%s: %d chunks to compute (%d of %d already done)",
         var,

@@ -69,8 +69,8 @@ log = logging.getLogger(__name__)
 #: dependencies of oathcube; an environment may still lack one (a conda env made
 #: by hand, a ``pip uninstall``, a platform without wheels).
 EXTRAS: dict[str, str] = {
-    "tensorflow": "pip install tensorflow (a dependency of oathcube), or --engine openvino",
-    "openvino": "pip install openvino (a dependency of oathcube), or --engine tensorflow",
+    "tensorflow": "pip install tensorflow (a dependency of oathcube), or `engine` openvino",
+    "openvino": "pip install openvino (a dependency of oathcube), or `engine` tensorflow",
 }
 
 #: What installs NNCF, which ``int8`` needs.
@@ -114,24 +114,24 @@ def check_engine(engine: str, precision: str) -> str:
     """
     if engine not in ENGINES:
         raise FeatureError(
-            f"unknown engine {engine!r}", path="engine (--engine)", expected=" or ".join(ENGINES)
+            f"unknown engine {engine!r}", parameter="engine", expected=" or ".join(ENGINES)
         )
     if precision not in PRECISIONS[engine]:
         hint = [e for e in ENGINES if precision in PRECISIONS[e]]
         raise FeatureError(
             f"precision {precision!r} is not offered by engine {engine}",
-            path="precision (--precision)",
+            parameter="precision",
             expected=" or ".join(PRECISIONS[engine])
-            + (f" (or --engine {hint[0]} for {precision})" if hint else ""),
+            + (f" (or `engine` {hint[0]} for {precision})" if hint else ""),
         )
     if not engine_installed(engine):
         raise FeatureError(
-            f"engine {engine} is not installed", path="engine (--engine)", expected=EXTRAS[engine]
+            f"engine {engine} is not installed", parameter="engine", expected=EXTRAS[engine]
         )
     if precision == "int8" and not engine_installed("nncf"):
         raise FeatureError(
             "precision int8 needs NNCF, which is not installed",
-            path="precision (--precision)",
+            parameter="precision",
             expected=INT8_EXTRA,
         )
     return engine_version(engine)
@@ -158,13 +158,13 @@ def check_inference_precision(asked: str, compiled: str) -> None:
         raise FeatureError(
             f"precision bf16: OpenVINO compiled the network for {compiled} on this CPU "
             "(no avx512_bf16 or amx_bf16), and nothing is computed under a wrong label",
-            path="precision (--precision)",
-            expected="--precision fp32, or --engine tensorflow for emulated bf16",
+            parameter="precision",
+            expected="`precision` fp32, or `engine` tensorflow for emulated bf16",
         )
     if asked == "fp32" and compiled not in ("f32", "fp32"):
         raise FeatureError(
             f"precision fp32: OpenVINO compiled the network for {compiled}",
-            path="precision (--precision)",
+            parameter="precision",
             expected="f32 inference (INFERENCE_PRECISION_HINT)",
         )
 

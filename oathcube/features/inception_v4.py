@@ -268,7 +268,9 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
             f"{checkpoint_dir()}. The features of the OATH paper come from "
             "inception_v4.ckpt in inception_v4_2016_09_09.tar.gz of the TF-slim model zoo "
             f"({RELEASED_CHECKPOINT_URL}). Run `oathcube fetch checkpoint` once, or download "
-            f"and unpack it, then pass --checkpoint PATH/inception_v4.ckpt or set {CHECKPOINT_ENV}",
+            f"and unpack it, then give PATH/inception_v4.ckpt as `checkpoint` or set "
+            f"{CHECKPOINT_ENV}",
+            parameter="checkpoint",
             expected="a path to inception_v4.ckpt",
         )
     return os.fspath(checkpoint)
@@ -328,7 +330,7 @@ class InceptionV4Extractor:
             if calibration is None or not len(calibration.pixels):
                 raise FeatureError(
                     "precision int8 calibrates on the cube's own frames, and none were given",
-                    path="calibration",
+                    parameter="calibration",
                     expected="compute_features(cube, spec) (it reads them from the cube)",
                 )
             spec = spec.calibrated(calibration)
@@ -414,8 +416,8 @@ class InceptionV4Extractor:
                 raise FeatureError(
                     "precision bf16 needs a CPU with native bfloat16 (flag avx512_bf16 or "
                     "amx_bf16), and this one has neither: OpenVINO would run fp32",
-                    path="precision (--precision)",
-                    expected="--precision fp32 here, or --engine tensorflow for emulated "
+                    parameter="precision",
+                    expected="`precision` fp32 here, or `engine` tensorflow for emulated "
                     "bf16 (slower than fp32)",
                 )
             warnings.warn(

@@ -61,10 +61,10 @@ def _ints(name: str, values: Any) -> tuple[int, ...]:
         out = tuple(int(v) for v in values)
     except (TypeError, ValueError):
         raise FeatureError(
-            f"{name}={values!r}", path=name, expected="a sequence of integers"
+            f"{name}={values!r}", parameter=name, expected="a sequence of integers"
         ) from None
     if not out:
-        raise FeatureError(f"{name}=()", path=name, expected="at least one value")
+        raise FeatureError(f"{name}=()", parameter=name, expected="at least one value")
     return out
 
 
@@ -118,14 +118,16 @@ class HandcraftedSettings:
         set_(self, "star_thresholds", _ints("star_thresholds", self.star_thresholds))
         if self.hist_bins < 1 or 256 % self.hist_bins:
             raise FeatureError(
-                f"hist_bins={self.hist_bins}", path="hist_bins", expected="a divisor of 256"
+                f"hist_bins={self.hist_bins}", parameter="hist_bins", expected="a divisor of 256"
             )
         if not 2 <= self.glcm_levels <= 255:
             raise FeatureError(
-                f"glcm_levels={self.glcm_levels}", path="glcm_levels", expected="2..255"
+                f"glcm_levels={self.glcm_levels}", parameter="glcm_levels", expected="2..255"
             )
         if self.n_annuli < 1:
-            raise FeatureError(f"n_annuli={self.n_annuli}", path="n_annuli", expected="1 or more")
+            raise FeatureError(
+                f"n_annuli={self.n_annuli}", parameter="n_annuli", expected="1 or more"
+            )
 
     def attrs(self) -> dict[str, Any]:
         """The settings as recorded on ``features_handcrafted`` (JSON-able)."""
@@ -208,37 +210,39 @@ class InceptionV4Settings:
         if self.layer not in LAYERS:
             raise FeatureError(
                 f"unknown Inception-v4 layer {self.layer!r}",
-                path="layer (--layer)",
+                parameter="layer",
                 expected=f"one of {', '.join(LAYERS)}",
             )
         if self.precision not in PRECISIONS:
             raise FeatureError(
                 f"unknown precision {self.precision!r}",
-                path="precision (--precision)",
+                parameter="precision",
                 expected=" or ".join(PRECISIONS),
             )
         if self.engine is not None and self.engine not in ENGINES:
             raise FeatureError(
                 f"unknown engine {self.engine!r}",
-                path="engine (--engine)",
+                parameter="engine",
                 expected=" or ".join(ENGINES),
             )
         if int(self.batch_size) < 1:
             raise FeatureError(
                 f"batch size {self.batch_size}",
-                path="batch_size (--batch-size)",
+                parameter="batch_size",
                 expected="a batch size of 1 or more",
             )
         set_(self, "batch_size", int(self.batch_size))
         set_(self, "random_weights", bool(int(self.random_weights)))
         if self.threads is not None:
             if int(self.threads) < 1:
-                raise FeatureError(f"{self.threads} threads", path="threads", expected="1 or more")
+                raise FeatureError(
+                    f"{self.threads} threads", parameter="threads", expected="1 or more"
+                )
             set_(self, "threads", int(self.threads))
         if int(self.calibration_size) < 1:
             raise FeatureError(
                 f"{self.calibration_size} calibration frames",
-                path="calibration_size",
+                parameter="calibration_size",
                 expected="1 or more",
             )
         set_(self, "calibration_size", int(self.calibration_size))
@@ -313,7 +317,7 @@ def settings_for(extractor: str, settings: Any, kind: type[_Settings]) -> _Setti
     if not isinstance(settings, kind):
         raise FeatureError(
             f"{type(settings).__name__} given to the {extractor} extractor",
-            path="settings",
+            parameter="settings",
             expected=kind.__name__,
         )
     return settings
@@ -337,7 +341,7 @@ def with_local(recorded: Any, local: Any) -> Any:
     if type(local) is not type(recorded):
         raise FeatureError(
             f"{type(local).__name__} given for features of {recorded.extractor}",
-            path="features",
+            parameter="features",
             expected=f"{type(recorded).__name__}",
         )
     mine = asdict(local)

@@ -134,9 +134,11 @@ class Download:
 
 
 def check_base_urls(
-    urls: Sequence[str] | None, default: str, option: str = "--base-url"
+    urls: Sequence[str] | None, default: str, parameter: str = "base_urls"
 ) -> list[str]:
     """The base URLs to try in order (``default`` when none are given); only http(s).
+
+    ``parameter`` is the Python parameter that gave ``urls``, named in the error.
 
     Raises
     ------
@@ -149,7 +151,7 @@ def check_base_urls(
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise OptionError(
                 f"{url!r} is not an http(s) URL",
-                path=option,
+                parameter=parameter,
                 expected="http://HOST/PATH or https://HOST/PATH; for files you already have, "
                 "pass the files themselves",
             )
@@ -240,12 +242,12 @@ def check_numbers(timeout: float, retries: int, workers: int = 1) -> None:
     """
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise OptionError(
-            f"timeout {timeout:g}", path="--timeout", expected=f"seconds in (0, {MAX_TIMEOUT:g}]"
+            f"timeout {timeout:g}", parameter="timeout", expected=f"seconds in (0, {MAX_TIMEOUT:g}]"
         )
     if not 0 <= retries <= MAX_RETRIES:
-        raise OptionError(f"{retries} retries", path="--retries", expected=f"0 to {MAX_RETRIES}")
+        raise OptionError(f"{retries} retries", parameter="retries", expected=f"0 to {MAX_RETRIES}")
     if not 1 <= workers <= MAX_WORKERS:
-        raise OptionError(f"{workers} workers", path="--workers", expected=f"1 to {MAX_WORKERS}")
+        raise OptionError(f"{workers} workers", parameter="workers", expected=f"1 to {MAX_WORKERS}")
 
 
 # --------------------------------------------------------------------------- verification
@@ -466,7 +468,7 @@ class Fetcher:
     retries: int = 3
     backoff: float = 0.5
     workers: int = 4
-    progress: bool = True
+    progress: bool = False
     offline_hint: str = ""
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
     _sessions: list[Any] = field(default_factory=list, init=False, repr=False)

@@ -68,25 +68,26 @@ def check_station(station: str) -> str:
     if code not in STATIONS:
         raise OptionError(
             f"unknown THEMIS ASI station {station!r}",
-            path="--station",
+            parameter="station",
             expected="one of " + ", ".join(STATIONS),
         )
     return code
 
 
-def parse_time(text: str | datetime, option: str) -> datetime:
+def parse_time(text: str | datetime, parameter: str) -> datetime:
     """A naive UTC :class:`~datetime.datetime` from what :func:`oathcube.times.parse_time` takes.
 
     The one time parser of every command (ISO text such as ``2011-01-06T17:00``,
     ``2011-01-06 17``, ``2011-01-06``; a zone is converted to UTC, none means UTC), with
-    its range check; here as a ``datetime`` for the URL layouts.
+    its range check; here as a ``datetime`` for the URL layouts.  ``parameter`` is the
+    Python parameter it came from (``"start"``), named in the error.
 
     Raises
     ------
     OptionError
         ``text`` is not a time, or one that :func:`oathcube.times.parse_time` refuses.
     """
-    stamp = parse_time_ns(text, option)
+    stamp = parse_time_ns(text, parameter)
     assert stamp is not None  # only None gives None
     # datetime64[ns] -> microseconds -> datetime (file starts are whole minutes anyway)
     return stamp.astype("datetime64[us]").astype(datetime)
@@ -95,7 +96,7 @@ def parse_time(text: str | datetime, option: str) -> datetime:
 def _first_step(start: datetime, end: datetime, step: timedelta) -> datetime:
     """The start of the first ``step``-long file that overlaps ``[start, end)``."""
     if end <= start:
-        raise OptionError(f"--end {end:%Y-%m-%dT%H:%M:%S} is not after --start", path="--end")
+        raise OptionError(f"`end` {end:%Y-%m-%dT%H:%M:%S} is not after `start`", parameter="end")
     # Files start on whole steps (hours, minutes) from the hour.
     t = start.replace(minute=0, second=0, microsecond=0)
     return t + ((start - t) // step) * step

@@ -1,6 +1,6 @@
 """What every view needs: a station's frames in a time range, their classes, and output checks.
 
-Every array a view reads goes through :func:`~oathcube.cube.nodes.read_checked` (see
+Every array a view reads goes through :meth:`~oathcube.cube.store.Cube.read_checked` (see
 :func:`~oathcube.cube.checked.checked`): a pixel chunk missing from the store or cut short
 is an error that names the chunk, never black columns or black frames.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..cube.checked import checked
-from ..cube.schema import prediction_names, station_group
+from ..cube.schema import prediction_models, prediction_names, station_group
 from ..cube.store import Cube
 from ..errors import CubeError, ModelError, OptionError
 from ..labels import CLASS2_NAMES, CLASS6_NAMES
@@ -80,9 +80,9 @@ def station_range(
     CubeError
         No such station, no frames, or no frames in the range.
     """
-    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     if t0 is not None and t1 is not None and t1 < t0:
-        raise OptionError(f"--end {end} is before --start {start}", path="--end")
+        raise OptionError(f"`end` {end} is before `start` {start}", parameter="end")
     ds = checked(cube.station(station), cube, station_group(station))
     if "pixels" not in ds or ds.sizes.get("time", 0) == 0:
         raise CubeError(
@@ -110,9 +110,7 @@ def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:
         ``model`` names no predictions in the group, or several models classified it
         and ``model`` is None.
     """
-    have = sorted(
-        str(v).removeprefix("predicted_") for v in ds.data_vars if str(v).startswith("predicted_")
-    )
+    have = prediction_models(ds.data_vars)
     n = ds.sizes["time"]
     if model is None:
         if not have:
@@ -121,7 +119,7 @@ def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:
             raise ModelError(
                 "several models classified this station: say which",
                 path=cube.location,
-                expected=f"--model one of {', '.join(have)}",
+                expected=f"`model` one of {', '.join(have)}",
             )
         model = have[0]
     if model not in have:

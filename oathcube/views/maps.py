@@ -1,7 +1,7 @@
 """Frames drawn on geographic latitude and longitude at an emission altitude.
 
 A skymap gives the latitude and longitude of every pixel's four corners at 90, 110 and
-150 km (:mod:`oathcube.skymaps`); a frame (or the mean of the frames in a time range)
+150 km (:mod:`oathcube.views.skymaps`); a frame (or the mean of the frames in a time range)
 is drawn cell by cell on those corners with :meth:`matplotlib.axes.Axes.pcolormesh`.
 Pixels below ``min_elevation`` (default 10 deg, where one pixel spans tens of km and
 the horizon's trees and lights sit) and pixels outside the field of view are left out.
@@ -23,8 +23,6 @@ import xarray as xr
 from ..cube.store import Cube, CubeLike
 from ..errors import CubeError, OptionError
 from ..outputs import check_output, replacing
-from ..plots import new_figure, save_figure
-from ..skymaps import skymap_for
 from ..times import parse_time
 from ._common import (
     cadence,
@@ -32,7 +30,9 @@ from ._common import (
     prepared_mask,
     station_range,
 )
-from .keogram import check_elevation
+from .figures import new_figure, save_figure
+from .keograms import check_elevation
+from .skymaps import skymap_for
 
 __all__ = ["sky_map", "plot_map", "write_map", "MAP_SUFFIXES"]
 
@@ -94,15 +94,15 @@ def sky_map(
     check_elevation(min_elevation)
     if (time is None) == (start is None and end is None):
         raise OptionError(
-            "give either --time (one frame) or --start and --end (a mean)",
-            path="--time",
+            "give either `time` (one frame) or `start` and `end` (a mean)",
+            parameter="time",
             expected="one of the two",
         )
     if skymap is not None and skymap.lower() == "none":
         raise OptionError(
-            "a map needs a skymap: --skymap none draws nothing",
-            path="--skymap",
-            expected="a stored skymap's name or start date, or no --skymap",
+            "a map needs a skymap: `skymap` none draws nothing",
+            parameter="skymap",
+            expected="a stored skymap's name or start date, or no `skymap`",
         )
     opened = Cube.open(cube)
     if time is not None:
@@ -120,13 +120,13 @@ def sky_map(
     alts = [float(a) for a in sky["altitude"].values]
     if not any(abs(a - altitude) < 0.5 for a in alts):
         raise OptionError(
-            f"altitude {altitude} km", path="--altitude", expected=f"one of {alts} km"
+            f"altitude {altitude} km", parameter="altitude", expected=f"one of {alts} km"
         )
     el = sky["elevation"].values
     if el.shape != tuple(ds["pixels"].shape[1:]):
         raise OptionError(
             f"skymap {sky.attrs['name']} is {el.shape}, frames are {ds['pixels'].shape[1:]}",
-            path="--skymap",
+            parameter="skymap",
             expected="a skymap of the frames' size",
         )
     lat = sky["latitude"].sel(altitude=altitude, method="nearest").values.astype(np.float64)
@@ -217,9 +217,9 @@ def nearest_frame(cube: Cube, station: str, time: Any) -> xr.Dataset:
         (:func:`cadence`) from it: a map of that frame would show another moment than
         the one asked for.
     """
-    t = parse_time(time, "--time")
+    t = parse_time(time, "time")
     if t is None:
-        raise OptionError("no time given", path="--time", expected="a UTC time")
+        raise OptionError("no time given", parameter="time", expected="a UTC time")
     ds, _, _ = station_range(cube, station)
     times = ds["time"].values
     gaps = np.abs((times - t).astype("timedelta64[ns]").astype(np.int64))
@@ -228,7 +228,7 @@ def nearest_frame(cube: Cube, station: str, time: Any) -> xr.Dataset:
     if gaps[i] > 2 * step.astype("timedelta64[ns]").astype(np.int64):
         raise OptionError(
             f"no frame of {station} near {_when(t)}: the nearest is {_when(times[i])}",
-            path="--time",
+            parameter="time",
             expected=f"a time within two frame steps ({_seconds(step)}) of a frame; "
             f"{station} has frames from {_when(times[0])} to {_when(times[-1])}",
         )

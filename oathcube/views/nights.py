@@ -35,17 +35,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..cube.schema import prediction_models
 from ..cube.store import Cube, CubeLike
 from ..errors import CubeError, OptionError
 from ..outputs import check_output, replacing
-from ..plots import new_figure, save_figure
 from ..sites import STATION_LONGITUDES
-from ..skymaps import station_skymaps
 from ._common import (
     cadence,
     classes_of,
     station_range,
 )
+from .figures import new_figure, save_figure
+from .skymaps import station_skymaps
 
 __all__ = [
     "night_statistics",
@@ -70,7 +71,7 @@ def _longitude(cube: Cube, station: str) -> float:
         return STATION_LONGITUDES[station]
     raise OptionError(
         f"the longitude of station {station!r} is unknown (no skymap, not a THEMIS site)",
-        path="--station",
+        parameter="station",
         expected="a station with a skymap (oathcube ingest SKYMAP.sav) or a THEMIS site code",
     )
 
@@ -129,7 +130,7 @@ def night_statistics(
         # The cadence of the whole station: a night's classified stretch may be short.
         step_h = float(cadence(ds["time"].values) / np.timedelta64(1, "h"))
         ds, _, _ = station_range(opened, code, start, end)
-        predicted = any(str(v).startswith("predicted_") for v in ds.data_vars)
+        predicted = bool(prediction_models(ds.data_vars))
         # A station that no model has classified yet still has nights: listed, unclassified.
         classes = classes_of(ds, opened, model if predicted else None)
         if classes.model is not None:

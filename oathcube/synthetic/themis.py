@@ -34,7 +34,8 @@ _EPOCH_1970_MS = 62167219200000.0
 def _as_datetime64(start: str | dt.datetime | np.datetime64) -> np.datetime64:
     if isinstance(start, dt.datetime) and start.tzinfo is not None:
         start = start.astimezone(dt.UTC).replace(tzinfo=None)
-    return np.datetime64(start, "ns")
+    # numpy's stubs have no datetime64(datetime64, unit) overload; it works.
+    return np.datetime64(start, "ns")  # type: ignore[call-overload]
 
 
 def frame_times(start: str | dt.datetime | np.datetime64, n: int) -> np.ndarray:
@@ -163,7 +164,7 @@ def write_cdf(
                 "Logical_source": {0: f"thg_l1_asf_{site}"},
                 "Logical_file_id": {0: path.stem},
                 "Time_resolution": {0: "3s"},
-                "Generated_by": {0: "oathcube tests/themis_files.py (synthetic frames)"},
+                "Generated_by": {0: "oathcube.synthetic.themis (synthetic frames)"},
             }
         )
         image_attrs = {

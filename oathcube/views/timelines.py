@@ -1,18 +1,17 @@
-"""Figures a scientist puts in a talk: confusion matrix, example montage, class timeline.
+"""Class occurrence per time bin at one station: the time series of a model's classes.
 
-Every function draws on a bare :class:`matplotlib.figure.Figure` with the Agg canvas,
-never through ``pyplot``: no window ever opens, the caller's backend is left alone,
-and figures are not kept alive in pyplot's global registry (dask workers draw many).
-Each writes one PNG and returns its path.
+:func:`timeline` counts, :func:`plot_timeline` draws and :func:`write_timeline` writes
+it as CSV, NetCDF or PNG.
 
-Class colours come from the Okabe-Ito palette, which stays distinguishable for the
-common forms of colour blindness; they are defined once, in :data:`CLASS_COLORS`.
+The station's arrays are read through the chunk check of the views
+(:func:`oathcube.cube.checked.checked`): a damaged chunk of predictions or of the
+frames shown beside the plot is named, not read as "unclassified" or a black frame.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +21,23 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch, Patch
 from matplotlib.transforms import blended_transform_factory
 
-from .errors import OptionError
-from .outputs import replacing
+from ..cube.checked import checked
+from ..cube.schema import prediction_models, prediction_names, station_group
+from ..cube.store import Cube, CubeLike
+from ..errors import CubeError, ModelError, OptionError
+from ..outputs import replacing
+from ..times import check_freq, parse_time
+from .figures import CLASS_ALIASES, STYLE, as_grey, class_color, new_figure, save_figure, show_image
 
 __all__ = [
-    "CLASS_COLORS",
-    "class_color",
-    "plot_confusion",
-    "plot_montage",
+    "timeline",
+    "sample_frames",
+    "station_series",
     "plot_timeline",
-    "new_figure",
-    "save_figure",
     "write_timeline",
     "TIMELINE_SUFFIXES",
 ]
@@ -45,282 +45,127 @@ __all__ = [
 #: The files :func:`write_timeline` writes, told apart by their suffix.
 TIMELINE_SUFFIXES = (".csv", ".nc", ".nc4", ".netcdf", ".png")
 
-#: Colour of each OATH class (Okabe-Ito palette: safe for colour-blind readers).
-CLASS_COLORS: dict[str, str] = {
-    "arc": "#E69F00",  # orange
-    "diffuse": "#009E73",  # bluish green, like a diffuse auroral glow
-    "discrete": "#D55E00",  # vermillion
-    "cloudy": "#999999",  # grey
-    "moon": "#F0E442",  # yellow
-    "clear": "#0072B2",  # blue
-}
 
-# OATH's own label for "clear" is "noaurora"; both name the same class.
-_ALIASES = {"noaurora": "clear", "no aurora": "clear", "clear/noaurora": "clear"}
-# For class names outside OATH's six (other label sets): the rest of Okabe-Ito, then greys.
-_SPARE_COLORS = ("#CC79A7", "#56B4E9", "#000000", "#666666", "#BBBBBB")
-
-_STYLE: dict[Any, Any] = {
-    "font.size": 12,
-    "axes.titlesize": 14,
-    "axes.labelsize": 12,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
-    "legend.fontsize": 11,
-    "figure.titlesize": 16,
-    "savefig.dpi": 120,
-}
-
-
-def class_color(name: str, index: int = 0) -> str:
-    """Return the colour of class ``name``.
-
-    Parameters
-    ----------
-    name
-        An OATH class name (``"noaurora"`` is accepted for ``"clear"``), any case.
-    index
-        Position of the class in its list, used to pick a spare colour for a name
-        that is not one of the six OATH classes.
-    """
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key in CLASS_COLORS:
-        return CLASS_COLORS[key]
-    return _SPARE_COLORS[index % len(_SPARE_COLORS)]
-
-
-def new_figure(width: float, height: float, dpi: float | None = None) -> Figure:
-    """A figure bound to the Agg canvas (never pyplot: no window, no global registry)."""
-    fig = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, out: str | os.PathLike[str], fmt: str = "png") -> Path:
-    """Write ``fig`` to ``out`` (PNG by default), whole or not at all; return the path."""
-    with replacing(out) as tmp:
-        fig.savefig(tmp, format=fmt, facecolor="white")
-    return Path(out)
-
-
-def _as_grey(image: np.ndarray, what: str) -> np.ndarray:
-    """Return ``image`` as a 2-D array; bands are averaged (OATH PNGs are grey in RGB)."""
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        arr = arr[..., :3].mean(axis=2) if arr.shape[2] > 1 else arr[..., 0]
-    if arr.ndim != 2 or arr.size == 0:
-        raise OptionError(
-            f"{what}: image of shape {np.shape(image)} (expected (y, x) or (y, x, 1|3|4))"
+def station_series(cube: Cube, station: str) -> xr.Dataset:
+    """A station's frames along ``time``: its station group, else its labelled images."""
+    if station in cube.stations():
+        return checked(cube.station(station), cube, station_group(station))
+    labelled = checked(cube.labelled(), cube, None)
+    if "station" not in labelled.coords or station not in set(labelled.station.values):
+        raise CubeError(
+            f"no frames of station {station!r}",
+            path=cube.location,
+            expected=f"one of {', '.join(cube.stations()) or '(none)'}",
         )
-    return arr
+    ds = labelled.sel(station=station).drop_indexes(["station", "time"])
+    ds = ds.dropna("image", subset=["time"]).drop_vars("station")
+    return ds.swap_dims({"image": "time"}).sortby("time")
 
 
-def _show_image(ax: matplotlib.axes.Axes, image: np.ndarray) -> None:
-    """Draw a frame in grey without ticks; uint8 frames keep their true 0..255 scale."""
-    vmin, vmax = (0, 255) if np.issubdtype(image.dtype, np.integer) else (None, None)
-    ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="antialiased")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _pick_model(ds: xr.Dataset, model: str | None, where: str) -> str:
+    have = prediction_models(ds.data_vars)
+    if model is None:
+        if len(have) != 1:
+            raise ModelError(
+                "say which model's predictions to use" if have else "no predictions yet",
+                path=where,
+                expected=f"`model` one of {', '.join(have)}"
+                if have
+                else "`oathcube classify` first",
+            )
+        return have[0]
+    if model not in have:
+        raise ModelError(
+            f"no predictions of model {model!r}",
+            path=where,
+            expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}",
+        )
+    return model
 
 
-# -- confusion matrix ----------------------------------------------------------------------
-
-
-def plot_confusion(
-    matrix: np.ndarray,
-    class_names: list[str],
-    out: str | os.PathLike[str],
-    title: str = "",
-    normalize: bool = True,
-) -> Path:
-    """Draw a confusion matrix: counts in the cells, colour = recall (row-normalised).
+def timeline(
+    cube: CubeLike,
+    station: str,
+    *,
+    freq: str = "10min",
+    model: str | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> xr.Dataset:
+    """Class occurrence per time bin at one station.
 
     Parameters
     ----------
-    matrix
-        ``(n, n)`` counts, rows = true class, columns = predicted class.
-    class_names
-        ``n`` names, in the order of the rows.
-    out
-        PNG path to write.
-    title
-        Title; the overall accuracy is appended.
-    normalize
-        Colour by the row-normalised fraction (recall); ``False`` colours by counts.
+    cube
+        Path, URL or :class:`~oathcube.cube.store.Cube`.
+    station
+        Station code (a ``stations/<code>`` group, or a station of the labelled images).
+    freq
+        Bin width, a pandas frequency (``10min``, ``1h``, ``1D``).
+    model
+        Whose predictions (default: the only model that classified this station).
+    start, end
+        Optional time range.
 
     Returns
     -------
-    pathlib.Path
-        ``out``.
-
-    Raises
-    ------
-    OptionError
-        If ``matrix`` is not square, does not match ``class_names`` or holds negative
-        or non-finite values.
+    xarray.Dataset
+        ``count(time, class)``, ``fraction(time, class)`` (NaN in empty bins),
+        ``n_frames(time)``; ``time`` holds the bin starts.
     """
-    cm = np.asarray(matrix)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise OptionError(f"confusion matrix of shape {cm.shape} (expected square (n, n))")
-    if cm.shape[0] != len(class_names):
-        raise OptionError(
-            f"confusion matrix is {cm.shape[0]}x{cm.shape[1]} but got "
-            f"{len(class_names)} class names"
+    check_freq(freq)
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    cube = Cube.open(cube)
+    ds = station_series(cube, station)
+    where = cube.where(station_group(station)) if station in cube.stations() else cube.location
+    name = _pick_model(ds, model, where)
+    pred_name, _, class_dim = prediction_names(name)
+    pred = ds[pred_name]
+    if t0 is not None or t1 is not None:
+        pred = pred.sel(time=slice(t0, t1))
+    pred = pred.load()
+    pred = pred.where(pred >= 0, drop=True)
+    if pred.size == 0:
+        raise CubeError(
+            "no classified frames in that range",
+            path=where,
+            expected=f"`oathcube classify --model {name}` first",
         )
-    if cm.size == 0 or not np.isfinite(cm).all() or (cm < 0).any():
-        raise OptionError("confusion matrix must be non-empty, finite and non-negative")
-    n = cm.shape[0]
-    total = cm.sum()
-    accuracy = float(np.trace(cm) / total) if total > 0 else float("nan")
-    row_sums = cm.sum(axis=1, keepdims=True)
-    recall = np.divide(cm, row_sums, out=np.zeros(cm.shape, float), where=row_sums > 0)
-    shade = recall if normalize else cm.astype(float)
-    vmax = 1.0 if normalize else max(float(shade.max()), 1.0)
-
-    with matplotlib.rc_context(_STYLE):
-        side = max(5.5, 0.95 * n + 3.0)
-        fig = new_figure(side + 1.2, side)
-        ax = fig.add_subplot()
-        im = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=vmax)
-        is_int = np.issubdtype(cm.dtype, np.integer) or np.all(cm == np.round(cm))
-        cell_font = 12 if n <= 8 else max(7, 12 - (n - 8))
-        for i in range(n):
-            for j in range(n):
-                count = f"{int(cm[i, j])}" if is_int else f"{cm[i, j]:.3g}"
-                text = f"{count}\n{recall[i, j]:.0%}" if normalize and row_sums[i, 0] else count
-                dark = shade[i, j] > 0.55 * vmax  # white text on dark cells
-                ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=cell_font,
-                    color="white" if dark else "#222222",
-                    fontweight="bold" if i == j else "normal",
-                )
-        ax.set_xticks(range(n), class_names, rotation=30, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(n), class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        # Light grid between cells reads better than none when neighbouring cells are pale.
-        ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
-        ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
-        ax.grid(which="minor", color="white", linewidth=1.5)
-        ax.tick_params(which="minor", length=0)
-        acc_text = f"accuracy {accuracy:.1%} (n = {total:g})" if total > 0 else "no samples"
-        ax.set_title(f"{title}\n{acc_text}" if title else acc_text)
-        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        cbar.set_label("recall (row-normalised)" if normalize else "count")
-        if normalize:
-            cbar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        fig.tight_layout()
-        return save_figure(fig, out)
+    classes = [str(c) for c in ds[class_dim].values]
+    codes = [int(c) for c in cube.model(name)["class_index"].values]
+    one_hot = xr.concat([(pred == c).astype(np.int32) for c in codes], dim="class")
+    one_hot = one_hot.assign_coords({"class": classes}).transpose("time", "class")
+    # Empty bins come back as NaN from resample: they hold zero frames.
+    count = one_hot.resample(time=freq).sum().fillna(0)
+    n_frames = count.sum("class")
+    out = xr.Dataset(
+        {
+            "count": count.astype(np.int32),
+            "fraction": (count / n_frames.where(n_frames > 0)).astype(np.float32),
+            "n_frames": n_frames.astype(np.int32),
+        },
+        attrs={"station": station, "model": name, "freq": freq, "cube": cube.location},
+    )
+    out["count"].attrs = {"long_name": "frames classified as each class"}
+    out["fraction"].attrs = {"long_name": "fraction of the bin's frames in each class"}
+    out["n_frames"].attrs = {"long_name": "frames in the bin"}
+    return out
 
 
-# -- montage -------------------------------------------------------------------------------
-
-
-def plot_montage(
-    images: Mapping[str, Sequence[np.ndarray]],
-    out: str | os.PathLike[str],
-    title: str = "",
-    max_per_class: int = 8,
-) -> Path:
-    """Draw a grid of example frames, one row per class, greyscale, no ticks.
-
-    Parameters
-    ----------
-    images
-        Class name -> example frames (uint8 ``(y, x)`` or ``(y, x, band)``).  A class
-        with no examples gets a row saying so.
-    out
-        PNG path to write.
-    title
-        Figure title.
-    max_per_class
-        At most this many examples per row (the first ones are shown).
-
-    Returns
-    -------
-    pathlib.Path
-        ``out``.
-
-    Raises
-    ------
-    OptionError
-        If ``images`` is empty or a frame is not 2-D (or 3-D with 1, 3 or 4 bands).
-    """
-    if not images:
-        raise OptionError("montage needs at least one class")
-    if max_per_class < 1:
-        raise OptionError(f"max_per_class={max_per_class} (expected >= 1)")
-    rows = {
-        str(name): [_as_grey(im, f"class {name!r}, example {i}") for i, im in enumerate(ims)]
-        for name, ims in images.items()
-    }
-    totals = {name: len(ims) for name, ims in rows.items()}
-    rows = {name: ims[:max_per_class] for name, ims in rows.items()}
-    n_cols = max(1, max(len(ims) for ims in rows.values()))
-    n_rows = len(rows)
-
-    with matplotlib.rc_context(_STYLE):
-        cell = 1.7 if n_cols > 3 else 2.2
-        label_w = 1.5
-        top = 0.8 if title else 0.25
-        fig = new_figure(label_w + cell * n_cols + 0.2, cell * n_rows + top + 0.15)
-        width, height = fig.get_size_inches()
-        gs = fig.add_gridspec(
-            n_rows,
-            n_cols,
-            left=label_w / width,
-            right=1 - 0.2 / width,
-            bottom=0.15 / height,
-            top=1 - top / height,
-            wspace=0.05,
-            hspace=0.08,
-        )
-        for r, (name, ims) in enumerate(rows.items()):
-            color = class_color(name, r)
-            for c in range(n_cols):
-                ax = fig.add_subplot(gs[r, c])
-                if c < len(ims):
-                    _show_image(ax, ims[c])
-                    # A coloured frame ties the row to the class colour used in other plots.
-                    for spine in ax.spines.values():
-                        spine.set_edgecolor(color)
-                        spine.set_linewidth(3)
-                else:
-                    ax.set_axis_off()
-                    if c == 0:
-                        ax.text(
-                            0.5,
-                            0.5,
-                            "no examples",
-                            ha="center",
-                            va="center",
-                            transform=ax.transAxes,
-                            color="#666666",
-                            style="italic",
-                        )
-                if c == 0:
-                    ax.text(
-                        -0.08,
-                        0.5,
-                        f"{name}\n({totals[name]})",
-                        ha="right",
-                        va="center",
-                        transform=ax.transAxes,
-                        fontsize=13,
-                        fontweight="bold",
-                    )
-        if title:
-            fig.suptitle(title, y=1 - 0.15 / height, va="top")
-        return save_figure(fig, out)
-
-
-# -- timeline ------------------------------------------------------------------------------
+def sample_frames(
+    cube: CubeLike, station: str, result: xr.Dataset, k: int = 8
+) -> list[tuple[np.datetime64, np.ndarray]]:
+    """Up to ``k`` frames spread evenly over a timeline's span, for the plot's strip."""
+    ds = station_series(Cube.open(cube), station)
+    t0 = result["time"].values[0]
+    t1 = result["time"].values[-1] + pd.Timedelta(result.attrs["freq"]).to_timedelta64()
+    times = ds["time"].values
+    inside = np.flatnonzero((times >= t0) & (times < t1))
+    if inside.size == 0:
+        return []
+    picks = inside[np.unique(np.linspace(0, inside.size - 1, min(k, inside.size)).astype(int))]
+    pixels = ds["pixels"].isel(time=picks).values
+    return [(times[i], pixels[j]) for j, i in enumerate(picks)]
 
 
 def _bin_width(times: np.ndarray, attrs: Mapping[str, object]) -> np.timedelta64:
@@ -371,9 +216,9 @@ def _truth_codes(truth: xr.DataArray, classes: list[str]) -> tuple[np.ndarray, n
     if np.issubdtype(values.dtype, np.integer):
         codes = np.where((values >= 0) & (values < len(classes)), values, -1)
     else:
-        lookup = {_ALIASES.get(c.lower(), c.lower()): i for i, c in enumerate(classes)}
+        lookup = {CLASS_ALIASES.get(c.lower(), c.lower()): i for i, c in enumerate(classes)}
         codes = np.array(
-            [lookup.get(_ALIASES.get(str(v).lower(), str(v).lower()), -1) for v in values]
+            [lookup.get(CLASS_ALIASES.get(str(v).lower(), str(v).lower()), -1) for v in values]
         )
     order = np.argsort(times, kind="stable")
     return times[order], codes[order].astype(int)
@@ -450,7 +295,7 @@ def plot_timeline(
             when = np.datetime64(pd.Timestamp(t).to_datetime64(), "ns")
         except (ValueError, TypeError) as exc:
             raise OptionError(f"sample {i}: time {t!r} is not a datetime") from exc
-        thumbs.append((when, _as_grey(img, f"sample {i}")))
+        thumbs.append((when, as_grey(img, f"sample {i}")))
     thumbs.sort(key=lambda pair: pair[0])
     if len(thumbs) > max_samples:
         keep = np.unique(np.linspace(0, len(thumbs) - 1, max_samples).round().astype(int))
@@ -462,7 +307,7 @@ def plot_timeline(
     _, frames_per_bin = _edges_with_gaps(starts, width, n_frames[:, None])
     span_days = (edges[-1] - edges[0]) or 1.0
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         panels = (["thumbs"] if thumbs else []) + (["truth"] if truth is not None else [])
         panels += ["bands", "frames"]
         heights = {"thumbs": 1.9, "truth": 0.28, "bands": 3.4, "frames": 0.9}
@@ -609,7 +454,7 @@ def _draw_thumbnails(
     to_target = blended_transform_factory(target.transData, target.transAxes)
     for k, (when, img) in enumerate(thumbs):
         tax = fig.add_subplot(sub[0, offset + k])
-        _show_image(tax, img)
+        show_image(tax, img)
         label = pd.Timestamp(when).strftime(fmt)
         tax.set_title(label, fontsize=10, pad=3)
         x = mdates.date2num(when)
@@ -638,7 +483,7 @@ def _draw_thumbnails(
 def write_timeline(
     result: xr.Dataset, out: str | os.PathLike[str], cube: Any, station: str
 ) -> Path:
-    """Write a timeline (:func:`oathcube.timelines.timeline`) as CSV, NetCDF or PNG.
+    """Write a timeline (:func:`timeline`) as CSV, NetCDF or PNG.
 
     Parameters
     ----------
@@ -658,8 +503,6 @@ def write_timeline(
     """
     path = Path(out)
     if path.suffix.lower() == ".png":
-        from .timelines import sample_frames
-
         return plot_timeline(
             result,
             path,

@@ -10,13 +10,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from oathcube.plots import (
-    CLASS_COLORS,
-    class_color,
-    plot_confusion,
-    plot_montage,
-    plot_timeline,
-)
+from oathcube.views.confusion import plot_confusion
+from oathcube.views.figures import CLASS_COLORS, class_color
+from oathcube.views.montage import plot_montage
+from oathcube.views.timelines import plot_timeline
 
 CLASSES = ["arc", "diffuse", "discrete", "cloudy", "moon", "clear"]
 

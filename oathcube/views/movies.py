@@ -67,7 +67,7 @@ def caption_frame(
     """
     from PIL import Image, ImageDraw
 
-    from ..plots import class_color
+    from .figures import class_color
 
     big = np.repeat(np.repeat(np.asarray(frame, dtype=np.uint8), scale, 0), scale, 1)
     h, w = big.shape
@@ -96,20 +96,20 @@ def check_fps(fps: float) -> float:
     """Refuse a frame rate outside 0.1..120 per second."""
     value = float(fps)
     if not 0.1 <= value <= 120:
-        raise OptionError(f"{fps} frames per second", path="--fps", expected="0.1 to 120")
+        raise OptionError(f"{fps} frames per second", parameter="fps", expected="0.1 to 120")
     return value
 
 
 def movie(
     cube: CubeLike,
     station: str,
+    *,
     start: Any,
     end: Any,
     out: str | os.PathLike[str],
-    *,
     fps: float = 10.0,
     model: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> Path:
     """Write a captioned movie of a station's frames from ``start`` to ``end``.
 
@@ -150,7 +150,7 @@ def movie(
     if n > MAX_FRAMES:
         raise OptionError(
             f"{n} frames between {start} and {end}",
-            path="--start/--end",
+            parameter="start/end",
             expected=f"at most {MAX_FRAMES} frames: a shorter range",
         )
     classes = classes_of(ds, opened, model)

@@ -1,6 +1,6 @@
 """Keograms: the north-south slice through zenith of every frame, side by side in time.
 
-With a skymap (:mod:`oathcube.skymaps`), the slice follows the true geographic
+With a skymap (:mod:`oathcube.views.skymaps`), the slice follows the true geographic
 meridian: from the northern horizon through zenith to the southern one, each point at
 elevation ``min_elevation`` or higher is the pixel whose skymap direction is nearest
 (cameras are mounted turned by up to ~25 deg, so the meridian is not a pixel column).
@@ -26,8 +26,6 @@ import xarray as xr
 from ..cube.store import Cube, CubeLike
 from ..errors import OptionError
 from ..outputs import check_output, replacing
-from ..plots import new_figure, save_figure
-from ..skymaps import skymap_for
 from ._common import (
     HIDDEN_SKY,
     cadence,
@@ -35,6 +33,8 @@ from ._common import (
     prepared_mask,
     station_range,
 )
+from .figures import new_figure, save_figure
+from .skymaps import skymap_for
 
 __all__ = ["keogram", "meridian_pixels", "plot_keogram", "write_keogram", "KEOGRAM_SUFFIXES"]
 
@@ -48,7 +48,9 @@ def check_elevation(min_elevation: float) -> float:
     value = float(min_elevation)
     if not 0.0 <= value < 90.0:
         raise OptionError(
-            f"minimum elevation {min_elevation}", path="--min-elevation", expected="0 to 89 deg"
+            f"minimum elevation {min_elevation}",
+            parameter="min_elevation",
+            expected="0 to 89 deg",
         )
     return value
 
@@ -80,7 +82,7 @@ def meridian_pixels(
     if ys.size == 0:
         raise OptionError(
             f"no pixel of the skymap is at {min_elevation} deg or higher",
-            path="--min-elevation",
+            parameter="min_elevation",
             expected="a lower minimum elevation",
         )
     # Unit vectors (north, east, up) of the usable pixels.
@@ -102,9 +104,9 @@ def meridian_pixels(
 def keogram(
     cube: CubeLike,
     station: str,
+    *,
     start: Any = None,
     end: Any = None,
-    *,
     min_elevation: float = 10.0,
     altitude: float = 110.0,
     skymap: str | None = None,
@@ -164,13 +166,13 @@ def keogram(
         if el.shape != (ny, nx):
             raise OptionError(
                 f"skymap {sky.attrs['name']} is {el.shape}, frames are {(ny, nx)}",
-                path="--skymap",
-                expected="a skymap of the frames' size, or --skymap none",
+                parameter="skymap",
+                expected="a skymap of the frames' size, or `skymap` none",
             )
         alts = [float(a) for a in sky["altitude"].values]
         if not any(abs(a - altitude) < 0.5 for a in alts):
             raise OptionError(
-                f"altitude {altitude} km", path="--altitude", expected=f"one of {alts} km"
+                f"altitude {altitude} km", parameter="altitude", expected=f"one of {alts} km"
             )
         usable = el.copy()
         cropped = prepared_mask(ds)
@@ -258,7 +260,7 @@ def plot_keogram(keo: xr.DataArray, out: str | os.PathLike[str], title: str | No
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    from ..plots import class_color
+    from .figures import class_color
 
     path = check_output(out, (".png",))
     times = keo["time"].values

@@ -24,19 +24,23 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .archive.oath import OathArchive, read_oath
-from .cube.commit import BUILDING, COMPLETE, STATUS
-from .cube.location import normalise_location, refuse_nesting
-from .cube.schema import PIXEL_COMPRESSORS, TIME_ENCODING, images_per_chunk, provenance
-from .cube.staging import staging
-from .cube.store import Cube
-from .cube.write import write_region
-from .errors import OptionError
-from .faults import kill_point
-from .features import feature_spec
-from .features.compute import compute_features
-from .labels import CLASS2_NAMES, CLASS6_NAMES
-from .parallel import check_scheduler, connected, run_tasks
+from ..archive.oath import OathArchive, read_oath
+from ..cube.location import normalise_location, refuse_nesting
+from ..cube.schema import (
+    BUILDING,
+    COMPLETE,
+    STATUS,
+    images_per_chunk,
+    provenance,
+    root_specs,
+)
+from ..cube.staging import staging
+from ..cube.store import Cube
+from ..errors import OptionError
+from ..faults import kill_point
+from ..features import feature_spec
+from ..features.compute import compute_features
+from ..parallel import check_scheduler, connected, run_tasks
 
 __all__ = ["build", "oath_template", "write_oath_cube"]
 
@@ -48,107 +52,53 @@ def oath_template(archive: OathArchive, chunk_images: int | None = None) -> xr.D
 
     Everything small (labels, times, split, published features) is in memory;
     ``pixels`` is a dask array of zeros that is never computed: the template is
-    written with ``compute=False`` and regions are filled afterwards.
+    written with ``compute=False`` and regions are filled afterwards.  Dims, dtypes,
+    attributes, chunks and encodings are the schema's (:func:`root_specs`).
     """
     table = archive.table
     n = archive.n_images
     size = chunk_images or images_per_chunk(archive.image_shape, n)
-    dims: tuple[str, ...] = ("image", "y", "x") + (
-        ("band",) if len(archive.image_shape) == 3 else ()
+    specs = root_specs(
+        rows_per_chunk=size,
+        bands=len(archive.image_shape) == 3,
+        split_source=archive.split_source,
     )
     pixels = da.zeros(
         (n, *archive.image_shape), dtype=np.uint8, chunks=(size, *archive.image_shape)
     )
     ds = xr.Dataset(
         {
-            "pixels": (
-                dims,
-                pixels,
-                {
-                    "long_name": "image pixels as decoded from the archive's PNGs (unrotated)",
-                    "units": "1",
-                    "orientation": "as stored in the PNG: row 0 at the top",
-                },
-            ),
-            "class6": (
-                "image",
-                table["class6"].to_numpy(np.int8),
-                {
-                    "long_name": "six-class label",
-                    "flag_values": list(range(6)),
-                    "flag_meanings": " ".join(CLASS6_NAMES),
-                },
-            ),
-            "class2": (
-                "image",
-                table["class2"].to_numpy(np.int8),
-                {
-                    "long_name": "two-class label",
-                    "flag_values": [0, 1],
-                    "flag_meanings": " ".join(CLASS2_NAMES),
-                },
-            ),
-            "label": (
-                "image",
-                table["label"].to_numpy(object),
-                {"long_name": "picType of classifications.csv"},
-            ),
-            "rot_angle": (
-                "image",
-                table["rot_angle"].to_numpy(np.int16),
-                {
-                    "long_name": "rotAng: rotation applied before feature extraction",
-                    "units": "degree",
-                    "comment": "clockwise on screen, as rotate.sh",
-                },
-            ),
-            "split": (
-                ("fold", "rank"),
-                archive.split.astype(np.int32),
-                {
-                    "long_name": "train/test permutations of image positions (0-based)",
-                    "comment": "ridge.py protocol: the first round(0.7 * N) of each fold train",
-                    "source": archive.split_source,
-                },
-            ),
+            "pixels": specs["pixels"].variable(pixels),
+            "class6": specs["class6"].variable(table["class6"].to_numpy()),
+            "class2": specs["class2"].variable(table["class2"].to_numpy()),
+            "label": specs["label"].variable(table["label"].to_numpy(object)),
+            "rot_angle": specs["rot_angle"].variable(table["rot_angle"].to_numpy()),
+            "split": specs["split"].variable(archive.split),
         },
         coords={
-            "image": (
-                "image",
-                table["pic_num"].to_numpy(np.int32),
-                {"long_name": "picNum of the OATH archive"},
-            ),
-            "station": (
-                "image",
-                table["station"].to_numpy(object),
-                {"long_name": "THEMIS ASI station code ('unknown' when not recorded)"},
-            ),
-            "time": (
-                "image",
-                table["time"].to_numpy("datetime64[ns]"),
-                {"long_name": "UTC time of the exposure", "standard_name": "time"},
-            ),
+            "image": specs["image"].variable(table["pic_num"].to_numpy()),
+            "station": specs["station"].variable(table["station"].to_numpy(object)),
+            "time": specs["time"].variable(table["time"].to_numpy("datetime64[ns]")),
         },
     )
-    if "y" in dims:
+    if "y" in specs["pixels"].dims:
         ds = ds.assign_coords(
-            y=np.arange(archive.image_shape[0], dtype=np.int16),
-            x=np.arange(archive.image_shape[1], dtype=np.int16),
+            y=specs["y"].variable(np.arange(archive.image_shape[0])),
+            x=specs["x"].variable(np.arange(archive.image_shape[1])),
         )
     if archive.features is not None:
-        ds["features_published"] = (
-            ("image", "logit"),
-            archive.features,
-            {
-                "long_name": "Inception-v4 Logits published in features/auroral_feat.h5",
-                "source": "features/auroral_feat.h5 (rows matched to picNum by filename)",
-            },
-        )
-        ds["features_published"].encoding["chunks"] = (size, archive.features.shape[1])
-    ds.time.encoding.update(TIME_ENCODING)
-    ds.pixels.encoding["chunks"] = (size, *archive.image_shape)
-    ds.pixels.encoding["compressors"] = PIXEL_COMPRESSORS
+        ds["features_published"] = specs["features_published"].variable(archive.features)
     return ds
+
+
+def write_region(cube: Cube, name: str, start: int, block: np.ndarray) -> int:
+    """Write ``block`` into array ``name`` of ``cube`` at ``start`` along axis 0.
+
+    Returns the number of rows written (progress bars count them).
+    """
+    rows = cube.write_rows(name, start, block)
+    kill_point("write.region")
+    return rows
 
 
 def _read_and_write(cube: Cube, start: int, load: Callable[[], np.ndarray]) -> int:
@@ -161,7 +111,7 @@ def write_oath_cube(
     *,
     scheduler: str | None = None,
     chunk_images: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> None:
     """Write ``archive`` into an empty ``cube``: template first, then pixel regions."""
     ds = oath_template(archive, chunk_images)
@@ -178,17 +128,8 @@ def write_oath_cube(
         Conventions="CF-1.10",
     )
     ds.attrs.update(attrs)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        ds.to_zarr(
-            cube.root.store,
-            mode="w",
-            compute=False,
-            zarr_format=3,
-            consolidated=False,
-            write_empty_chunks=True,  # every chunk written: a missing one is damage
-        )
-    cube.refresh()  # the template replaced the root group's metadata
+    # Every chunk is written (a missing one is damage); pixels are filled region by region.
+    cube.write_dataset(ds, compute=False)
     kill_point("build.template_written")
     starts = list(range(0, archive.n_images, size))
     blocks = archive.iter_image_blocks(starts, size)
@@ -220,7 +161,7 @@ def build(
     features: Sequence[Any] = (),
     scheduler: str | None = None,
     chunk_images: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
     feature_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """Build a cube from an OATH archive (folder or ``.tgz``).
@@ -265,7 +206,7 @@ def build(
     check_scheduler(scheduler)
     if chunk_images is not None and chunk_images < 1:
         raise OptionError(
-            f"{chunk_images} images per chunk", path="--chunk-images", expected="1 or more"
+            f"{chunk_images} images per chunk", parameter="chunk_images", expected="1 or more"
         )
     # Every extractor's options are checked (and its settings described) before the
     # first write; nothing builds a network here.

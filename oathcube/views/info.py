@@ -1,6 +1,6 @@
 """``oathcube info``: what a cube holds, for people who would rather not open it.
 
-Labels and pixels are read through :func:`~oathcube.cube.nodes.read_checked`: a
+Labels and pixels are read through :meth:`~oathcube.cube.store.Cube.read_checked`: a
 chunk missing from the store (it would read as class 0 and black images) or one
 that cannot be decoded is an error naming the chunk.
 """
@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cube.nodes import read_checked
-from .cube.store import Cube, CubeLike
-from .labels import CLASS6_NAMES
+from ..cube.store import Cube, CubeLike
+from ..labels import CLASS6_NAMES
 
 __all__ = ["describe", "montage_images", "size_on_disk"]
 
@@ -52,9 +51,7 @@ def describe(cube: CubeLike) -> str:
     if size is not None:
         out.append(f"  size on disk: {_human(size)}")
     if "class6" in ds:
-        labels = read_checked(
-            cube.array("class6"), slice(0, ds.sizes["image"]), where=cube.location
-        )
+        labels = cube.read_checked("class6", slice(0, ds.sizes["image"]))
         table = pd.DataFrame(
             {
                 "station": ds["station"].values.astype(str),
@@ -102,14 +99,13 @@ def montage_images(cube: CubeLike, per_class: int = 6) -> dict[str, list[np.ndar
         rather than drawn as black images.
     """
     opened = Cube.open(cube)
-    labels = read_checked(opened.array("class6"), where=opened.location)
-    pixels = opened.array("pixels")
+    labels = opened.read_checked("class6")
     examples: dict[str, list[np.ndarray]] = {}
     for k, name in enumerate(CLASS6_NAMES):
         picks = np.flatnonzero(labels == k)[:per_class]
         # Only the chunks that hold the picked images are looked up and read.
         if picks.size:
-            examples[name] = list(read_checked(pixels, picks, where=opened.location))
+            examples[name] = list(opened.read_checked("pixels", picks))
         else:
             examples[name] = []
     return examples

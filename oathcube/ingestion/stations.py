@@ -36,36 +36,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import zarr
 from tqdm.auto import tqdm
 
-from .archive.frames import FrameBlock, iter_frame_blocks, source_kind
-from .archive.orientation import ORIENTATION, RAW_ORIENTATION
-from .archive.themis_cdf import part_step, read_cdf, read_cdf_parts
-from .cube.commit import (
-    COMMITTED_ROWS,
+from ..archive.frames import FrameBlock, iter_frame_blocks, source_kind
+from ..archive.orientation import ORIENTATION, RAW_ORIENTATION
+from ..archive.themis_cdf import part_step, read_cdf, read_cdf_parts
+from ..cube.location import check_new_location, normalise_location, refuse_nesting
+from ..cube.schema import (
     COMPLETE,
     PENDING,
     STATUS,
-    committed_rows,
-    repair_rows,
-    row_arrays,
-)
-from .cube.location import check_new_location, normalise_location, refuse_nesting
-from .cube.nodes import WRITE_CONFIG, array_at, attr_list, rows_per_object
-from .cube.schema import (
-    PIXEL_COMPRESSORS,
-    TIME_ENCODING,
     images_per_chunk,
-    provenance,
+    station_attrs,
     station_group,
+    station_specs,
+    variable_path,
 )
-from .cube.staging import StationStage
-from .cube.store import Cube, CubeLike, decode_times
-from .errors import CubeNotFoundError, IngestError, OptionError
-from .faults import kill_point
-from .parallel import check_scheduler, connected, cores, run_tasks
-from .rawprep import RawPreparation
+from ..cube.staging import StationStage
+from ..cube.store import Cube, CubeLike
+from ..errors import CubeNotFoundError, IngestError, OptionError
+from ..faults import kill_point
+from ..fetch.themis import ThemisRequest
+from ..parallel import check_scheduler, connected, cores, run_tasks
+from ..rawprep import RawPreparation
 from .skymaps import store_skymaps, take_skymaps
 
 __all__ = ["ingest", "check_layout", "open_target", "PENDING", "ROWS_PER_TASK"]
@@ -91,8 +84,6 @@ SHARDED_CHUNK_FRAMES = 64
 
 #: Root attributes of a cube that ingest creates (at its first station's landing).
 _CUBE_ATTRS: dict[str, Any] = {"title": "THEMIS ASI station archives", STATUS: COMPLETE}
-
-_TIME_CHUNK = 2**16
 
 
 @dataclass
@@ -126,15 +117,15 @@ def _encode_times(times: np.ndarray) -> np.ndarray:
 def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_attrs: str) -> None:
     """Refuse, before any write, sources that do not fit the station already stored."""
     path = station_group(code)
-    if path not in cube.root:
+    if not cube.has(path):
         return
-    node = cube.group(path)
-    if "pixels" not in node or "time" not in node:
+    pixels, time = variable_path(path, "pixels"), variable_path(path, "time")
+    if not (cube.has(pixels) and cube.has(time)):
         return  # a group a killed ingest left without arrays: nothing committed yet
-    stored_prep = node.attrs.get("preparation")
-    stored_shape = array_at(node, "pixels").shape[1:]
-    n = committed_rows(node)
-    last = decode_times(array_at(node, "time"), n, max(0, n - 1))
+    stored_prep = cube.group(path).attrs.get("preparation")
+    stored_shape = cube.array(pixels).shape[1:]
+    n = cube.committed_rows(path)
+    last = cube.read_times(path, n, max(0, n - 1))
     stored: np.ndarray | None = None
     for entry in entries:
         if stored_prep not in (None, prep_attrs):
@@ -152,7 +143,7 @@ def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_a
         if last.size and entry.first <= last[0]:
             # A rerun or an overlap: only then is the station's time axis read.
             if stored is None:
-                stored = decode_times(array_at(node, "time"), n)
+                stored = cube.read_times(path, n)
             times = entry.all_times()
             old = times[times <= last[0]]
             if not np.isin(old, stored).all():
@@ -181,66 +172,31 @@ def _station_node(
     prep_attrs: str,
     chunk_frames: int | None,
     shard_frames: int | None = None,
-) -> zarr.Group:
-    """The station's group, repaired to its committed length, or a new empty one.
+) -> str:
+    """The station's group path, the group made (empty) where there is none yet.
 
     A group that a killed ingest created without (all of) its arrays gets them now.
     """
     path = station_group(code)
-    if path in cube.root:
-        node = cube.group(path)
-    else:
-        node = cube.root.create_group(
-            path,
-            attributes=provenance(
-                station=code,
-                preparation=prep_attrs,
-                sources=[],
-                skipped=[],
-                **{COMMITTED_ROWS: 0},
-            ),
-        )
+    if not cube.has(path):
+        cube.create_group(path, station_attrs(code, prep_attrs))
         kill_point("ingest.group_created")
-    if "time" not in node:
-        node.create_array(
-            "time",
-            shape=(0,),
-            chunks=(_TIME_CHUNK,),
-            dtype="int64",
-            fill_value=0,
-            dimension_names=["time"],
-            config=WRITE_CONFIG,
-            attributes={
-                "long_name": "UTC exposure time",
-                "standard_name": "time",
-                "units": TIME_ENCODING["units"],
-                "calendar": TIME_ENCODING["calendar"],
-            },
-        )
+    if shard_frames:
+        size = chunk_frames or math.gcd(SHARDED_CHUNK_FRAMES, shard_frames)
+    else:
+        size = chunk_frames or images_per_chunk(shape)
+    specs = station_specs(
+        orientation=ORIENTATION,
+        raw_orientation=RAW_ORIENTATION,
+        rows_per_chunk=size,
+        rows_per_shard=shard_frames,
+    )
+    if not cube.has(variable_path(path, "time")):
+        cube.create(specs["time"], (0,), group=path)
         kill_point("ingest.time_created")
-    if "pixels" not in node:
-        if shard_frames:
-            size = chunk_frames or math.gcd(SHARDED_CHUNK_FRAMES, shard_frames)
-        else:
-            size = chunk_frames or images_per_chunk(shape)
-        node.create_array(
-            "pixels",
-            shape=(0, *shape),
-            chunks=(size, *shape),
-            shards=(shard_frames, *shape) if shard_frames else None,
-            dtype="uint8",
-            compressors=PIXEL_COMPRESSORS,
-            fill_value=0,
-            dimension_names=["time", "y", "x"],
-            config=WRITE_CONFIG,
-            attributes={
-                "long_name": "prepared 8-bit frame",
-                "units": "1",
-                "orientation": ORIENTATION,
-                "raw_orientation": RAW_ORIENTATION,
-            },
-        )
-    return node
+    if not cube.has(variable_path(path, "pixels")):
+        cube.create(specs["pixels"], (0, *shape), group=path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -309,11 +265,12 @@ def _write_task(
     The task goes one chunk at a time, reading only the frames of that chunk, so
     that its memory is one chunk's frames however many chunks it writes.
     """
-    pixels = array_at(cube.group(task.group), "pixels")
-    size = rows_per_object(pixels)
+    path = variable_path(task.group, "pixels")
+    size = cube.rows_per_chunk(path)
+    frame = tuple(cube.array(path).shape[1:])
     # One buffer for every chunk of the task: a fresh 30 MB array per chunk would cost
     # the kernel's page faults (zeroed pages) again each time.
-    buffer = np.empty((min(size, task.stop - task.start), *pixels.shape[1:]), dtype=np.uint8)
+    buffer = np.empty((min(size, task.stop - task.start), *frame), dtype=np.uint8)
     # Sources read whole (PGM minutes, image folders, CDFs that cannot be read in parts)
     # are read once per task and sliced.
     held: dict[_Piece, tuple[np.ndarray, bool]] = {}
@@ -323,7 +280,7 @@ def _write_task(
         rows = buffer[: stop - start]
         filled = 0
         if start < task.committed:  # the head of a partly filled chunk: keep its rows
-            rows[: task.committed - start] = pixels[start : task.committed]
+            rows[: task.committed - start] = cube.read_rows(path, start, task.committed)
             filled = task.committed - start
         for whole in task.pieces:
             for part in _pieces_within([whole], start, stop):
@@ -345,7 +302,7 @@ def _write_task(
                 filled += _place(rows, part.row - start, frames, raw, prep)
         if filled != stop - start:  # a planning bug, never a file's fault: say so loudly
             raise AssertionError(f"rows {start}:{stop} of {task.group}: {filled} filled")
-        pixels[start:stop] = rows
+        cube.write_rows(path, start, rows)
     kill_point("ingest.chunk_written")
     return task.new_rows
 
@@ -417,13 +374,15 @@ def check_layout(chunk_frames: int | None, shard_frames: int | None) -> None:
         A chunk below one frame, or a shard that is not a positive multiple of it.
     """
     if chunk_frames is not None and chunk_frames < 1:
-        raise OptionError(f"{chunk_frames} frames per chunk", expected="1 or more")
+        raise OptionError(
+            f"{chunk_frames} frames per chunk", parameter="chunk_frames", expected="1 or more"
+        )
     if shard_frames is not None and (
         shard_frames < 1 or (chunk_frames and shard_frames % chunk_frames)
     ):
         raise OptionError(
             f"{shard_frames} frames per shard",
-            path="shard_frames",
+            parameter="shard_frames",
             expected=f"a positive multiple of the {chunk_frames or 'chunk'} frames per chunk",
         )
 
@@ -453,6 +412,7 @@ def ingest(
     sources: Sequence[str | os.PathLike[str]],
     cube: CubeLike,
     *,
+    fetch: ThemisRequest | None = None,
     preparation: RawPreparation | None = None,
     skip_bad: bool = False,
     station: str | None = None,
@@ -460,7 +420,7 @@ def ingest(
     chunk_frames: int | None = None,
     shard_frames: int | None = None,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
@@ -480,6 +440,10 @@ def ingest(
     cube
         Path, URL or :class:`~oathcube.cube.store.Cube` (created if missing; a
         location that holds anything else is refused before reading starts).
+    fetch
+        One station's raw files for a time range (:class:`~oathcube.fetch.ThemisRequest`),
+        fetched where missing once the cube has been checked, then ingested with
+        ``sources``: what ``oathcube ingest --station S --start T0 --end T1`` does.
     preparation
         How 16-bit frames become 8-bit images (default :class:`RawPreparation()`).
     skip_bad
@@ -510,8 +474,10 @@ def ingest(
     """
     check_scheduler(scheduler)
     check_layout(chunk_frames, shard_frames)
-    if not sources:
-        raise OptionError("no sources given", expected="CDF or PGM files, or folders of frames")
+    if not sources and fetch is None:
+        raise OptionError(
+            "no sources given", expected="CDF or PGM files, folders of frames, or fetch="
+        )
     # One Cube for the whole ingest (it need not exist yet): it carries the location,
     # normalised once, and the storage options to every step and every dask worker.
     if not isinstance(cube, Cube):
@@ -525,12 +491,15 @@ def ingest(
     target_location = cube.location
     for source in sources:
         refuse_nesting(source, target_location, "source")
-    # Skymaps (.sav) go their own way: read and checked now, stored with the frames.
-    sources, skymaps = take_skymaps(sources, station, cube)
-    if skymaps and not sources:
-        store_skymaps(skymaps, cube)
-        return {}  # no frames: the log says which skymaps were stored
+    # The cube is checked once, before anything is fetched or read.
     existing = open_target(cube)
+    if fetch is not None:
+        sources = [*sources, *fetch.sources(progress=progress)]
+    # Skymaps (.sav) go their own way: read and checked now, stored with the frames.
+    sources, skymaps = take_skymaps(sources, station, existing or cube)
+    if skymaps and not sources:
+        store_skymaps(skymaps, existing or cube)
+        return {}  # no frames: the log says which skymaps were stored
     prep = preparation or RawPreparation()
     prep_attrs = json.dumps(prep.attrs(), sort_keys=True)
     csv = None if times_csv is None else os.fspath(times_csv)
@@ -591,11 +560,11 @@ def ingest(
                 progress,
             )
         for code in written:
-            node = target.group(station_group(code))
-            node.attrs["skipped"] = [*attr_list(node, "skipped"), *skipped]
+            g = station_group(code)
+            target.group(g).attrs["skipped"] = [*target.attr_list(g, "skipped"), *skipped]
         if skipped:
-            root = target.root
-            root.attrs["ingest_skipped"] = [*attr_list(root, "ingest_skipped"), *skipped]
+            listed = [*target.attr_list(None, "ingest_skipped"), *skipped]
+            target.root.attrs["ingest_skipped"] = listed
         if skymaps:
             store_skymaps(skymaps, target)
         target.publish()
@@ -622,40 +591,42 @@ def _ingest_station(
     everything = [e.all_times() for e in entries]
     stage: StationStage | None = None
     into = cube  # where the rows are written: the cube, or a new station's stage
-    if not (cube.exists() and group in cube.root):
+    if not (cube.exists() and cube.has(group)):
         stage = StationStage(cube, code)
         fresh = _plan(0, sum(int(t.size) for t in everything), entries, prep_attrs, layout)
         if stage.exists() and stage.pending() != fresh:
             stage.discard()  # another plan's uncommitted frames: not this run's to resume
         into = stage.open()
-    node = _station_node(into, code, entries[0].shape, prep_attrs, *layout)
-    if "raw_frames" not in node.attrs:
+    _station_node(into, code, entries[0].shape, prep_attrs, *layout)
+    attrs = into.group(group).attrs
+    if "raw_frames" not in attrs:
         # What the skymaps stored with this station must fit (skymaps.py): the cube holds
         # only the prepared frames.
         raw = entries[0].raw_shape
-        node.attrs["raw_frames"] = {"raw": raw is not None, "shape": list(raw or ())}
-    pending = node.attrs.get(PENDING)
-    committed = committed_rows(node)
-    last = decode_times(array_at(node, "time"), committed, max(0, committed - 1))
+        attrs["raw_frames"] = {"raw": raw is not None, "shape": list(raw or ())}
+    pending = into.pending(group)
+    committed = into.committed_rows(group)
+    last = into.read_times(group, committed, max(0, committed - 1))
     after = last[0] if last.size else None
     news = [t if after is None else t[t > after] for t in everything]
     end = committed + sum(int(t.size) for t in news)
     plan = _plan(committed, end, entries, prep_attrs, layout)
     resuming = pending == plan
     if not resuming:
-        repair_rows(node)  # a different (or no) plan: drop any uncommitted rows first
+        into.repair_rows(group)  # a different (or no) plan: drop any uncommitted rows first
     if end == committed:
         return 0  # (a new station always has frames: the scan found them)
-    chunk = rows_per_object(array_at(node, "pixels"))
+    chunk = into.rows_per_chunk(variable_path(group, "pixels"))
     if not resuming:
-        node.attrs[PENDING] = plan
-        for array in row_arrays(node, "time"):  # new feature/prediction rows: "not computed"
-            array.resize((end, *array.shape[1:]))
-        array_at(node, "time")[committed:end] = _encode_times(np.concatenate(news))
+        into.plan_rows(group, plan)
+        into.extend_rows(group, end)  # new feature/prediction rows: "not computed"
+        into.write_rows(
+            variable_path(group, "time"), committed, _encode_times(np.concatenate(news))
+        )
         kill_point("ingest.planned")
     tasks = _plan_tasks(group, committed, chunk, entries, news)
     if resuming:  # chunks a killed run wrote are whole in the store: keep them
-        stored = into.stored_chunks(f"{group}/pixels")
+        stored = into.stored_chunks(variable_path(group, "pixels"))
         tasks = [
             t
             for t in tasks
@@ -683,13 +654,7 @@ def _ingest_station(
                 code,
             )
         raise
-    node.attrs.update(
-        {
-            COMMITTED_ROWS: end,
-            "sources": [*attr_list(node, "sources"), *plan["sources"]],
-            PENDING: None,
-        }
-    )
+    into.commit_rows(group, end, sources=[*into.attr_list(group, "sources"), *plan["sources"]])
     kill_point("ingest.committed")
     if stage is not None:
         stage.land(**_CUBE_ATTRS)
