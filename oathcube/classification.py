@@ -123,6 +123,7 @@ def classify(
     scheduler: str | None = None,
     progress: bool = False,
     features: Any = None,
+    storage_options: dict[str, Any] | None = None,
     **feature_options: Any,
 ) -> dict[str, int]:
     """Classify frames with a stored model: missing features first, then predictions.
@@ -152,6 +153,9 @@ def classify(
         first group classified).
     **feature_options
         Deprecated (removed in the next release): those fields as keywords.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -167,7 +171,7 @@ def classify(
     """
     check_scheduler(scheduler)
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
-    cube = Cube.open(cube, "r+")
+    cube = Cube.open(cube, "r+", storage_options=storage_options)
     # Connected before the first write (features, then the predictions' arrays): a
     # scheduler that never answers is one line at once, and nothing is created.
     with (

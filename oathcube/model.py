@@ -206,18 +206,22 @@ def _ridge(alpha: float) -> Any:
     return RidgeClassifier(alpha=alpha)
 
 
-def _labelled(cube: CubeLike | xr.Dataset) -> tuple[xr.Dataset, Cube | None]:
+def _labelled(
+    cube: CubeLike | xr.Dataset, storage_options: dict[str, Any] | None = None
+) -> tuple[xr.Dataset, Cube | None]:
     if isinstance(cube, xr.Dataset):
         return cube, None
-    opened = Cube.open(cube)
+    opened = Cube.open(cube, storage_options=storage_options)
     return opened.labelled(), opened
 
 
 def evaluate(
     cube: CubeLike | xr.Dataset,
     features: str = "published",
+    *,
     target: str = "class6",
     alpha: float = 0.03,
+    storage_options: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Run ridge.py's protocol on the cube's ``features_<features>``.
 
@@ -231,12 +235,15 @@ def evaluate(
         ``class6`` (six classes) or ``class2`` (aurora / no aurora).
     alpha
         Ridge regularisation (ridge.py uses 0.03).
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     check_target(target)
     alpha = check_alpha(alpha)
-    ds, opened = _labelled(cube)
+    ds, opened = _labelled(cube, storage_options)
     # Labels and the split first: they are small, and a damaged one stops before the
     # features are read.
     y, names = _target(ds, target, opened)
@@ -300,10 +307,12 @@ def evaluate(
 def train(
     cube: CubeLike,
     features: str,
+    *,
     target: str = "class6",
     alpha: float = 0.03,
     name: str | None = None,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Fit a ridge classifier on every labelled image and store it in the cube.
 
@@ -312,13 +321,14 @@ def train(
     picNums it saw); attributes record the features variable and its settings,
     alpha, the target and provenance.  Returns the model name.  An existing model
     of that name is replaced only with ``overwrite``; a model whose training was
-    interrupted is replaced by the next run.
+    interrupted is replaced by the next run.  ``storage_options``: fsspec options of a
+    cube at a URL, as for :meth:`~oathcube.cube.store.Cube.open`.
     """
     import sklearn
 
     check_target(target)
     alpha = check_alpha(alpha)
-    cube = Cube.open(cube, "r+")
+    cube = Cube.open(cube, "r+", storage_options=storage_options)
     ds = cube.labelled()
     _features_variable(ds, features)  # an unknown name is refused before anything is read
     y, names = _target(ds, target, cube)

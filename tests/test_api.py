@@ -269,3 +269,20 @@ def test_library_functions_take_ranges_by_keyword_and_draw_no_bar() -> None:
             assert params["progress"].default is False, name
             checked += 1
     assert checked >= 10
+
+
+def test_every_command_s_function_takes_storage_options() -> None:
+    # A cube at a URL needs its credentials once, in the call that opens it (as xarray's
+    # open_zarr takes them), whichever command's function the caller starts with.
+    import inspect
+
+    import oathcube
+
+    for name in (
+        "build", "compute_features", "evaluate", "train", "ingest",
+        "classify", "timeline", "keogram", "movie", "sky_map", "night_statistics",
+        "describe",
+    ):  # fmt: skip
+        params = inspect.signature(getattr(oathcube, name)).parameters
+        assert params["storage_options"].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert params["storage_options"].default is None, name

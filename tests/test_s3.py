@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import oathcube
 from oathcube import Cube, build, classify, compute_features, evaluate, ingest, timeline, train
 from oathcube.cli import app
 from oathcube.errors import ArchiveError, CubeError
@@ -253,3 +254,7 @@ def test_storage_options_travel_with_the_cube_to_every_worker(
     assert written == {"fsmi": 12}
     station = Cube.open(url, storage_options=options).station("fsmi")
     assert station.sizes["time"] == 12 and int(station.pixels.max()) > 0
+    # Every command's function takes them the same way (here: a view and a summary)
+    keo = oathcube.keogram(url, "fsmi", skymap="none", storage_options=options)
+    assert keo.sizes["time"] == 12
+    assert url in oathcube.describe(url, storage_options=options)

@@ -209,6 +209,7 @@ def compute_features(
     progress: bool = False,
     overwrite: bool = False,
     rows: tuple[int, int] | None = None,
+    storage_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> str:
     """Add (or complete) ``features_<name>`` in a cube; return the variable name.
@@ -240,6 +241,9 @@ def compute_features(
         pass a settings object instead.  ``calibration`` (another cube) is gone:
         int8 calibrates on frames of ``cube`` (the settings' ``calibration_group``,
         else ``group``).
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Raises
     ------
@@ -258,7 +262,7 @@ def compute_features(
             stacklevel=2,
         )
     spec = feature_spec(features, **options)
-    cube = Cube.open(cube, "r+")
+    cube = Cube.open(cube, "r+", storage_options=storage_options)
     # int8 calibrates on frames of this cube, read once here (before the first write).
     spec = calibrate(cube, spec, group)
     # Connected before the first write: --overwrite empties the variable, and a

@@ -163,6 +163,7 @@ def build(
     chunk_images: int | None = None,
     progress: bool = False,
     feature_options: Mapping[str, Mapping[str, Any]] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Build a cube from an OATH archive (folder or ``.tgz``).
 
@@ -189,6 +190,9 @@ def build(
     feature_options
         Deprecated (removed in the next release): per extractor name, settings
         fields; pass settings objects in ``features`` instead.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -225,7 +229,10 @@ def build(
     location = normalise_location(cube)
     refuse_nesting(source, location, "source archive")
     # Connected (to an address) before the first write; the one Client serves every step.
-    with connected(scheduler), staging(location, overwrite) as target:
+    with (
+        connected(scheduler),
+        staging(location, overwrite, storage_options=storage_options) as target,
+    ):
         # Check the target first: a long read must not end in "already exists".
         archive = read_oath(Path(source))
         kind = "SYNTHETIC archive" if archive.synthetic else "archive"

@@ -328,10 +328,25 @@ def store_skymaps(skymaps: Sequence[Skymap], cube: CubeLike) -> dict[str, int]:
     return written
 
 
-def ingest_skymaps(sources: Sequence[str | os.PathLike[str]], cube: CubeLike) -> dict[str, int]:
+def ingest_skymaps(
+    sources: Sequence[str | os.PathLike[str]],
+    cube: CubeLike,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, int]:
     """Read skymap files (or folders of them) and store them in ``cube``.
 
     Equivalent to ``oathcube ingest`` given only skymaps.
+
+    Parameters
+    ----------
+    sources
+        Skymap ``.sav`` files, or folders of them.
+    cube
+        Path, URL or Cube holding the stations' frames.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Raises
     ------
@@ -344,4 +359,4 @@ def ingest_skymaps(sources: Sequence[str | os.PathLike[str]], cube: CubeLike) ->
             f"not skymap files: {', '.join(map(str, rest)) or '(none given)'}",
             expected="UCalgary skymap .sav files",
         )
-    return store_skymaps(skymaps, cube)
+    return store_skymaps(skymaps, Cube.open(cube, "r+", storage_options=storage_options))

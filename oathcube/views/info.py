@@ -7,6 +7,8 @@ that cannot be decoded is an error naming the chunk.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -40,9 +42,17 @@ def _variables(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def describe(cube: CubeLike) -> str:
-    """Return a multi-line summary of ``cube``."""
-    cube = Cube.open(cube)
+def describe(
+    cube: CubeLike,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> str:
+    """Return a multi-line summary of ``cube``.
+
+    ``storage_options``: fsspec options of a cube at a URL, as for
+    :meth:`~oathcube.cube.store.Cube.open`.
+    """
+    cube = Cube.open(cube, storage_options=storage_options)
     ds = cube.labelled()
     out = [f"cube {cube.location}"]
     if ds.attrs.get("synthetic_archive"):

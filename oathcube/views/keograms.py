@@ -111,6 +111,7 @@ def keogram(
     altitude: float = 110.0,
     skymap: str | None = None,
     model: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.DataArray:
     """A station's keogram from ``start`` to ``end``, with its frames' classes.
 
@@ -133,6 +134,9 @@ def keogram(
     model
         Whose predictions label the frames (default: the only model that classified
         the station; none is fine).
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -149,7 +153,7 @@ def keogram(
         No such station or no frames in the range; ``skymap`` names no stored skymap.
     """
     check_elevation(min_elevation)
-    opened = Cube.open(cube)
+    opened = Cube.open(cube, storage_options=storage_options)
     ds, t0, _ = station_range(opened, station, start, end)
     times = ds["time"].values
     classes = classes_of(ds, opened, model)

@@ -52,6 +52,7 @@ def sky_map(
     min_elevation: float = 10.0,
     skymap: str | None = None,
     model: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """One frame, or the mean of a time range, on geographic coordinates.
 
@@ -74,6 +75,9 @@ def sky_map(
         warning and a ``skymap_note``); or a stored skymap's name/date.
     model
         Whose predictions are reported (default: the only one; none is fine).
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -104,7 +108,7 @@ def sky_map(
             parameter="skymap",
             expected="a stored skymap's name or start date, or no `skymap`",
         )
-    opened = Cube.open(cube)
+    opened = Cube.open(cube, storage_options=storage_options)
     if time is not None:
         ds = nearest_frame(opened, station, time)
     else:

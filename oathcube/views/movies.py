@@ -110,6 +110,7 @@ def movie(
     fps: float = 10.0,
     model: str | None = None,
     progress: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> Path:
     """Write a captioned movie of a station's frames from ``start`` to ``end``.
 
@@ -129,6 +130,9 @@ def movie(
         Whose predictions caption the frames (default: the only one; none is fine).
     progress
         Show a progress bar.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -144,7 +148,7 @@ def movie(
     """
     path = check_output(out, MOVIE_SUFFIXES)
     fps = check_fps(fps)
-    opened = Cube.open(cube)
+    opened = Cube.open(cube, storage_options=storage_options)
     ds, _, _ = station_range(opened, station, start, end)
     n = ds.sizes["time"]
     if n > MAX_FRAMES:

@@ -83,6 +83,7 @@ def night_statistics(
     model: str | None = None,
     start: Any = None,
     end: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Clear-sky fraction and aurora occurrence per night and station.
 
@@ -96,6 +97,9 @@ def night_statistics(
         Whose predictions (default: the only model of each station).
     start, end
         Optional time range (inclusive).
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -117,7 +121,7 @@ def night_statistics(
         ``model`` names no predictions, or several models classified a station and
         ``model`` is None.
     """
-    opened = Cube.open(cube)
+    opened = Cube.open(cube, storage_options=storage_options)
     stations = [station] if station else opened.stations()
     if station:
         opened.require_station(station)

@@ -91,6 +91,7 @@ def timeline(
     model: str | None = None,
     start: Any = None,
     end: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Class occurrence per time bin at one station.
 
@@ -106,6 +107,9 @@ def timeline(
         Whose predictions (default: the only model that classified this station).
     start, end
         Optional time range.
+    storage_options
+        fsspec options of a cube at a URL (credentials, an endpoint), as for
+        :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
 
     Returns
     -------
@@ -115,7 +119,7 @@ def timeline(
     """
     check_freq(freq)
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
-    cube = Cube.open(cube)
+    cube = Cube.open(cube, storage_options=storage_options)
     ds = station_series(cube, station)
     where = cube.where(station_group(station)) if station in cube.stations() else cube.location
     name = _pick_model(ds, model, where)
