@@ -23,6 +23,7 @@ from .cube.schema import (
     prediction_names,
     prediction_specs,
     station_group,
+    station_of,
     variable_path,
 )
 from .cube.store import Cube, CubeLike
@@ -266,7 +267,12 @@ def _classify(
             rows = _rows(cube.read_times(group), t0, t1, cube.where(group))
         if spec is not None:
             compute_features(
-                cube, spec, group=group, scheduler=scheduler, progress=progress, rows=rows
+                cube,
+                spec,
+                station=station_of(group),
+                scheduler=scheduler,
+                progress=progress,
+                rows=rows,
             )
         done[group or ""] = _write_predictions(
             cube, group, model, stored, rows, scheduler, progress

@@ -300,9 +300,8 @@ def features(
         _feature_options(name, checkpoint, layer, precision, batch_size, random_weights, engine)
     )
     opened = CubeStore.open(cube, "r+")
-    group = opened.require_station(station) if station else None
     var = compute_features(
-        opened, spec, group=group, scheduler=scheduler, overwrite=overwrite, progress=True
+        opened, spec, station=station, scheduler=scheduler, overwrite=overwrite, progress=True
     )
     typer.echo(f"{var} complete in {opened.location}")
 

@@ -204,9 +204,7 @@ def test_ingest_killed_then_features_repair_the_station(
     args = ["ingest", str(next(later.iterdir())), "-o", str(cube), "--prep", PREP]
     assert _run(args, kill_at="ingest.planned") == -signal.SIGKILL
     # a feature run drops the uncommitted rows instead of computing on them
-    compute_features(
-        cube, "handcrafted", group="stations/fsmi", scheduler="synchronous", progress=False
-    )
+    compute_features(cube, "handcrafted", station="fsmi", scheduler="synchronous", progress=False)
     fsmi = xr.open_zarr(cube, group="stations/fsmi")
     assert fsmi.sizes["time"] == 60 and np.isfinite(fsmi.features_handcrafted.values).all()
 

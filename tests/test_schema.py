@@ -144,9 +144,7 @@ def test_stations_and_skymaps_hold_their_specs(tmp_path: Path, raw: Path) -> Non
     target = tmp_path / "stations.zarr"
     ingest([raw], target, preparation=PREP, progress=False)
     store_skymaps([ideal_skymap("fsmi", 61.76, 238.77, size=32)], target)
-    compute_features(
-        target, "handcrafted", group=station_group("fsmi"), progress=False, scheduler="synchronous"
-    )
+    compute_features(target, "handcrafted", station="fsmi", progress=False, scheduler="synchronous")
     specs = station_specs(orientation=ORIENTATION, raw_orientation=RAW_ORIENTATION)
     for code in ("fsmi", "gill"):
         for name, spec in specs.items():

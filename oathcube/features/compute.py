@@ -204,7 +204,7 @@ def compute_features(
     cube: CubeLike,
     features: Any,
     *,
-    group: str | None = None,
+    station: str | None = None,
     scheduler: str | None = None,
     progress: bool = False,
     overwrite: bool = False,
@@ -224,9 +224,9 @@ def compute_features(
         (:class:`~oathcube.features.settings.HandcraftedSettings`,
         :class:`~oathcube.features.settings.InceptionV4Settings`), or a
         registered extractor's name (its default settings).
-    group
-        ``None`` for the labelled images (dimension ``image``), or a station
-        group such as ``stations/fsmi`` (dimension ``time``; frames unrotated).
+    station
+        ``None`` for the labelled images (dimension ``image``), or a station's code
+        (``fsmi``: its frames along ``time``, unrotated).
     scheduler
         ``threads``, ``processes``, ``synchronous``, a ``tcp://`` address, or None
         (a ``distributed.Client`` the caller has, else threads).
@@ -240,7 +240,7 @@ def compute_features(
         Deprecated (removed in the next release): settings fields with a name;
         pass a settings object instead.  ``calibration`` (another cube) is gone:
         int8 calibrates on frames of ``cube`` (the settings' ``calibration_group``,
-        else ``group``).
+        else the frames it computes on).
     storage_options
         fsspec options of a cube at a URL (credentials, an endpoint), as for
         :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
@@ -263,6 +263,7 @@ def compute_features(
         )
     spec = feature_spec(features, **options)
     cube = Cube.open(cube, "r+", storage_options=storage_options)
+    group = None if station is None else cube.require_station(station)
     # int8 calibrates on frames of this cube, read once here (before the first write).
     spec = calibrate(cube, spec, group)
     # Connected before the first write: --overwrite empties the variable, and a
