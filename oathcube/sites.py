@@ -1,13 +1,20 @@
-"""The THEMIS ASI sites: their codes (the archives' keys) and where they are.
+"""The THEMIS ASI sites: their codes (the archives' keys), where they are, and stations.
 
 One table for every stage: synthetic archives place each station's night in UTC by its
 longitude, ``oathcube nights`` places local midnight by it where a station has no
 skymap, and ``oathcube fetch`` refuses codes that are not here.
+
+A *station* of a cube is one imager at one site: a site runs several (THEMIS, REGO,
+TREx NIR, Blueline, RGB), each with its own cadence, frame size and skymaps, and their
+frames never share a time axis.  THEMIS frames (and image folders) go to the station
+named after the site alone (``gill``: every cube written before other imagers were read
+stays as it is); another imager's go to ``<site>_<instrument>`` (``gill_rego``,
+``gill_trex_nir``): :func:`station_code`, and back with :func:`site_of`.
 """
 
 from __future__ import annotations
 
-__all__ = ["STATION_LONGITUDES", "STATIONS"]
+__all__ = ["STATION_LONGITUDES", "STATIONS", "station_code", "site_of"]
 
 #: THEMIS ASI station codes and their approximate geographic longitudes (degrees east);
 #: the longitude places each station's local night in UTC.
@@ -40,3 +47,29 @@ STATION_LONGITUDES: dict[str, float] = {
 
 #: The THEMIS ASI station codes, in alphabetical order.
 STATIONS: tuple[str, ...] = tuple(sorted(STATION_LONGITUDES))
+
+
+#: Instruments whose frames go to the station named after the site alone.
+_SITE_ONLY = ("", "themis", "images")
+
+
+def station_code(site: str, instrument: str) -> str:
+    """The station one imager's frames at ``site`` go to: ``gill``, ``gill_rego``.
+
+    Examples
+    --------
+    >>> station_code("gill", "themis"), station_code("gill", "trex_nir")
+    ('gill', 'gill_trex_nir')
+    """
+    return site if instrument in _SITE_ONLY else f"{site}_{instrument}"
+
+
+def site_of(station: str) -> str:
+    """The site of a station code (site codes hold no ``_``).
+
+    Examples
+    --------
+    >>> site_of("gill_rego"), site_of("gako")
+    ('gill', 'gako')
+    """
+    return station.split("_", 1)[0]

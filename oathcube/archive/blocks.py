@@ -1,7 +1,8 @@
 """The one type every raw reader yields: a run of frames of one station from one source.
 
-A leaf of :mod:`oathcube.archive`: the readers (:mod:`.themis_cdf`, :mod:`.themis_pgm`,
-:mod:`.folder`) and the dispatcher (:mod:`.frames`) import it, and it imports none of them.
+A leaf of :mod:`oathcube.archive` (beside :mod:`.instruments`): the readers
+(:mod:`.themis_cdf`, :mod:`.themis_pgm`, :mod:`.trex_rgb`, :mod:`.folder`) and the
+dispatcher (:mod:`.frames`) import it, and it imports none of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import IngestError
+from .instruments import INSTRUMENTS
 
 __all__ = ["FrameBlock", "IMAGE_SUFFIXES"]
 
@@ -29,13 +31,24 @@ class FrameBlock:
     time
         ``datetime64[ns]`` (UTC, timezone-naive), shape ``(n,)``, strictly increasing.
     frames
-        ``(n, y, x)``: ``uint16`` raw counts when ``raw`` is true, ``uint8`` prepared
-        images when it is false.  Pixel order is the file's (row 0 = first row stored).
+        ``(n, y, x)``, or ``(n, y, x, band)`` for an instrument with bands (TREx RGB:
+        red, green, blue, in the file's band order).  Raw frames hold the instrument's
+        counts as read, in its :attr:`~oathcube.archive.instruments.Instrument.raw_dtype`:
+        ``uint16`` for THEMIS, REGO, TREx NIR and Blueline, ``uint8`` per band for TREx
+        RGB.  Frames that are not raw are ``uint8`` prepared images.  Pixel order is the
+        cube's one orientation (:mod:`oathcube.archive.orientation`).
     source
         Path of the file the frames came from, as given to the reader (for an image
         folder, the folder), so that the source can be named in messages and read again.
     raw
-        Whether ``frames`` are raw 16-bit counts that still need :mod:`oathcube.rawprep`.
+        Whether ``frames`` are the camera's counts as read (no crop, no scaling, no
+        resampling), which a recorded preparation (:mod:`oathcube.rawprep`) must turn
+        into images before the classifiers see them.  ``uint8`` RGB counts are raw too.
+    instrument
+        The imager (a key of :data:`~oathcube.archive.instruments.INSTRUMENTS`:
+        ``themis``, ``rego``, ``trex_nir``, ``trex_blue``, ``trex_rgb``, ``images``).
+        Left empty, it is ``themis`` for raw frames (the readers that came before the
+        other instruments) and ``images`` for prepared ones (image folders).
 
     Raises
     ------
@@ -48,9 +61,19 @@ class FrameBlock:
     frames: np.ndarray
     source: str
     raw: bool
+    instrument: str = ""
 
     def __post_init__(self) -> None:
         time, frames = self.time, self.frames
+        if not self.instrument:
+            object.__setattr__(self, "instrument", "themis" if self.raw else "images")
+        inst = INSTRUMENTS.get(self.instrument)
+        if inst is None:
+            raise IngestError(
+                f"unknown instrument {self.instrument!r}",
+                path=self.source,
+                expected=", ".join(INSTRUMENTS),
+            )
         if not isinstance(time, np.ndarray) or time.dtype != np.dtype("datetime64[ns]"):
             raise IngestError(
                 f"times have dtype {getattr(time, 'dtype', type(time))}",
@@ -59,11 +82,16 @@ class FrameBlock:
             )
         if time.ndim != 1:
             raise IngestError(f"times have shape {time.shape}", path=self.source, expected="1-D")
-        if not isinstance(frames, np.ndarray) or frames.ndim != 3:
+        want_shape = "(n, y, x)" if inst.bands == 1 else f"(n, y, x, {inst.bands})"
+        if (
+            not isinstance(frames, np.ndarray)
+            or frames.ndim != (3 if inst.bands == 1 else 4)
+            or (inst.bands > 1 and frames.shape[3] != inst.bands)
+        ):
             raise IngestError(
-                f"frames have shape {getattr(frames, 'shape', None)}",
+                f"{inst.title} frames have shape {getattr(frames, 'shape', None)}",
                 path=self.source,
-                expected="(n, y, x)",
+                expected=want_shape,
             )
         if frames.shape[0] != time.shape[0]:
             raise IngestError(
@@ -71,7 +99,7 @@ class FrameBlock:
                 path=self.source,
                 expected="one time per frame",
             )
-        want = np.dtype(np.uint16) if self.raw else np.dtype(np.uint8)
+        want = inst.dtype if self.raw else np.dtype(np.uint8)
         if frames.dtype != want:
             raise IngestError(
                 f"frames have dtype {frames.dtype}", path=self.source, expected=str(want)
@@ -91,3 +119,8 @@ class FrameBlock:
     def n(self) -> int:
         """Number of frames."""
         return int(self.time.shape[0])
+
+    @property
+    def bands(self) -> int:
+        """Bands per pixel: 1, or 3 for RGB frames ``(n, y, x, 3)``."""
+        return int(self.frames.shape[3]) if self.frames.ndim == 4 else 1

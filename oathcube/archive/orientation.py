@@ -33,22 +33,49 @@ How the raw formats relate (measured on the real files in ``shared/data/themis``
   4 deg from the top edge in those frames.  No Gillam skymap is at hand, so that its
   zenith and mounting angle are not checked here; the UCalgary tools make their
   skymaps from these PGM frames (the skymap's ``DATA_LOC`` names a PGM file).
+* **UCalgary REGO, TREx NIR and TREx Blueline PGM**: the same format as the THEMIS PGM
+  files, stored **as in the file** too.  No frame of these imagers is at hand to check
+  against the sky; what holds them to the convention is that UCalgary's own tools
+  treat frames and skymaps of each imager alike (pyucalgarysrs 1.28 flips REGO frames
+  and REGO skymaps on both axes, and every other imager's frames and skymaps
+  north-south), so a raster as stored and a skymap as ``readsav`` returns it agree
+  pixel for pixel, as for THEMIS.
+* **TREx RGB HDF5** (``YYYYMMDD_HHMM_<site>_rgb-NN_full.h5``): ``data/images`` is
+  ``(y, x, band, n)``; stored as ``(n, y, x, band)`` with **no flip**
+  (``stored[i] = data/images[:, :, :, i]``), for the same reason.
+
+pyucalgarysrs 1.28
+------------------
+Its readers return ``(y, x, n)`` (``(y, x, band, n)`` for RGB) with rows turned for
+``imshow(origin="lower")``, and its skymap reader turns the skymap arrays the same way
+(checked on the real Gakona skymap: its ``full_elevation`` is ``readsav``'s
+``FULL_ELEVATION[::-1, :]``).  So, per instrument (:data:`PYUCALGARYSRS`,
+:func:`from_pyucalgarysrs`; ``tests/test_ucalgary_readers.py`` checks each exactly)::
+
+    themis, trex_nir, trex_blue, trex_rgb:  oathcube[i] = pyucalgarysrs[::-1, :, ..., i]
+    rego:                                   oathcube[i] = pyucalgarysrs[::-1, ::-1, ..., i]
+
+and oathcube's skymaps are pyucalgarysrs's turned the same way.
 
 Other tools: asilib flips THEMIS skymap arrays north-south on load (``skymap[::-1, :]``)
 and flips the frames it reads the same way (its docstring: pixel (0, 0) is the
 south-east corner), then draws with ``imshow(origin="lower")``: oathcube's arrays are
 asilib's turned upside down (``oathcube = asilib[::-1, :]``), and both show north up,
-east left on screen.  pyucalgarysrs flips PGM frames north-south on read
-(``np.flip(images, axis=0)``, for ``imshow(origin="lower")``) but returns skymaps as
-read: oathcube's PGM frames are pyucalgarysrs's turned upside down, and its skymaps
-are pyucalgarysrs's unchanged.
+east left on screen.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ORIENTATION", "RAW_ORIENTATION", "cdf_to_cube", "turned"]
+__all__ = [
+    "ORIENTATION",
+    "PYUCALGARYSRS",
+    "RAW_ORIENTATION",
+    "cdf_to_cube",
+    "from_pyucalgarysrs",
+    "turned",
+]
 
 #: The sentence stored with pixels and skymaps (``orientation`` attribute).
 ORIENTATION = (
@@ -63,9 +90,58 @@ ORIENTATION = (
 RAW_ORIENTATION: dict[str, str] = {
     "cdf": "rotated 180 deg on read: raw CDF frame = stored[::-1, ::-1]",
     "pgm": "as in the file: raw PGM raster = stored",
+    "h5": "as in the file, frames first: raw TREx RGB data/images[:, :, :, i] = stored[i]",
     "image": "as in the image file: PNG/JPEG = stored",
     "skymap": "as scipy.io.readsav returns the IDL arrays: raw skymap = stored",
 }
+
+
+#: How pyucalgarysrs 1.28's arrays relate to oathcube's, per instrument: the axes of
+#: ``(y, x)`` that its reader flips (``np.flip``) and that oathcube does not.
+_PYUCALGARYSRS_FLIPS: dict[str, tuple[int, ...]] = {
+    "themis": (0,),
+    "rego": (0, 1),
+    "trex_nir": (0,),
+    "trex_blue": (0,),
+    "trex_rgb": (0,),
+}
+
+#: The same, as sentences for people (docs/sky.md shows them).
+PYUCALGARYSRS: dict[str, str] = {
+    inst: (
+        "pyucalgarysrs flips north-south: oathcube[i] = pyucalgarysrs[::-1, :, ..., i]"
+        if flips == (0,)
+        else "pyucalgarysrs flips both axes: oathcube[i] = pyucalgarysrs[::-1, ::-1, ..., i]"
+    )
+    for inst, flips in _PYUCALGARYSRS_FLIPS.items()
+}
+
+
+def from_pyucalgarysrs(instrument: str, data: np.ndarray) -> np.ndarray:
+    """pyucalgarysrs 1.28's frames of ``instrument`` in oathcube's order and orientation.
+
+    Parameters
+    ----------
+    instrument
+        ``themis``, ``rego``, ``trex_nir``, ``trex_blue`` or ``trex_rgb``.
+    data
+        ``Data.data`` of its reader: ``(y, x, n)``, or ``(y, x, band, n)`` for RGB.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, y, x)`` (``(n, y, x, band)``), C-contiguous: what oathcube's reader gives
+        for the same files.
+
+    Raises
+    ------
+    KeyError
+        For an instrument pyucalgarysrs has no reader of here (``images``).
+    """
+    out = np.moveaxis(np.asarray(data), -1, 0)
+    for axis in _PYUCALGARYSRS_FLIPS[instrument]:
+        out = np.flip(out, axis=axis + 1)
+    return np.ascontiguousarray(out)
 
 
 def cdf_to_cube(stack: np.ndarray) -> np.ndarray:

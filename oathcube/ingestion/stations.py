@@ -39,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..archive.frames import FrameBlock, iter_frame_blocks, source_kind
+from ..archive.instruments import INSTRUMENTS
 from ..archive.orientation import ORIENTATION, RAW_ORIENTATION
 from ..archive.themis_cdf import part_step, read_cdf, read_cdf_parts
 from ..cube.location import check_new_location, normalise_location, refuse_nesting
@@ -97,6 +98,8 @@ class _Source:
     #: ``(y, x)`` of the frames as read, where they are raw (prepared on ingest); None for
     #: frames stored as read (image folders).
     raw_shape: tuple[int, int] | None = None
+    #: The imager (``FrameBlock.instrument``), recorded as the station's ``instrument``.
+    instrument: str = "themis"
 
     @property
     def first(self) -> np.datetime64:
@@ -114,6 +117,59 @@ def _encode_times(times: np.ndarray) -> np.ndarray:
     return times.astype("datetime64[us]").astype(np.int64)
 
 
+def _stored_instrument(attrs: Any) -> str:
+    """The instrument of a station group, from its attributes.
+
+    Stations ingested before the ``instrument`` attribute hold THEMIS frames (the only
+    raw readers then) or image-folder frames, which ``raw_frames`` tells apart; a group
+    with neither attribute counts as THEMIS.
+    """
+    named = attrs.get("instrument")
+    if named:
+        return str(named)
+    raw_frames = attrs.get("raw_frames")
+    if isinstance(raw_frames, dict) and raw_frames.get("raw") is False:
+        return "images"
+    return "themis"
+
+
+def _check_instruments(code: str, entries: list[_Source], stored: str | None = None) -> None:
+    """Refuse, before any write, frames of two instruments for one station group.
+
+    ``stored``: the instrument of the station already in the cube, if any.  The readers
+    send each imager's frames to its own station (:func:`oathcube.sites.station_code`:
+    ``gill``, ``gill_trex_nir``), so this catches what names cannot tell apart: an image
+    folder (or ``station=``) pointing frames at a station of another imager, whose frames
+    may well have the same size.
+    """
+    have = stored or entries[0].instrument
+    for entry in entries:
+        if entry.instrument == have:
+            continue
+        new, old = INSTRUMENTS[entry.instrument].title, INSTRUMENTS[have].title
+        if stored:
+            what = f"{new} frames, but station {code!r} holds {old} frames"
+        else:
+            what = f"{old} and {new} frames for one station {code!r}"
+        raise IngestError(
+            f"{what}: a station holds one imager's frames",
+            path=entry.source,
+            expected=f"{old} frames only for {code!r} in this cube",
+        )
+
+
+def _check_bands(block: FrameBlock) -> None:
+    """Refuse frames with bands (TREx RGB) before any write: station pixels hold one."""
+    if block.bands != 1:
+        raise IngestError(
+            f"{INSTRUMENTS[block.instrument].title} frames have {block.bands} bands, and "
+            "station pixels (time, y, x) hold one until the band dimension of issue 22 "
+            "item 3 exists",
+            path=block.source,
+            expected="single-band frames (THEMIS, REGO, TREx NIR, TREx Blueline, images)",
+        )
+
+
 def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_attrs: str) -> None:
     """Refuse, before any write, sources that do not fit the station already stored."""
     path = station_group(code)
@@ -122,6 +178,7 @@ def _check_against_station(cube: Cube, code: str, entries: list[_Source], prep_a
     pixels, time = variable_path(path, "pixels"), variable_path(path, "time")
     if not (cube.has(pixels) and cube.has(time)):
         return  # a group a killed ingest left without arrays: nothing committed yet
+    _check_instruments(code, entries, _stored_instrument(cube.group(path).attrs))
     stored_prep = cube.group(path).attrs.get("preparation")
     stored_shape = cube.array(pixels).shape[1:]
     n = cube.committed_rows(path)
@@ -522,6 +579,7 @@ def ingest(
     for key in sorted(seen, key=lambda k: seen[k].first):
         by_station.setdefault(key[1], []).append(seen[key])
     for code, entries in by_station.items():
+        _check_instruments(code, entries)  # first: mixed imagers also mix shapes and times
         shapes = {e.shape for e in entries}
         if len(shapes) > 1:
             raise IngestError(
@@ -604,6 +662,9 @@ def _ingest_station(
         # only the prepared frames.
         raw = entries[0].raw_shape
         attrs["raw_frames"] = {"raw": raw is not None, "shape": list(raw or ())}
+    if "instrument" not in attrs:
+        # Checked against the station's frames before any write (_check_against_station).
+        attrs["instrument"] = entries[0].instrument
     pending = into.pending(group)
     committed = into.committed_rows(group)
     last = into.read_times(group, committed, max(0, committed - 1))
@@ -685,13 +746,17 @@ def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock, prep: RawPrep
     """Add what the scan learned of ``block`` to ``seen``.
 
     The shape noted is the shape stored: raw frames become ``prep.out_size`` squares.
+    Frames with bands (TREx RGB) are refused here, at the scan, before any write.
     """
+    _check_bands(block)
     key = (str(block.source), block.station)
     shape = (prep.out_size, prep.out_size) if block.raw else block.frames.shape[1:]
     entry = seen.get(key)
     if entry is None:
         raw = (int(block.frames.shape[1]), int(block.frames.shape[2])) if block.raw else None
-        seen[key] = _Source(str(block.source), block.station, [block.time], shape, raw)
+        seen[key] = _Source(
+            str(block.source), block.station, [block.time], shape, raw, block.instrument
+        )
         return
     if shape != entry.shape:
         raise IngestError(

@@ -13,6 +13,7 @@ developed and tested, so this package draws stand-ins, deterministic given a see
 - :mod:`.themis`: raw THEMIS ASI files in the real formats (Berkeley CDF, UCalgary PGM),
   for the tests and benchmarks of ingestion; imported only by name, so that drawing an
   archive does not load cdflib.
+- :mod:`.ucalgary`: UCalgary PGM and TREx RGB HDF5 files as pyucalgarysrs reads them (tests).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from ..cube.schema import prediction_models
 from ..cube.store import Cube, CubeLike
 from ..errors import CubeError, OptionError
 from ..outputs import check_output, replacing
-from ..sites import STATION_LONGITUDES
+from ..sites import STATION_LONGITUDES, site_of
 from ._common import (
     cadence,
     classes_of,
@@ -67,8 +67,8 @@ def _longitude(cube: Cube, station: str) -> float:
     if have:
         attrs = cube.group(have[-1]["group"]).attrs
         return (float(str(attrs["site_longitude"])) + 180.0) % 360.0 - 180.0
-    if station in STATION_LONGITUDES:
-        return STATION_LONGITUDES[station]
+    if site_of(station) in STATION_LONGITUDES:
+        return STATION_LONGITUDES[site_of(station)]
     raise OptionError(
         f"the longitude of station {station!r} is unknown (no skymap, not a THEMIS site)",
         parameter="station",
