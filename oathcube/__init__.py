@@ -42,8 +42,10 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .features import extractor_names as extractor_names
     from .features import feature_spec as feature_spec
     from .features.compute import compute_features as compute_features
+    from .fetch import AsiFetch as AsiFetch
+    from .fetch import AsiRequest as AsiRequest
     from .fetch import ThemisFetch as ThemisFetch
-    from .fetch import ThemisRequest as ThemisRequest
+    from .fetch import fetch_asi as fetch_asi
     from .fetch import fetch_checkpoint as fetch_checkpoint
     from .fetch import fetch_oath as fetch_oath
     from .fetch import fetch_themis as fetch_themis
@@ -79,9 +81,11 @@ _LAZY: dict[str, str] = {
     # archives: downloads and synthetic ones
     "fetch_oath": "oathcube.fetch",
     "fetch_checkpoint": "oathcube.fetch",
+    "fetch_asi": "oathcube.fetch",
+    "AsiFetch": "oathcube.fetch",
+    "AsiRequest": "oathcube.fetch",
     "fetch_themis": "oathcube.fetch",
     "ThemisFetch": "oathcube.fetch",
-    "ThemisRequest": "oathcube.fetch",
     "synth": "oathcube.synthetic",
     "station_night": "oathcube.synthetic",
     "RawPreparation": "oathcube.rawprep",
@@ -137,9 +141,11 @@ __all__ = [
     # fetch
     "fetch_oath",
     "fetch_checkpoint",
+    "fetch_asi",
+    "AsiFetch",
     "fetch_themis",
     "ThemisFetch",
-    "ThemisRequest",
+    "AsiRequest",
     # synthetic archives
     "synth",
     "station_night",

@@ -396,9 +396,9 @@ def train(
 
 fetch_app = typer.Typer(
     name="fetch",
-    help="Download the OATH tarball, the Inception-v4 checkpoint or THEMIS ASI files: "
-    "resumable, verified, into a local mirror of the server (default: the data folder, "
-    "$OATHCUBE_DATA_DIR).",
+    help="Download the OATH tarball, the Inception-v4 checkpoint or all-sky imager files "
+    "(THEMIS, REGO, TREx): resumable, verified, into a local mirror of the server (default: "
+    "the data folder, $OATHCUBE_DATA_DIR).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -420,7 +420,18 @@ FetchOut = Annotated[
 Timeout = Annotated[float, typer.Option(help="Seconds to connect, and between two bytes")]
 Retries = Annotated[int, typer.Option(help="Retries per file, with backoff, resuming")]
 FetchSource = Annotated[
-    str, typer.Option(help="berkeley (CDF L1, one file an hour) | ucalgary (PGM, one a minute)")
+    str | None,
+    typer.Option(
+        help="berkeley (THEMIS CDF L1, one file an hour; THEMIS's default) | ucalgary (one "
+        "file a minute; the only source of the other instruments)"
+    ),
+]
+InstrumentOption = Annotated[
+    str, typer.Option(help="themis | rego | trex_nir | trex_blue | trex_rgb")
+]
+Workers = Annotated[int, typer.Option(help="Parallel downloads")]
+MaxFiles = Annotated[
+    int, typer.Option(help="The most hours or minutes the range may span; a longer one is refused")
 ]
 
 
@@ -456,33 +467,41 @@ def fetch_checkpoint(
         typer.echo(f"pass --checkpoint {path} or set OATHCUBE_INCEPTION_V4_CHECKPOINT={path}")
 
 
+def _fetch_imager(instrument: str, source: str | None, **options: Any) -> None:
+    """`fetch themis` and `fetch asi`: one imager's raw files, then what was found."""
+    from .fetch import fetch_asi as run
+
+    got = run(instrument=instrument, source=source, progress=True, **options)
+    typer.echo(f"{got.code}: {len(got.files)} files ({got.downloaded} downloaded) in {got.root}")
+    if got.missing:
+        typer.echo(f"not on the server: {got.missing_text()}")
+    if got.skymap is not None:
+        typer.echo(f"skymap: {got.skymap}")
+
+
 @fetch_app.command("themis")
 @_errors_to_exit
 def fetch_themis(
     station: Annotated[str, typer.Option(help="Station code, e.g. gako")],
     start: Annotated[str, typer.Option(help="From this UTC time")],
     end: Annotated[str, typer.Option(help="Up to this UTC time (files that overlap)")],
-    source: FetchSource = "berkeley",
+    source: FetchSource = None,
     skymap: Annotated[bool, typer.Option(help="Also the skymap valid at --start")] = False,
     output: FetchOut = None,
     base_url: BaseUrl = None,
     skymap_base_url: SkymapBaseUrl = None,
-    workers: Annotated[int, typer.Option(help="Parallel downloads")] = 4,
+    workers: Workers = 4,
     timeout: Timeout = 30.0,
     retries: Retries = 3,
-    max_files: Annotated[
-        int,
-        typer.Option(help="The most hours or minutes the range may span; a longer one is refused"),
-    ] = 10_000,
+    max_files: MaxFiles = 10_000,
 ) -> None:
     """One station's raw THEMIS ASI files; hours or minutes no server has are reported."""
-    from .fetch import fetch_themis as run
-
-    got = run(
-        station,
+    _fetch_imager(
+        "themis",
+        source,
+        station=station,
         start=start,
         end=end,
-        source=source,
         out=output,
         base_urls=base_url,
         skymap=skymap,
@@ -491,13 +510,43 @@ def fetch_themis(
         timeout=timeout,
         retries=retries,
         max_files=max_files,
-        progress=True,
     )
-    typer.echo(f"{got.station}: {len(got.files)} files ({got.downloaded} downloaded) in {got.root}")
-    if got.missing:
-        typer.echo(f"not on the server: {got.missing_text()}")
-    if got.skymap is not None:
-        typer.echo(f"skymap: {got.skymap}")
+
+
+@fetch_app.command("asi")
+@_errors_to_exit
+def fetch_asi(
+    station: Annotated[str, typer.Option(help="Site code, e.g. gill")],
+    start: Annotated[str, typer.Option(help="From this UTC time")],
+    end: Annotated[str, typer.Option(help="Up to this UTC time (files that overlap)")],
+    instrument: InstrumentOption = "themis",
+    source: FetchSource = None,
+    skymap: Annotated[bool, typer.Option(help="Also the imager's skymap valid at --start")] = False,
+    output: FetchOut = None,
+    base_url: BaseUrl = None,
+    skymap_base_url: SkymapBaseUrl = None,
+    workers: Workers = 4,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
+    max_files: MaxFiles = 10_000,
+) -> None:
+    """One imager's raw files at one site (THEMIS, REGO, TREx NIR, Blueline, RGB) from
+    UCalgary's data tree (THEMIS also from Berkeley); dark files are not fetched."""
+    _fetch_imager(
+        instrument,
+        source,
+        station=station,
+        start=start,
+        end=end,
+        out=output,
+        base_urls=base_url,
+        skymap=skymap,
+        skymap_base_urls=skymap_base_url,
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        max_files=max_files,
+    )
 
 
 @app.command()
@@ -523,14 +572,21 @@ def ingest(
         str | None,
         typer.Option(
             help="Station of frames whose names and CSV carry none; only this station's "
-            "CDF/PGM files; with --start/--end, the station to fetch"
+            "CDF/PGM/HDF5 files; with --start/--end, the site to fetch"
+        ),
+    ] = None,
+    instrument: Annotated[
+        str | None,
+        typer.Option(
+            help="With --station: the imager (themis | rego | trex_nir | trex_blue | "
+            "trex_rgb); its frames go to station <site>_<instrument> (THEMIS: <site>)"
         ),
     ] = None,
     start: Annotated[
         str | None, typer.Option(help="Fetch --station's files from this UTC time (with --end)")
     ] = None,
     end: Annotated[str | None, typer.Option(help="... up to this UTC time")] = None,
-    source: FetchSource = "berkeley",
+    source: FetchSource = None,
     base_url: BaseUrl = None,
     fetch_dir: Annotated[
         Path | None,
@@ -564,10 +620,11 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Append raw THEMIS frames to station groups (stations/<code>) of a cube.
+    """Append raw imager frames to station groups (stations/<code>) of a cube.
 
-    With --station S --start T0 --end T1, the station's files for that time are first
-    fetched (only those not already in --fetch-dir), then ingested.
+    With --station S --start T0 --end T1 (and --instrument I), the files of that imager
+    at that site for that time are first fetched (only those not already in
+    --fetch-dir), then ingested into station S (THEMIS) or S_I (gill_rego).
     """
     from .ingestion.stations import ingest as run
     from .rawprep import RawPreparation
@@ -580,6 +637,30 @@ def ingest(
             f"{prep!r}: {err}", path="--prep", expected="RawPreparation fields as JSON"
         ) from None
     request = None
+    if instrument is not None and station is None:
+        raise OptionError(
+            "--instrument names the imager of --station's frames",
+            path="--station/--instrument",
+            expected="--station with it",
+        )
+    if station is not None:
+        from .fetch.sources import UCALGARY_LAYOUTS, check_instrument
+        from .sites import station_code
+
+        site, _, suffix = station.strip().lower().partition("_")
+        if instrument is None and suffix in UCALGARY_LAYOUTS:
+            instrument = suffix  # --station gill_rego: REGO frames
+        if instrument is not None:
+            # gill + rego -> gill_rego: the station its frames go to (and are taken from)
+            instrument = check_instrument(instrument).instrument
+            if suffix in UCALGARY_LAYOUTS and suffix != instrument:
+                raise OptionError(
+                    f"station {station!r} holds {suffix} frames, not {instrument}",
+                    path="--station/--instrument",
+                    expected=f"--station {site} --instrument {instrument}",
+                )
+            if not suffix or suffix == instrument:
+                station = station_code(site, instrument)
     if start is not None or end is not None:
         if station is None or start is None or end is None:
             raise OptionError(
@@ -587,12 +668,13 @@ def ingest(
                 path="--station/--start/--end",
                 expected="all three together",
             )
-        from .fetch.themis import ThemisRequest
+        from .fetch.imagers import AsiRequest
 
-        request = ThemisRequest(
+        request = AsiRequest(
             station,
             start=start,
             end=end,
+            instrument=instrument or "themis",
             source=source,
             out=fetch_dir,
             base_urls=base_url,
@@ -607,7 +689,7 @@ def ingest(
         fetch=request,
         preparation=preparation,
         skip_bad=skip_bad,
-        station=station,
+        station=request.code if request is not None else station,
         times_csv=times_csv,
         chunk_frames=chunk_frames,
         shard_frames=shard_frames,

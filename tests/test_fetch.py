@@ -534,7 +534,7 @@ def test_skymap_newest_valid_at_start(server: FaultyServer, shared: Path, tmp_pa
     sky_dir = tmp_path / "skymaps/gako/gako_20090101"
     assert early.skymap == sky_dir / "themis_skymap_gako_20090101-+_v01.sav"
     # later: the newest folder up to the start, and its highest version
-    from oathcube.fetch.themis import _fetch_skymap
+    from oathcube.fetch.imagers import _fetch_skymap
 
     fetcher = Fetcher([server.url + UCALGARY + "/"], **FAST)
     path = _fetch_skymap(fetcher, tmp_path, "gako", datetime(2012, 6, 1))
@@ -545,10 +545,10 @@ def test_skymap_newest_valid_at_start(server: FaultyServer, shared: Path, tmp_pa
 def test_a_request_s_sources_are_the_files_then_the_skymap(
     server: FaultyServer, shared: Path, tmp_path: Path
 ) -> None:
-    from oathcube.fetch import ThemisRequest
+    from oathcube.fetch import AsiRequest
 
     kwargs = dict(out=tmp_path, base_urls=[server.url + BERKELEY], timeout=3.0, retries=2)
-    paths = ThemisRequest(
+    paths = AsiRequest(
         "gako", start="2011-03-10T05:10", end="2011-03-10T05:20", skymap=True,
         skymap_base_urls=[server.url + UCALGARY], **kwargs,
     ).sources()  # fmt: skip
@@ -556,7 +556,7 @@ def test_a_request_s_sources_are_the_files_then_the_skymap(
     assert paths == [tmp_path / "thg/l1/asi/gako/2011/03/thg_l1_asf_gako_2011031005_v01.cdf", sky]
     # without a skymap: the files alone; nothing is asked for again
     n = len(server.log)
-    assert ThemisRequest(
+    assert AsiRequest(
         "gako", start="2011-03-10T05:10", end="2011-03-10T05:20", **kwargs
     ).sources() == paths[:1]  # fmt: skip
     assert not [p for p, _, _ in server.log[n:] if p.endswith(".cdf")]
@@ -567,7 +567,7 @@ def test_ingest_fetches_what_a_request_names_then_ingests_it(
 ) -> None:
     import oathcube
 
-    hour = oathcube.ThemisRequest(
+    hour = oathcube.AsiRequest(
         "GAKO", start="2011-03-10T05:10", end="2011-03-10T05:20", out=tmp_path / "raw",
         base_urls=[server.url + BERKELEY], timeout=3.0, retries=2,
     )  # fmt: skip
@@ -579,9 +579,9 @@ def test_ingest_fetches_what_a_request_names_then_ingests_it(
     # A bad request fails when made, before any cube or request
     n = len(server.log)
     with pytest.raises(OptionError):
-        oathcube.ThemisRequest("gako", start="2011-03-10T06", end="2011-03-10T05")
+        oathcube.AsiRequest("gako", start="2011-03-10T06", end="2011-03-10T05")
     with pytest.raises(OptionError):
-        oathcube.ThemisRequest("zzzz", start="2011-03-10T05", end="2011-03-10T06")
+        oathcube.AsiRequest("zzzz", start="2011-03-10T05", end="2011-03-10T06")
     assert len(server.log) == n and not (tmp_path / "d.zarr").exists()
 
 
@@ -589,9 +589,9 @@ def test_library_calls_take_times_by_keyword_and_draw_no_bar() -> None:
     import inspect
 
     import oathcube.fetch as fetch
-    from oathcube.fetch import ThemisRequest
+    from oathcube.fetch import AsiRequest
 
-    for func in (fetch_themis, ThemisRequest):
+    for func in (fetch_themis, AsiRequest):
         params = inspect.signature(func).parameters
         assert params["start"].kind is inspect.Parameter.KEYWORD_ONLY, func
         assert params["end"].kind is inspect.Parameter.KEYWORD_ONLY, func

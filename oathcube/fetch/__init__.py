@@ -1,4 +1,4 @@
-"""Fetch what oathcube needs: the OATH tarball, the Inception-v4 checkpoint, THEMIS ASI files.
+"""Fetch what oathcube needs: the OATH tarball, the Inception-v4 checkpoint, all-sky imager files.
 
 Each fetch writes into a local folder that mirrors the server's own layout (by default
 in the user's data folder, :mod:`oathcube.datadir`), fetches only what is missing there,
@@ -13,41 +13,49 @@ it.  URL layouts are in :mod:`oathcube.fetch.sources`.
 - :func:`fetch_checkpoint`: ``inception_v4_2016_09_09.tar.gz``, unpacked safely to
   ``inception_v4.ckpt`` with its SHA-256 recorded in ``inception_v4.json``; Inception-v4
   features then find it without ``--checkpoint``.
-- :func:`fetch_themis`: Berkeley CDF L1 hours or UCalgary PGM minutes of one station,
-  and optionally the skymap valid at the start time.  Hours and minutes that no server
-  has are reported, not fatal.  A range of more than ``max_files`` files (default
-  :data:`MAX_FILES`) is refused before any request, and the plan is made as the
-  downloads go, never held whole.
-- :class:`ThemisRequest`: the same, checked when made and fetched by
-  :meth:`~ThemisRequest.sources` as the list of local files to ingest (what
+- :func:`fetch_asi`: one imager's raw files at one site (``instrument=``: ``themis``,
+  ``rego``, ``trex_nir``, ``trex_blue``, ``trex_rgb``): THEMIS as Berkeley CDF L1 hours
+  or UCalgary PGM minutes, the others as UCalgary minutes (PGM; RGB HDF5), and
+  optionally the imager's skymap valid at the start time.  Hours and minutes that no
+  server has are reported, not fatal; dark files are not fetched.  A range of more than
+  ``max_files`` files (default :data:`MAX_FILES`) is refused before any request, and the
+  plan is made as the downloads go, never held whole.
+- :class:`AsiRequest`: the same, checked when made and fetched by
+  :meth:`~AsiRequest.sources` as the list of local files to ingest (what
   ``oathcube.ingest(..., fetch=...)`` and ``oathcube ingest --start/--end`` do first).
+- :func:`fetch_themis` and :class:`ThemisFetch`: the first names of :func:`fetch_asi` and
+  :class:`AsiFetch` (the same objects), kept for code written before other imagers.
 
 The modules, by job: :mod:`~oathcube.fetch.datasets` (the fixed, pinned downloads: the
-OATH tarball, the checkpoint), :mod:`~oathcube.fetch.themis` (raw THEMIS files and
-skymaps), :mod:`~oathcube.fetch.common` (the output folder and the fetcher every fetch
-makes), :mod:`~oathcube.fetch.http` (verified, resumable downloads) and
-:mod:`~oathcube.fetch.sources` (URL layouts).  No function here draws a progress bar
-unless given ``progress=True``.
+OATH tarball, the checkpoint), :mod:`~oathcube.fetch.imagers` (raw imager files and
+skymaps), :mod:`~oathcube.fetch.common`
+(the output folder and the fetcher every fetch makes), :mod:`~oathcube.fetch.http`
+(verified, resumable downloads) and :mod:`~oathcube.fetch.sources` (URL layouts).  No
+function here draws a progress bar unless given ``progress=True``.
 """
 
 from __future__ import annotations
 
 from .datasets import CHECKPOINT_RECORD, fetch_checkpoint, fetch_oath, parse_sha256sums
 from .http import check_numbers
-from .themis import (
+from .imagers import (
     MAX_FILES,
+    AsiFetch,
+    AsiRequest,
     ThemisFetch,
-    ThemisRequest,
     check_plan,
+    fetch_asi,
     fetch_themis,
 )
 
 __all__ = [
+    "AsiFetch",
+    "AsiRequest",
+    "fetch_asi",
     "ThemisFetch",
     "fetch_oath",
     "fetch_checkpoint",
     "fetch_themis",
-    "ThemisRequest",
     "parse_sha256sums",
     "check_plan",
     "check_numbers",

@@ -16,7 +16,8 @@ The rules of a download (:meth:`Fetcher.download`):
   size equals what the server announced; where a checksum is known, its SHA-256 matches;
   where its kind can be checked by its name, it is whole (a CDF opens and every record
   reads, a gzip stream decompresses to its end, a tar lists to its end, PGM rasters are
-  as long as their headers say, an IDL save file reads); and whatever check the caller
+  as long as their headers say, an HDF5 file's datasets read, an IDL save file reads);
+  and whatever check the caller
   adds (a checksum list that lists the file it is for, a tarball that holds what it
   should).  A body that ends early without a length (a server that closes the
   connection) is caught there;
@@ -266,6 +267,8 @@ def verify_download(path: Path, name: str) -> None:
     ``*.tgz``                 decompresses to its end, its CRC checked)
     other ``*.gz``            decompresses to its end
     ``*.sav``                 reads as an IDL save file (scipy's ``readsav``)
+    ``*.h5``                  opens with h5py and every dataset reads to its end
+                              (a TREx RGB minute: 16 MB)
     ========================  =====================================================
 
     Parameters
@@ -294,6 +297,8 @@ def verify_download(path: Path, name: str) -> None:
                     pass
         elif lower.endswith(".sav"):
             _check_sav(path)
+        elif lower.endswith(".h5"):
+            _check_h5(path)
     except OathcubeError as err:
         raise FetchError(f"not whole (cut short or corrupt): {err.message}", path=name) from None
     except (EOFError, OSError, zlib.error, tarfile.TarError, ValueError) as err:
@@ -334,6 +339,21 @@ def _check_tar(path: Path, compressed: bool) -> None:
                 pass
         while raw.read(1 << 22):  # the rest of the gzip stream: its CRC and length
             pass
+
+
+def _check_h5(path: Path) -> None:
+    """Every dataset of an HDF5 file (a TREx RGB minute) reads, one at a time."""
+    import h5py
+
+    def read(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset):
+            _ = item[()]  # every chunk, decompressed: a cut or corrupt one raises
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise FetchError(f"not an HDF5 file read to its end ({_reason(err)})") from None
 
 
 def _check_sav(path: Path) -> None:

@@ -1,9 +1,40 @@
-"""Where things are on the servers: URL layouts of OATH, the checkpoint and THEMIS ASI.
+"""Where things are on the servers: URL layouts of OATH, the checkpoint and the imagers.
 
 Pure functions of names and times; nothing here touches the network.  Each layout
 gives paths *relative to a base URL*, so that the same relative path names the file
 on the default server, on a mirror (``--base-url``) and in the local tree that mirrors
 the server (the output folder), which is how a rerun knows what it already has.
+
+UCalgary's data tree (https://data.phys.ucalgary.ca/sort_by_project) holds every imager
+in one layout, below one base URL per instrument (:data:`UCALGARY_LAYOUTS`)::
+
+    <base>/stream0/<YYYY>/<MM>/<DD>/<site>_<imager>/ut<HH>/
+        <YYYYMMDD>_<HHMM>_<site>_<imager>_<mode>.<ext>
+    <base>/<skymaps>/<site>/<site>_<YYYYMMDD>/<prefix>_skymap_<site>_<YYYYMMDD>-+_v<NN>.sav
+
+=============  ==================  ============  ==========================
+instrument     base, below the     skymap        one minute's sky file
+               tree                folder
+=============  ==================  ============  ==========================
+``themis``     ``THEMIS/asi``      ``skymaps``   ``..._themisNN_full.pgm.gz``
+``rego``       ``GO-Canada/REGO``  ``skymap``    ``..._rego-NNN_6300.pgm.gz``
+``trex_nir``   ``TREx/NIR``        ``skymaps``   ``..._nir-NNN_8446.pgm.gz``
+``trex_blue``  ``TREx/blueline``   ``skymaps``   ``..._blue-NNN_full.pgm.gz``
+``trex_rgb``   ``TREx/RGB``        ``skymaps``   ``..._rgb-NN_full.h5``
+=============  ==================  ============  ==========================
+
+The imager's folder (``gill_rego-652``) carries its unit number, which changes when a
+camera is swapped, so it is found by listing the day's folder, as for THEMIS.  Dark
+files lie beside the sky files in the same hour folder (``..._6300_dark.pgm.gz``,
+``..._8446_dark.pgm.gz``, ``<YYYYMMDD>_<HHMMSS>_<us>_<site>_blue-NNN_dark_full.pgm``):
+the patterns here match sky files only.  Where the facts come from: the paths that
+pyucalgarysrs's ``tools/build_test_data.py`` downloads its test files from
+(``<data tree>/<path>/<yyyy>/<mm>/<dd>/<site>_<device>/ut<hh>/<filename>``, and its
+skymaps' ``GO-Canada/REGO/skymap/atha/atha_20140718``, ``TREx/NIR/skymaps/...``), and
+asilib's ``asi/rego.py`` and ``asi/trex.py`` (stream0 and skymap base URLs, the
+Blueline ``skymaps/`` folder); the sites of each array are asilib's
+``data/asi_locations.csv``.  UCalgary publishes no checksums of these files: each is
+verified by its format (:func:`oathcube.fetch.http.verify_download`).
 """
 
 from __future__ import annotations
@@ -13,8 +44,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..archive.instruments import INSTRUMENTS, is_dark_name
 from ..errors import OptionError
-from ..sites import STATIONS
+from ..sites import STATIONS, station_code
 from ..times import parse_time as parse_time_ns
 
 __all__ = [
@@ -25,8 +57,13 @@ __all__ = [
     "CHECKPOINT_TARBALL",
     "BERKELEY_BASE",
     "UCALGARY_BASE",
+    "UCALGARY_TREE",
+    "UCALGARY_LAYOUTS",
+    "ImagerLayout",
+    "IMAGERS",
     "SOURCES",
     "STATIONS",
+    "check_instrument",
     "check_station",
     "parse_time",
     "count_steps",
@@ -36,10 +73,12 @@ __all__ = [
     "ucalgary_day",
     "ucalgary_hour",
     "ucalgary_pgm_pattern",
+    "ucalgary_file_pattern",
     "camera_pattern",
     "skymap_site",
     "skymap_folder_pattern",
     "skymap_file_pattern",
+    "is_sky_name",
     "Wanted",
 ]
 
@@ -49,9 +88,95 @@ OATH_SUMS = "SHA256SUM_v1.1"
 CHECKPOINT_BASE = "http://download.tensorflow.org/models"
 CHECKPOINT_TARBALL = "inception_v4_2016_09_09.tar.gz"
 BERKELEY_BASE = "http://themis.ssl.berkeley.edu/data/themis"
+#: UCalgary's open data tree, every project below it.
+UCALGARY_TREE = "https://data.phys.ucalgary.ca/sort_by_project"
 #: UCalgary's THEMIS ASI tree: ``stream0/`` (one-minute PGMs) and ``skymaps/`` below it.
-UCALGARY_BASE = "https://data.phys.ucalgary.ca/sort_by_project/THEMIS/asi"
+UCALGARY_BASE = f"{UCALGARY_TREE}/THEMIS/asi"
 SOURCES = ("berkeley", "ucalgary")
+
+#: REGO sites (asilib 0.30's ``data/asi_locations.csv``).
+REGO_SITES = (
+    "atha",
+    "fsim",
+    "fsmi",
+    "gill",
+    "kakt",
+    "luck",
+    "lyrn",
+    "rank",
+    "resu",
+    "sach",
+    "talo",
+)
+#: TREx sites, the same for NIR, Blueline and RGB (asilib 0.30's ``asi_locations.csv``).
+TREX_SITES = ("atha", "fsmi", "gill", "luck", "pina", "rabb")
+
+
+@dataclass(frozen=True)
+class ImagerLayout:
+    """One instrument's folders and names in UCalgary's data tree (see the module doc).
+
+    Attributes
+    ----------
+    instrument
+        Its name in oathcube (:data:`oathcube.archive.instruments.INSTRUMENTS`).
+    base
+        The default base URL: ``stream0/`` and the skymap folder are below it.
+    skymaps
+        The skymap folder's name below ``base`` (``skymap`` for REGO, else ``skymaps``).
+    skymap_prefix
+        First field of its skymap files' names (``rego`` in ``rego_skymap_gill_...``).
+    imager
+        Regular expression of its ``Imager unique ID`` (``rego-\\d+``): the folder
+        ``<site>_<imager>`` and the file names carry it.
+    mode
+        Regular expression of what follows ``<imager>_`` in a sky file's name.
+    sites
+        The site codes it runs at; another code is refused before any request.
+    max_bytes
+        The most bytes one file (a minute) may have: a server that sends more is refused.
+    stream
+        The folder of raw one-minute files below ``base``.
+    """
+
+    instrument: str
+    base: str
+    skymaps: str
+    skymap_prefix: str
+    imager: str
+    mode: str
+    sites: tuple[str, ...]
+    max_bytes: int
+    stream: str = "stream0"
+
+    @property
+    def title(self) -> str:
+        """How people call the instrument (``REGO``, ``TREx NIR``)."""
+        return INSTRUMENTS[self.instrument].title
+
+
+_PGM = r"\.pgm(?:\.gz)?"
+#: Every instrument's layout in UCalgary's data tree, by oathcube's instrument name.
+UCALGARY_LAYOUTS: dict[str, ImagerLayout] = {
+    layout.instrument: layout
+    for layout in (
+        # a THEMIS minute: 20 frames of 128 kB, compressed
+        ImagerLayout("themis", UCALGARY_BASE, "skymaps", "themis", r"themis\d\d",
+                     "full" + _PGM, STATIONS, 32 << 20),
+        # a REGO minute: 20 frames of 512 x 512 x 2 bytes (10 MB), compressed
+        ImagerLayout("rego", f"{UCALGARY_TREE}/GO-Canada/REGO", "skymap", "rego", r"rego-\d+",
+                     "6300" + _PGM, REGO_SITES, 64 << 20),
+        ImagerLayout("trex_nir", f"{UCALGARY_TREE}/TREx/NIR", "skymaps", "nir", r"nir-\d+",
+                     "8446" + _PGM, TREX_SITES, 64 << 20),
+        ImagerLayout("trex_blue", f"{UCALGARY_TREE}/TREx/blueline", "skymaps", "blue",
+                     r"blue-\d+", "full" + _PGM, TREX_SITES, 64 << 20),
+        # a RGB minute: 20 frames of 480 x 553 x 3 bytes (16 MB), HDF5 compressed
+        ImagerLayout("trex_rgb", f"{UCALGARY_TREE}/TREx/RGB", "skymaps", "rgb", r"rgb-\d+",
+                     r"full\.h5", TREX_SITES, 64 << 20),
+    )
+}  # fmt: skip
+#: The instruments a fetch takes, in the order of :data:`UCALGARY_LAYOUTS`.
+IMAGERS: tuple[str, ...] = tuple(UCALGARY_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -62,14 +187,59 @@ class Wanted:
     start: datetime
 
 
-def check_station(station: str) -> str:
-    """The station code in lower case; an unknown code is refused before any request."""
-    code = station.strip().lower()
-    if code not in STATIONS:
+def check_instrument(instrument: str) -> ImagerLayout:
+    """The layout of ``instrument`` (``themis``, ``rego``, ...); another name is refused.
+
+    Raises
+    ------
+    OptionError
+        ``instrument`` is not one of :data:`IMAGERS`.
+    """
+    layout = UCALGARY_LAYOUTS.get(str(instrument).strip().lower())
+    if layout is None:
         raise OptionError(
-            f"unknown THEMIS ASI station {station!r}",
+            f"unknown instrument {instrument!r}",
+            parameter="instrument",
+            expected="one of " + ", ".join(IMAGERS),
+        )
+    return layout
+
+
+def check_station(station: str, instrument: str = "themis") -> str:
+    """The site code in lower case; an unknown code is refused before any request.
+
+    ``station`` is the site (``gill``), or the cube's station of the instrument's frames
+    (``gill_rego``, :func:`oathcube.sites.station_code`); the site is returned.
+
+    Raises
+    ------
+    OptionError
+        ``station`` is not a site of ``instrument`` (nor its station), or is the station
+        of another instrument.
+
+    Examples
+    --------
+    >>> check_station("GILL"), check_station("gill_rego", "rego")
+    ('gill', 'gill')
+    """
+    layout = check_instrument(instrument)
+    code = station.strip().lower()
+    site, _, suffix = code.partition("_")
+    if suffix and code == station_code(site, layout.instrument):
+        code = site
+    elif suffix in UCALGARY_LAYOUTS and suffix != layout.instrument:
+        raise OptionError(
+            f"station {station!r} holds {UCALGARY_LAYOUTS[suffix].title} frames, not "
+            f"{layout.title}",
             parameter="station",
-            expected="one of " + ", ".join(STATIONS),
+            expected=f'the site {site!r} with `instrument` "{suffix}"',
+        )
+    if code not in layout.sites:
+        what = "THEMIS ASI station" if layout.instrument == "themis" else f"{layout.title} site"
+        raise OptionError(
+            f"unknown {what} {station!r}",
+            parameter="station",
+            expected="one of " + ", ".join(layout.sites),
         )
     return code
 
@@ -134,29 +304,47 @@ def berkeley_cdf(site: str, hour: datetime) -> str:
     return f"thg/l1/asi/{site}/{hour:%Y/%m}/thg_l1_asf_{site}_{hour:%Y%m%d%H}_v01.cdf"
 
 
-def ucalgary_day(day: datetime) -> str:
-    """The day's folder of one-minute PGMs, listed to find the camera folders."""
-    return f"stream0/{day:%Y/%m/%d}/"
+def ucalgary_day(day: datetime, instrument: str = "themis") -> str:
+    """The day's folder of one-minute files, listed to find the camera folders."""
+    return f"{check_instrument(instrument).stream}/{day:%Y/%m/%d}/"
 
 
-def ucalgary_hour(day: datetime, camera: str) -> str:
-    """``stream0/<YYYY>/<MM>/<DD>/<site>_themisNN/ut<HH>/``: one hour of one camera."""
-    return f"stream0/{day:%Y/%m/%d}/{camera}/ut{day:%H}/"
+def ucalgary_hour(day: datetime, camera: str, instrument: str = "themis") -> str:
+    """``stream0/<YYYY>/<MM>/<DD>/<site>_<imager>/ut<HH>/``: one hour of one camera."""
+    return f"{ucalgary_day(day, instrument)}{camera}/ut{day:%H}/"
 
 
-def camera_pattern(site: str) -> re.Pattern[str]:
-    """Names of a site's camera folders in a day's listing (``gill_themis19``)."""
-    return re.compile(rf"{re.escape(site)}_themis\d\d")
+def camera_pattern(site: str, instrument: str = "themis") -> re.Pattern[str]:
+    """Names of a site's camera folders in a day's listing (``gill_themis19``,
+    ``gill_rego-652``): ``<site>_<imager>``, the imager's unit number included."""
+    return re.compile(rf"{re.escape(site)}_{check_instrument(instrument).imager}")
+
+
+def ucalgary_file_pattern(site: str, instrument: str = "themis") -> re.Pattern[str]:
+    """One-minute sky file names; group 1 is ``YYYYMMDD_HHMM``, group 2 the imager.
+
+    ``20140310_0600_gill_themis19_full.pgm.gz``, ``20180403_0600_gill_rego-652_6300.pgm.gz``,
+    ``20210205_0600_gill_rgb-04_full.h5`` (PGMs gzipped or plain).  Dark files never
+    match (:func:`is_sky_name`).
+    """
+    layout = check_instrument(instrument)
+    return re.compile(rf"(\d{{8}}_\d{{4}})_{re.escape(site)}_({layout.imager})_{layout.mode}")
 
 
 def ucalgary_pgm_pattern(site: str) -> re.Pattern[str]:
-    """One-minute PGM names; group 1 is ``YYYYMMDD_HHMM`` (``.pgm.gz`` or plain ``.pgm``)."""
-    return re.compile(rf"(\d{{8}}_\d{{4}})_{re.escape(site)}_themis\d\d_full\.pgm(\.gz)?")
+    """THEMIS one-minute PGM names; group 1 is ``YYYYMMDD_HHMM`` (``.pgm.gz`` or ``.pgm``)."""
+    return ucalgary_file_pattern(site, "themis")
 
 
-def skymap_site(site: str) -> str:
-    """The folder that lists a site's skymaps: ``skymaps/<site>/``."""
-    return f"skymaps/{site}/"
+def is_sky_name(name: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """``pattern``'s match of a sky file's name; None for another name or a dark file."""
+    m = pattern.fullmatch(name)
+    return None if m is None or is_dark_name(name) else m
+
+
+def skymap_site(site: str, instrument: str = "themis") -> str:
+    """The folder that lists a site's skymaps: ``skymaps/<site>/`` (REGO: ``skymap/``)."""
+    return f"{check_instrument(instrument).skymaps}/{site}/"
 
 
 def skymap_folder_pattern(site: str) -> re.Pattern[str]:
@@ -164,6 +352,8 @@ def skymap_folder_pattern(site: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(site)}_(\d{{8}})")
 
 
-def skymap_file_pattern(site: str, date: str) -> re.Pattern[str]:
-    """``themis_skymap_<site>_<YYYYMMDD>-+_vNN.sav``; group 1 is the version number."""
-    return re.compile(rf"themis_skymap_{re.escape(site)}_{date}-\+_v(\d+)\.sav")
+def skymap_file_pattern(site: str, date: str, instrument: str = "themis") -> re.Pattern[str]:
+    """``<prefix>_skymap_<site>_<YYYYMMDD>-+_vNN.sav`` (``themis``, ``rego``, ``nir``,
+    ``blue``, ``rgb``); group 1 is the version number."""
+    prefix = check_instrument(instrument).skymap_prefix
+    return re.compile(rf"{prefix}_skymap_{re.escape(site)}_{date}-\+_v(\d+)\.sav")

@@ -1,8 +1,13 @@
 """Skymaps in the cube: ``stations/<code>/skymaps/<YYYYMMDDTHH>``, one group per skymap file.
 
-Each group holds one UCalgary skymap (:mod:`oathcube.archive.skymap`) in the cube's
-orientation (:mod:`oathcube.archive.orientation`: pixel ``[y, x]`` of ``elevation`` is
-pixel ``[y, x]`` of the station's ``pixels``):
+Each group holds one UCalgary skymap (:mod:`oathcube.archive.skymap`) of the station's
+own imager: UCalgary publishes skymaps per imager, and a skymap goes to the station of
+its imager at its site (:attr:`~oathcube.archive.skymap.Skymap.station`,
+:func:`oathcube.sites.station_code`): ``rego_skymap_gill_...`` to ``stations/gill_rego``,
+``themis_skymap_gill_...`` to ``stations/gill``, never one to the other's (and a station
+that holds another imager's frames refuses it).  It is stored in the cube's orientation
+(:mod:`oathcube.archive.orientation`: pixel ``[y, x]`` of ``elevation`` is pixel
+``[y, x]`` of the station's ``pixels``):
 
 ==================  ==============================  =======================================
 variable            dims                            what
@@ -14,11 +19,11 @@ variable            dims                            what
 ``longitude``       altitude, y_corner, x_corner    degrees east, 0..360 as in the file
 ==================  ==============================  =======================================
 
-Attributes: ``station``, ``valid_from`` and ``valid_until`` (ISO 8601 UTC; ``valid_until``
-empty = until the next skymap of the station), ``site_latitude``, ``site_longitude``,
-``site_altitude_m``, ``imager``, ``source``, ``source_sha256``, ``generation`` (JSON of the
-file's ``GENERATION_INFO``), ``orientation``, ``raw_orientation``, ``frame_geometry`` and
-``oathcube_status``.
+Attributes: ``station``, ``site``, ``instrument`` (the skymap's imager), ``valid_from`` and
+``valid_until`` (ISO 8601 UTC; ``valid_until`` empty = until the next skymap of the
+station), ``site_latitude``, ``site_longitude``, ``site_altitude_m``, ``imager``,
+``source``, ``source_sha256``, ``generation`` (JSON of the file's ``GENERATION_INFO``),
+``orientation``, ``raw_orientation``, ``frame_geometry`` and ``oathcube_status``.
 
 Frames and skymaps agree whatever the preparation
 -------------------------------------------------
@@ -49,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archive.frames import IMAGE_SUFFIXES
+from ..archive.instruments import INSTRUMENTS
 from ..archive.orientation import ORIENTATION, RAW_ORIENTATION
 from ..archive.skymap import Skymap, is_skymap_name, read_skymap
 from ..archive.skymap_fit import (
@@ -74,12 +80,12 @@ from ..errors import CubeError, IngestError, OptionError
 from ..faults import kill_point
 from ..rawprep import RawPreparation
 
-__all__ = ["take_skymaps", "store_skymaps", "ingest_skymaps"]
+__all__ = ["take_skymaps", "check_skymap_stations", "store_skymaps", "ingest_skymaps"]
 
 log = logging.getLogger(__name__)
 
 #: Names of frame files (the readers' kinds), to tell a folder of skymaps alone.
-_FRAME_SUFFIXES = (".cdf", ".pgm", ".pgm.gz", *IMAGE_SUFFIXES)
+_FRAME_SUFFIXES = (".cdf", ".pgm", ".pgm.gz", ".pgm.bz2", ".h5", *IMAGE_SUFFIXES)
 
 
 def take_skymaps(
@@ -96,7 +102,8 @@ def take_skymaps(
         skymap; a folder's ``*.sav`` files (at any depth) are skymaps too, and a folder
         that holds nothing but skymaps is not passed on to the frame readers.
     station
-        When given, a skymap of another station is an error.
+        When given, a skymap of another station is an error (a skymap's station is
+        its imager's: ``gill_rego`` for a REGO skymap of Gillam).
     cube
         When given and a cube is there, a skymap that differs from one stored with the
         same start of validity is refused now, before anything is written.
@@ -140,7 +147,7 @@ def take_skymaps(
     for sky in skymaps:
         if station is not None and sky.station != station.lower():
             raise IngestError(
-                f"skymap is of station {sky.station!r}",
+                f"skymap is of station {sky.station!r} (the {_title(sky)} at {sky.site})",
                 path=sky.source,
                 expected=f"station {station.lower()!r} as asked",
             )
@@ -169,6 +176,36 @@ def take_skymaps(
                 expected="the station's frames first, or with the skymaps in one ingest",
             )
     return rest, chosen
+
+
+def check_skymap_stations(
+    skymaps: Sequence[Skymap], stations: Sequence[str], cube: Cube | None
+) -> None:
+    """Refuse, before anything is written, a skymap whose station gets no frames.
+
+    For an ingest of frames and skymaps together: each skymap's station (its imager's:
+    ``gill_rego`` for a REGO skymap) must be one the ingest's frames go to, or hold
+    frames in ``cube`` already.  :func:`store_skymaps` checks the same, but only once
+    the frames are written.
+
+    Raises
+    ------
+    IngestError
+        Naming the skymap, its station and the stations the frames go to.
+    """
+    have = set(stations)
+    for sky in skymaps:
+        if sky.station in have:
+            continue
+        if cube is not None and cube.has(variable_path(station_group(sky.station), "pixels")):
+            continue
+        raise IngestError(
+            f"a {_title(sky)} skymap of {sky.site}: station {sky.station!r} gets no frames "
+            f"from this ingest (its frames go to {', '.join(sorted(have)) or 'none'}) and "
+            "has none in the cube",
+            path=sky.source,
+            expected=f"the {_title(sky)} frames of {sky.site} with it, or ingested first",
+        )
 
 
 def _check_against_cube(
@@ -222,14 +259,26 @@ def _fit_for_station(cube: Cube, sky: Skymap) -> tuple[Skymap, dict[str, Any]]:
     Raises
     ------
     IngestError
-        The skymap is of another size than the station's raw frames (another imager's),
-        or it would need resizing and the raw frames' size cannot be read.
+        The station's frames are another imager's (its ``instrument``), the skymap is
+        of another size than the station's raw frames, or it would need resizing and
+        the raw frames' size cannot be read.
     """
+    attrs = cube.group(station_group(sky.station)).attrs
+    # Stations written before the attribute hold THEMIS frames; image folders take the
+    # skymap of the imager that took them, whichever it was.
+    held = str(attrs.get("instrument") or "themis")
+    if held not in ("images", sky.instrument):
+        raise IngestError(
+            f"a {_title(sky)} skymap for station {sky.station!r}, which holds "
+            f"{INSTRUMENTS[held].title if held in INSTRUMENTS else held} frames",
+            path=sky.source,
+            expected="a skymap of the imager that took the station's frames",
+        )
     prep = station_preparation(cube, sky.station)
     if prep is None:
         return sky, {}
     shape = tuple(sky.elevation.shape)
-    seen = raw_frames(cube.group(station_group(sky.station)).attrs, sky.station)
+    seen = raw_frames(attrs, sky.station)
     if seen is not None and not seen[0]:
         return sky, {}  # image folders: their frames are stored as read, prepared by none
     if seen is not None and seen[1] != shape:
@@ -258,6 +307,8 @@ def _write(cube: Cube, sky: Skymap, geometry: dict[str, Any]) -> None:
     moved = bool(geometry) and not is_identity(geometry)
     attrs = provenance(
         station=sky.station,
+        site=sky.site,
+        instrument=sky.instrument,
         valid_from=str(sky.valid_from) + "Z",
         valid_until="" if sky.valid_until is None else str(sky.valid_until) + "Z",
         site_latitude=sky.site_latitude,
@@ -292,6 +343,11 @@ def _write(cube: Cube, sky: Skymap, geometry: dict[str, Any]) -> None:
     cube.mark_complete(path)  # last: the commit
     kill_point("skymap.committed")
     log.info("%s: skymap valid from %s stored in %s", sky.station, sky.valid_from, cube.where(path))
+
+
+def _title(sky: Skymap) -> str:
+    """How people call the skymap's imager: ``REGO``, ``TREx NIR``."""
+    return INSTRUMENTS[sky.instrument].title if sky.instrument in INSTRUMENTS else sky.instrument
 
 
 def store_skymaps(skymaps: Sequence[Skymap], cube: CubeLike) -> dict[str, int]:

@@ -57,10 +57,10 @@ from ..cube.staging import StationStage
 from ..cube.store import Cube, CubeLike
 from ..errors import CubeNotFoundError, IngestError, OptionError
 from ..faults import kill_point
-from ..fetch.themis import ThemisRequest
+from ..fetch.imagers import AsiRequest
 from ..parallel import check_scheduler, connected, cores, run_tasks
 from ..rawprep import RawPreparation
-from .skymaps import store_skymaps, take_skymaps
+from .skymaps import check_skymap_stations, store_skymaps, take_skymaps
 
 __all__ = ["ingest", "check_layout", "open_target", "PENDING", "ROWS_PER_TASK"]
 
@@ -469,7 +469,7 @@ def ingest(
     sources: Sequence[str | os.PathLike[str]],
     cube: CubeLike,
     *,
-    fetch: ThemisRequest | None = None,
+    fetch: AsiRequest | None = None,
     preparation: RawPreparation | None = None,
     skip_bad: bool = False,
     station: str | None = None,
@@ -498,7 +498,7 @@ def ingest(
         Path, URL or :class:`~oathcube.cube.store.Cube` (created if missing; a
         location that holds anything else is refused before reading starts).
     fetch
-        One station's raw files for a time range (:class:`~oathcube.fetch.ThemisRequest`),
+        One station's raw files for a time range (:class:`~oathcube.fetch.AsiRequest`),
         fetched where missing once the cube has been checked, then ingested with
         ``sources``: what ``oathcube ingest --station S --start T0 --end T1`` does.
     preparation
@@ -590,6 +590,8 @@ def ingest(
         _check_sources(entries)
         if existing is not None:
             _check_against_station(existing, code, entries, prep_attrs)
+    # A skymap goes to its imager's station, which must get frames here or have some.
+    check_skymap_stations(skymaps, list(by_station), existing)
 
     # Everything is checked: from here on, the cube is written.  A new cube is created
     # only when its first station lands (StationStage.land), so that a first ingest that

@@ -277,18 +277,32 @@ def plot_keogram(keo: xr.DataArray, out: str | os.PathLike[str], title: str | No
     gs = fig.add_gridspec(2, 1, height_ratios=[8, 1], hspace=0.08)
     ax = fig.add_subplot(gs[0])
     strip = fig.add_subplot(gs[1], sharex=ax)
-    ypos = np.arange(values.shape[1] + 1) - 0.5
-    grey = ListedColormap(np.linspace(0, 1, 256)[:, None].repeat(3, 1)).with_extremes(bad="white")
-    ax.pcolormesh(edges, ypos, np.ma.masked_invalid(grid), cmap=grey, vmin=0, vmax=255)
     dim = keo.dims[1]
     k = np.arange(values.shape[1])
     ticks = k[:: max(1, len(k) // 8)]
-    if dim == "latitude":
-        lat, el = keo["latitude"].values, keo["elevation"].values
-        ax.set_yticks(ticks, [f"{lat[i]:.1f}\N{DEGREE SIGN}" for i in ticks])
-        ax.set_ylabel(f"geographic latitude at {keo.attrs.get('altitude_km', 110):g} km")
+    ypos = np.arange(values.shape[1] + 1) - 0.5
+    lat = keo["latitude"].values.astype(float) if dim == "latitude" else None
+    # Latitude on a true scale where it rises pixel by pixel (any skymap's meridian does
+    # above the horizon): keograms of two imagers at one site then line up row for row,
+    # whatever their pixel scales.  Else (NaN corners at the horizon) one row per pixel.
+    on_scale = lat is not None and lat.size > 1 and bool(np.all(np.diff(lat) > 0))
+    if on_scale and lat is not None:
+        mid = (lat[1:] + lat[:-1]) / 2
+        ypos = np.concatenate([[2 * lat[0] - mid[0]], mid, [2 * lat[-1] - mid[-1]]])
+    grey = ListedColormap(np.linspace(0, 1, 256)[:, None].repeat(3, 1)).with_extremes(bad="white")
+    ax.pcolormesh(edges, ypos, np.ma.masked_invalid(grid), cmap=grey, vmin=0, vmax=255)
+    if lat is not None:
+        el = keo["elevation"].values
         right = ax.secondary_yaxis("right")
-        right.set_yticks(ticks, [f"{el[i]:.0f}\N{DEGREE SIGN}" for i in ticks])
+        if on_scale:
+            ax.set_ylim(ypos[0], ypos[-1])
+            ax.yaxis.set_major_formatter(lambda v, _: f"{v:.1f}\N{DEGREE SIGN}")
+            marks = _elevation_marks(el)
+            right.set_yticks(lat[marks], [f"{el[i]:.0f}\N{DEGREE SIGN}" for i in marks])
+        else:
+            ax.set_yticks(ticks, [f"{lat[i]:.1f}\N{DEGREE SIGN}" for i in ticks])
+            right.set_yticks(ticks, [f"{el[i]:.0f}\N{DEGREE SIGN}" for i in ticks])
+        ax.set_ylabel(f"geographic latitude at {keo.attrs.get('altitude_km', 110):g} km")
         right.set_ylabel("elevation")
     else:
         # Row 0 is the north edge: put it at the top.
@@ -356,6 +370,20 @@ def plot_keogram(keo: xr.DataArray, out: str | os.PathLike[str], title: str | No
     ax.set_title(title or f"{keo.attrs.get('station', '')} keogram, skymap {sky}")
     fig.subplots_adjust(left=0.1, right=0.9, top=0.92, bottom=0.26)
     return save_figure(fig, path)
+
+
+def _elevation_marks(elevation: np.ndarray) -> list[int]:
+    """Pixels along the meridian to mark with their elevation: the highest, and on either
+    side the one nearest 10, 20, 30 and 45 deg (within 3 deg)."""
+    top = int(np.nanargmax(elevation))
+    marks = {top}
+    for side in (np.arange(0, top), np.arange(top + 1, elevation.size)):
+        for target in (10.0, 20.0, 30.0, 45.0):
+            if side.size:
+                i = int(side[np.nanargmin(np.abs(elevation[side] - target))])
+                if abs(elevation[i] - target) <= 3.0:
+                    marks.add(i)
+    return sorted(marks)
 
 
 def _runs(mask: np.ndarray, index: np.ndarray) -> list[tuple[int, int]]:

@@ -5,6 +5,12 @@ Skymaps sit in ``stations/<code>/skymaps/<YYYYMMDDTHH>`` (written by
 (or the nearest, with a note), and fits a group written before ``frame_geometry`` was
 recorded on reading (:mod:`oathcube.archive.skymap_fit`), so older cubes draw their sky
 in the right place too.
+
+Views work per imager: a station is one imager at one site (``gill``, ``gill_rego``), and
+its skymaps are that imager's.  A skymap group of another imager than the station's
+(one an older oathcube stored under the site's name: a TREx NIR skymap beside THEMIS
+frames, both 256 x 256) is left out, with a warning; the group's ``instrument``, or for
+older groups its ``imager`` (``nir-216``), says whose it is.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..archive.instruments import INSTRUMENTS, instrument_of_imager
 from ..archive.skymap_fit import (
     FITTED,
     FITTED_RAW,
@@ -40,17 +47,32 @@ def station_skymaps(cube: CubeLike, station: str) -> list[dict[str, Any]]:
     -------
     list of dict
         ``name``, ``valid_from`` and ``valid_until`` (``datetime64[s]``; ``valid_until``
-        is the file's own end, else the next skymap's start, else None) and ``group``.
+        is the file's own end, else the next skymap's start, else None), ``group`` and
+        ``instrument`` (the skymap's imager; None where unknown).  Skymaps of another
+        imager than the station's are left out (with a warning).
     """
     opened = Cube.open(cube)
     parent = skymaps_group(station)
     if not opened.has(parent):
         return []
+    # Stations written before the attribute hold THEMIS frames; image folders any imager's.
+    held = str(opened.group(station_group(station)).attrs.get("instrument") or "themis")
     out: list[dict[str, Any]] = []
     for name, group in sorted(opened.group(parent).groups()):
         if opened.status_of(skymap_group(station, name)) != COMPLETE:
             continue  # a killed ingest's leftover: not there for readers
         attrs = group.attrs
+        whose = _instrument_of(attrs)
+        if whose is not None and held != "images" and whose != held:
+            log.warning(
+                "warning: skymap %s of station %s is a %s skymap, the station's frames are "
+                "%s: left out (store it with its own imager's station)",
+                name,
+                station,
+                INSTRUMENTS[whose].title,
+                INSTRUMENTS[held].title if held in INSTRUMENTS else held,
+            )
+            continue
         until = str(attrs.get("valid_until") or "").rstrip("Z")
         out.append(
             {
@@ -58,6 +80,7 @@ def station_skymaps(cube: CubeLike, station: str) -> list[dict[str, Any]]:
                 "group": skymap_group(station, name),
                 "valid_from": np.datetime64(str(attrs["valid_from"]).rstrip("Z"), "s"),
                 "valid_until": np.datetime64(until, "s") if until else None,
+                "instrument": whose,
             }
         )
     out.sort(key=lambda d: d["valid_from"])
@@ -65,6 +88,14 @@ def station_skymaps(cube: CubeLike, station: str) -> list[dict[str, Any]]:
         if here["valid_until"] is None or here["valid_until"] > after["valid_from"]:
             here["valid_until"] = after["valid_from"]
     return out
+
+
+def _instrument_of(attrs: Any) -> str | None:
+    """A stored skymap's imager: its ``instrument``, else its ``imager``'s, else None."""
+    recorded = str(attrs.get("instrument") or "")
+    if recorded in INSTRUMENTS:
+        return recorded
+    return instrument_of_imager(str(attrs.get("imager") or ""))
 
 
 def skymap_for(
