@@ -20,6 +20,10 @@ package: one call for the whole member, the CRC and the length checked, the GIL
 released), 1.7-2.2x faster than zlib on THEMIS blocks (on a Zen 4, one thread: 254-332
 against 550-556 us a frame), and one numpy copy byte-swaps, turns and places its frames.
 
+Records of several frames each (the 2024 layout: the hour in one record, frames on its
+last axis) are read by :func:`read_packed` from the same blocks, the frames moved first,
+turned and byte-swapped in one copy, a strip of rows at a time.
+
 :func:`record_index` returns None for anything else (another CDF version, a sparse,
 non-varying or compressed-file variable, a value type not listed here), and
 :mod:`.themis_cdf` reads those with cdflib.
@@ -36,7 +40,7 @@ import numpy as np
 
 from .orientation import turned
 
-__all__ = ["RecordIndex", "record_index", "read_records"]
+__all__ = ["RecordIndex", "declared_size", "record_index", "read_packed", "read_records"]
 
 # CDF data type codes of fixed-size numbers, and their numpy kinds (byte order apart).
 _TYPES = {1: "i1", 2: "i2", 4: "i4", 8: "i8", 11: "u1", 12: "u2", 14: "u4", 41: "i1", 51: "u1"}
@@ -117,6 +121,29 @@ def record_index(cdf: Any, name: str, path: str | Path) -> RecordIndex | None:
     return RecordIndex(first, last, offset, np.dtype(order + kind), shape)
 
 
+def declared_size(path: str | Path) -> int | None:
+    """The file's size as its global descriptor says (``eof``), or None if not found.
+
+    A version 3 file that is not compressed whole starts with the magic numbers
+    ``CDF30001 0000FFFF``, then its descriptor record (CDR: ``RecordSize`` 8,
+    ``RecordType`` 4 = 1, ``GDRoffset`` 8, ...); the global descriptor (GDR:
+    ``RecordSize`` 8, ``RecordType`` 4 = 2, ``rVDRhead``, ``zVDRhead``, ``ADRhead`` 8
+    each, then ``eof`` 8) gives the offset where the file ends.  A file shorter than that
+    was cut short, however well the records that are left read.
+    """
+    with open(path, "rb") as f:
+        head = f.read(28)
+        if len(head) < 28 or head[:8] != bytes.fromhex("cdf300010000ffff"):
+            return None
+        if int.from_bytes(head[16:20], "big") != 1:
+            return None
+        f.seek(int.from_bytes(head[20:28], "big"))
+        gdr = f.read(44)
+    if len(gdr) < 44 or int.from_bytes(gdr[8:12], "big") != 2:
+        return None
+    return int.from_bytes(gdr[36:44], "big")
+
+
 def _walk(f: Any, at: int, entries: list[tuple[int, int, int]], depth: int) -> bool:
     """Append the (first, last, offset) of the data blocks under the VXR chain at ``at``."""
     seen = 0
@@ -191,6 +218,84 @@ def read_records(path: str | Path, index: RecordIndex, lo: int, hi: int) -> np.n
             put = slice(max(lo, a) - lo, min(hi - 1, b) - lo + 1)
             out[put] = turned(values[take])
     return out
+
+
+def read_packed(
+    path: str | Path, index: RecordIndex, lo: int, hi: int, *, frames_last: bool
+) -> np.ndarray:
+    """Frames ``lo:hi`` of a variable whose records each hold ``k`` frames, on the last
+    axis of a record (``(y, x, k)``, the 2024 layout) or on its first (``(k, y, x)``),
+    counted record after record; turned by 180 deg into the cube's orientation in the
+    one copy that byte-swaps, moves the frame axis first and places them.
+
+    Only the blocks that hold records with frames ``lo:hi`` are read, each inflated
+    whole (libdeflate, the GIL released), however few of its frames are wanted: with
+    frames on the last axis every frame has a value in every row of its record.
+
+    Parameters
+    ----------
+    path
+        The file of ``index``.
+    index
+        From :func:`record_index`, of 3-D records (size-1 axes apart: ``(y, x, 1)`` is
+        one frame a record).
+    lo, hi
+        Frames ``lo`` (inclusive) to ``hi`` (exclusive) in record order,
+        ``0 <= lo <= hi <= records * k``.
+    frames_last
+        Whether the frames lie on the last axis of a record, else on the first.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(hi - lo, y, x)`` in native byte order, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_records`.
+    """
+    dims = index.shape
+    if len(dims) != 3:
+        raise ValueError(f"records of shape {dims}: not frames on an axis of 3")
+    k, ny, nx = (dims[2], dims[0], dims[1]) if frames_last else dims
+    out = np.empty((hi - lo, ny, nx), dtype=index.dtype.newbyteorder("="))
+    if hi <= lo:
+        return out
+    first_record, last_record = lo // k, (hi - 1) // k
+    start = int(np.searchsorted(index.last, first_record, side="left"))
+    stop = int(np.searchsorted(index.first, last_record, side="right"))
+    size = index.record_bytes
+    with open(path, "rb", buffering=0) as f:
+        for block in range(start, stop):
+            a, b = int(index.first[block]), int(index.last[block])
+            data = _block(f, int(index.offset[block]), (b - a + 1) * size)
+            values = np.frombuffer(data, dtype=index.dtype).reshape(b - a + 1, *dims)
+            for record in range(max(a, first_record), min(b, last_record) + 1):
+                f0, f1 = max(lo, record * k), min(hi, (record + 1) * k)
+                into = out[f0 - lo : f1 - lo]
+                take = slice(f0 - record * k, f1 - record * k)
+                if frames_last:
+                    _place_last(into, values[record - a][:, :, take])
+                else:
+                    into[...] = turned(values[record - a][take])
+            del data, values  # the next block's bytes in place of these, not beside them
+    return out
+
+
+#: Rows of a frames-last record moved at a time, so that the ``k`` values of each pixel
+#: of the rows stay in cache from the inflated record to the frames (1.2 MB for an hour
+#: of 1,200 frames).  On a Zen 4 an hour placed warm took 0.05 s in strips of 2 rows,
+#: 0.07 s in strips of 4 to 16 or tiles of 8-16 rows by 64-128 frames, 0.17 s in one copy.
+_ROWS_AT_ONCE = 2
+
+
+def _place_last(into: np.ndarray, record: np.ndarray) -> None:
+    """``(y, x, k)`` values into ``(k, y, x)`` frames, turned by 180 deg, a strip at a time."""
+    ny = record.shape[0]
+    flipped = record[::-1, ::-1]  # the turn, as a view
+    for y in range(0, ny, _ROWS_AT_ONCE):
+        into[:, y : y + _ROWS_AT_ONCE] = flipped[y : y + _ROWS_AT_ONCE].transpose(2, 0, 1)
 
 
 def _block(f: Any, offset: int, length: int) -> bytes | bytearray:

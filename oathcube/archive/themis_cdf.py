@@ -6,12 +6,29 @@ read here with :mod:`cdflib` (pure Python + numpy, no NASA CDF library).  Two la
 * classic (up to 2023): images in ``thg_asf_<site>`` as records, ``(N, 256, 256)``
   ``CDF_UINT2``; times in ``thg_asf_<site>_epoch`` (``CDF_EPOCH``, exposure start to the
   millisecond) and ``thg_asf_<site>_time`` (unix seconds, whole seconds in practice);
-* 2024 on: ``thg_asf_<site>`` is one record ``(1, 256, 256, N)`` (frames on the last axis)
-  and only ``thg_asf_<site>_time`` is there.
+* 2024 on: ``thg_asf_<site>`` is one record ``(1, 256, 256, N)`` (frames on the last
+  axis), the frames' times are in ``thg_asf_<site>_time``, and ``thg_asf_<site>_epoch``
+  holds one start value that is no frame's time.
 
-The layout is told apart by which axis matches the number of times, never by the date in
-the name.  Times come from ``_epoch`` when it has records (it keeps the milliseconds that
-``_time`` rounds away; the real Gakona file starts at 17:00:00.053), else from ``_time``.
+Between the two, whatever cdflib hands over is read: a record of 2-D dimensions is one
+frame (classic); a record of 3-D dimensions holds ``k`` frames, on its last axis
+``(y, x, k)`` or its first ``(k, y, x)``, in one record or many (frames counted record
+after record), record-varying or not.  The frame axis is the one apart from two equal
+(square frames); for frames that are not square, the one whose count matches the times.
+The layout is told from the image variable's dimensions, never by the date in the name.
+
+Times come from ``_epoch`` when it holds one value per frame (it keeps the milliseconds
+that ``_time`` rounds away; the real Gakona file starts at 17:00:00.053), else from
+``_time``; in a file of one frame packed into a record (3-D dimensions) a lone ``_epoch``
+value cannot be told from the 2024 files' start value, and ``_time`` is taken where it
+is.  A file whose frames and times disagree in count is refused in one line that names
+both counts.
+
+Records are read from their compressed blocks (:mod:`.cdf_records`: libdeflate, the GIL
+released) in both layouts: in the classic one only the blocks of the records wanted; a
+2024 record holds every frame of its hour in every row, so it is inflated whole however
+few of its frames are wanted.  Files whose blocks that reader does not take (a compressed
+file, a variable that is not record-varying) are read with cdflib.
 
 Frames are returned as ``uint16`` counts **turned by 180 deg** (both axes reversed) into
 the cube's orientation, the UCalgary skymaps' (see :mod:`oathcube.archive.orientation`,
@@ -19,7 +36,7 @@ which gives the star check): ``raw = frames[:, ::-1, ::-1]`` recovers the file's
 See :mod:`oathcube.rawprep` for the 8-bit preparation.
 
 Anything wrong with a file (not a CDF, truncated, compressed block cut short, no image
-variable, frame/time count mismatch, fill-value or repeated times) raises
+variable, frames and times that disagree in count, fill-value or repeated times) raises
 :class:`~oathcube.errors.IngestError` that names the file and says what was wrong.
 """
 
@@ -29,13 +46,20 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import cdflib
 import numpy as np
 
 from oathcube.archive.blocks import FrameBlock
-from oathcube.archive.cdf_records import RecordIndex, read_records, record_index
+from oathcube.archive.cdf_records import (
+    RecordIndex,
+    declared_size,
+    read_packed,
+    read_records,
+    record_index,
+)
 from oathcube.archive.orientation import cdf_to_cube
 from oathcube.errors import IngestError
 
@@ -75,12 +99,14 @@ def read_cdf(path: str | os.PathLike[str], rows: tuple[int, int] | None = None) 
     Parameters
     ----------
     path
-        A ``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf`` file, classic or 2024 layout.
+        A ``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf`` file, classic or 2024 layout, or
+        any layout between (see the module's notes).
     rows
-        ``(lo, hi)``: only the frames ``lo:hi`` in time order.  In the classic layout
-        with records in time order (every real file seen), only the compressed blocks
-        that hold those records are read and decompressed, so that an ingest task that
-        needs the tail of an hour file does not pay for the whole hour.
+        ``(lo, hi)``: only the frames ``lo:hi`` in time order.  With records in time
+        order (every real file seen), only the compressed blocks that hold those
+        frames are read and decompressed, so that an ingest task that needs the tail of
+        a classic hour file does not pay for the whole hour (a 2024 hour is one block:
+        any of its frames costs the whole hour's inflating, not its copying).
 
     Returns
     -------
@@ -132,38 +158,28 @@ def scan_cdf(path: str | os.PathLike[str]) -> FrameBlock:
     cdf, names = _open(path)
     try:
         station, image_var = _image_variable(names, path)
-        time = _read_times(cdf, names, image_var, path)
-        try:
-            dims = [int(d) for d in cdf.varinq(image_var).Dim_Sizes]
-        except Exception as exc:
-            raise IngestError(f"cannot inquire {image_var}: {_one_line(exc)}", path=path) from exc
+        layout, time_var = _layout(cdf, names, image_var, path)
+        time = _read_times(cdf, time_var, layout.n, path)
     finally:
         del cdf
     n = time.shape[0]
-    if len(dims) == 3 and dims[2] == n:
-        dims = dims[:2]  # 2024 layout: frames on the last axis of one record
-    if len(dims) != 2 or min(dims) < 2:
-        raise IngestError(
-            f"{image_var} has dimensions {dims} for {n} times",
-            path=path,
-            expected=f"(y, x) per record, or (y, x, {n})",
-        )
     order = np.argsort(time, kind="stable")
     time = time[order]
     if (np.diff(time) == np.timedelta64(0, "ns")).any():
         raise IngestError("two frames share one time", path=path, expected="one frame per time")
-    frames = np.broadcast_to(np.uint16(0), (n, dims[0], dims[1]))
+    frames = np.broadcast_to(np.uint16(0), (n, *layout.frame))
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
 
 
 def part_step(path: str | os.PathLike[str], want: int) -> int:
     """How many frames to read at a time from a file read in parts, or 0 for "whole".
 
-    A multiple of the image variable's blocking factor (records per compressed block:
-    7 in the Berkeley files) near ``want``, so that parts that start at a multiple of it
-    never decompress a block twice; 0 where :func:`read_cdf` cannot read only some
-    records (the 2024 layout, records out of time order), so that a reader that needs
-    many parts of the file reads it once.
+    A multiple of the frames of one compressed block (the blocking factor, records per
+    block, times the frames per record: 7 in the classic Berkeley files) near ``want``,
+    so that parts that start at a multiple of it never decompress a block twice; 0 where
+    :func:`read_cdf` cannot read only some records (records out of time order, files it
+    reads with cdflib) or where one block holds every frame (the 2024 layout: one
+    record), so that a reader that needs many parts of the file reads it once.
 
     Parameters
     ----------
@@ -177,20 +193,33 @@ def part_step(path: str | os.PathLike[str], want: int) -> int:
     IngestError
         As :func:`scan_cdf`.
     """
-    with _image_and_times(Path(path)) as (cdf, image_var, time):
-        if not (_increasing(time) and _records_are_rows(cdf, image_var, time.shape[0])):
+    path = Path(path)
+    with _image_and_times(path) as (cdf, image_var, layout, time):
+        if not layout.packed:
+            if not (_increasing(time) and _records_are_rows(cdf, image_var, time.shape[0])):
+                return 0
+            block = max(1, int(getattr(cdf.varinq(image_var), "Block_Factor", 1) or 1))
+            return block * max(1, want // block)
+        if not _increasing(time):
             return 0
-        block = max(1, int(getattr(cdf.varinq(image_var), "Block_Factor", 1) or 1))
+        index = _packed_index(cdf, image_var, path, layout)
+    if index is None:
+        return 0
+    # Frames of the largest block: parts of whole blocks never inflate one twice.
+    block = int((index.last - index.first).max() + 1) * layout.per_record
+    if block >= layout.n:
+        return 0
     return block * max(1, want // block)
 
 
 @contextmanager
-def _image_and_times(path: Path) -> Iterator[tuple[cdflib.CDF, str, np.ndarray]]:
-    """The open CDF, the name of its image variable and its times, for one block."""
+def _image_and_times(path: Path) -> Iterator[tuple[cdflib.CDF, str, _Layout, np.ndarray]]:
+    """The open CDF, its image variable's name and layout and its times, for one block."""
     cdf, names = _open(path)
     try:
         _, image_var = _image_variable(names, path)
-        yield cdf, image_var, _read_times(cdf, names, image_var, path)
+        layout, time_var = _layout(cdf, names, image_var, path)
+        yield cdf, image_var, layout, _read_times(cdf, time_var, layout.n, path)
     finally:
         # cdflib keeps a file handle while the object lives: drop ours on leaving.
         del cdf
@@ -222,11 +251,13 @@ def _read_open(
     cdf: cdflib.CDF, names: list[str], path: Path, rows: tuple[int, int] | None = None
 ) -> FrameBlock:
     station, image_var = _image_variable(names, path)
-
-    time = _read_times(cdf, names, image_var, path)
+    layout, time_var = _layout(cdf, names, image_var, path)
+    time = _read_times(cdf, time_var, layout.n, path)
     if rows is not None:
         _check_rows(rows, time.shape[0], path)
     in_order = _increasing(time)
+    if layout.packed:
+        return _read_packed_open(cdf, image_var, layout, time, path, rows, station)
     index = _frame_index(cdf, image_var, path, time.shape[0])
     if index is not None:
         # The classic layout read block by block here (cdf_records), cdflib otherwise.
@@ -257,6 +288,201 @@ def _read_open(
     return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
 
 
+def _read_packed_open(
+    cdf: cdflib.CDF,
+    image_var: str,
+    layout: _Layout,
+    time: np.ndarray,
+    path: Path,
+    rows: tuple[int, int] | None,
+    station: str,
+) -> FrameBlock:
+    """The frames of a file whose records hold several frames each (the 2024 layout)."""
+    in_order = _increasing(time)
+    lo, hi = rows if rows is not None and in_order else (0, layout.n)
+    index = _packed_index(cdf, image_var, path, layout)
+    if index is not None:
+        frames = _packed(path, index, image_var, layout, lo, hi)
+    else:
+        images = _get(cdf, image_var, path)
+        assert images is not None  # _get raises on an empty variable unless allow_empty
+        frames = _packed_stack(images, layout, image_var, path, lo, hi)
+    time = time[lo:hi]
+    if not in_order:
+        time, frames = _in_time_order(time, frames, path)
+        if rows is not None:
+            time, frames = time[rows[0] : rows[1]], frames[rows[0] : rows[1]]
+    return FrameBlock(station=station, time=time, frames=frames, source=str(path), raw=True)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How the image variable holds its frames, from its declared dimensions.
+
+    ``frames_last`` is None for one ``(y, x)`` frame a record (the classic layout), else
+    where a record of 3-D dimensions holds its ``per_record`` frames: its last axis
+    (``(y, x, k)``, the 2024 layout) or its first (``(k, y, x)``).
+    """
+
+    records: int
+    per_record: int
+    frames_last: bool | None
+    frame: tuple[int, int]
+
+    @property
+    def n(self) -> int:
+        """Frames in the file."""
+        return self.records * self.per_record
+
+    @property
+    def packed(self) -> bool:
+        """Whether a record holds frames on an axis of its own (3-D dimensions)."""
+        return self.frames_last is not None
+
+
+def _layout(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -> tuple[_Layout, str]:
+    """The image variable's layout and the variable that holds one time per frame.
+
+    From the variables' declared dimensions and record counts alone (nothing is read):
+    ``_epoch`` where it holds one value per frame, else ``_time``; one IngestError that
+    names both counts where neither does.
+    """
+    dims, records = _inquire(cdf, image_var, path)
+    epoch_var, unix_var = f"{image_var}_epoch", f"{image_var}_time"
+    counts: dict[str, int] = {}
+    for name in (epoch_var, unix_var):
+        if name in names:
+            var_dims, var_records = _inquire(cdf, name, path)
+            counts[name] = int(np.prod(var_dims, dtype=np.int64)) * var_records
+    layout = _frames_in(dims, records, set(counts.values()), image_var, path)
+    if layout.packed:
+        _check_whole(path)
+    if not any(counts.values()):
+        raise IngestError(
+            "no frame times",
+            path=path,
+            expected=f"records in {epoch_var} (CDF_EPOCH) or {unix_var} (unix seconds)",
+        )
+    n = layout.n
+    one_packed = layout.packed and n == 1 and counts.get(unix_var) == 1
+    if n and counts.get(epoch_var) == n and not one_packed:
+        return layout, epoch_var
+    if n and counts.get(unix_var) == n:
+        return layout, unix_var
+    said = " and ".join(f"{name} has {count}" for name, count in counts.items())
+    raise IngestError(
+        f"{image_var} holds {n} frame{'s' * (n != 1)} but {said} time values",
+        path=path,
+        expected=f"one time per frame, in {epoch_var} or else {unix_var}",
+    )
+
+
+def _check_whole(path: Path) -> None:
+    """A file shorter than its global descriptor says is refused, though what is left may
+    read: a 2024 file cut in its last variables (``_epoch``, never read) would read whole.
+
+    (Files of the classic layout are not checked here: the same cut of their last
+    variables, ``range_epoch`` and others never read, is not refused.)
+    """
+    try:
+        size, declared = path.stat().st_size, declared_size(path)
+    except OSError as exc:
+        raise IngestError(f"cannot read: {_one_line(exc)}", path=path) from exc
+    if declared is not None and size < declared:
+        raise IngestError(
+            f"the file ends at byte {size:,} but its header says {declared:,} (cut short?)",
+            path=path,
+            expected="a whole CDF file",
+        )
+
+
+def _frames_in(
+    dims: list[int], records: int, time_counts: set[int], image_var: str, path: Path
+) -> _Layout:
+    """Where the frames lie in the image variable's records (see :class:`_Layout`)."""
+    if len(dims) == 2 and min(dims) >= 2:
+        return _Layout(records, 1, None, (dims[0], dims[1]))
+    if len(dims) == 3:
+        a, b, c = dims
+        last, first = a == b and b >= 2, b == c and b >= 2  # square frames
+        if last == first:  # a cube of values, or frames that are not square
+            last = (records * c in time_counts or records * a not in time_counts) and min(a, b) >= 2
+            first = not last and min(b, c) >= 2
+        if last:
+            return _Layout(records, c, True, (a, b))
+        if first:
+            return _Layout(records, a, False, (b, c))
+    raise IngestError(
+        f"{image_var} has dimensions {dims}",
+        path=path,
+        expected="(y, x) per record, or frames first or last: (k, y, x) or (y, x, k)",
+    )
+
+
+def _inquire(cdf: cdflib.CDF, name: str, path: Path) -> tuple[list[int], int]:
+    """A variable's declared dimensions and its number of records (1 if not varying)."""
+    try:
+        info = cdf.varinq(name)
+        return [int(d) for d in info.Dim_Sizes], max(0, int(info.Last_Rec) + 1)
+    except Exception as exc:  # a damaged variable descriptor
+        raise IngestError(f"cannot inquire {name}: {_one_line(exc)}", path=path) from exc
+
+
+def _packed_index(
+    cdf: cdflib.CDF, image_var: str, path: Path, layout: _Layout
+) -> RecordIndex | None:
+    """The blocks of 16-bit records of several frames each; else None (cdflib)."""
+    try:
+        index = record_index(cdf, image_var, path)
+    except Exception:  # anything odd in the index records: cdflib reads it, or says why
+        return None
+    if index is None or len(index.shape) != 3 or int(index.last[-1]) + 1 != layout.records:
+        return None
+    if index.dtype.kind != "u" or index.dtype.itemsize != 2:
+        return None
+    return index
+
+
+def _packed(
+    path: Path, index: RecordIndex, image_var: str, layout: _Layout, lo: int, hi: int
+) -> np.ndarray:
+    """Frames ``lo:hi`` of records of several frames, block by block, named if damaged."""
+    try:
+        return read_packed(path, index, lo, hi, frames_last=bool(layout.frames_last))
+    except (OSError, ValueError) as exc:
+        raise IngestError(
+            f"cannot read variable {image_var}: {_one_line(exc)} (truncated or corrupt file?)",
+            path=path,
+        ) from exc
+
+
+def _packed_stack(
+    images: np.ndarray, layout: _Layout, name: str, path: Path, lo: int, hi: int
+) -> np.ndarray:
+    """Frames ``lo:hi`` of what cdflib read of records of several frames each, as a
+    C-contiguous ``(hi - lo, y, x)`` uint16 stack in the cube's orientation."""
+    k, (ny, nx) = layout.per_record, layout.frame
+    record = (ny, nx, k) if layout.frames_last else (k, ny, nx)
+    if images.size != layout.records * k * ny * nx:
+        raise IngestError(
+            f"{name} holds {images.size} values, not the {layout.n} frames its "
+            f"dimensions {list(record)} over {layout.records} records say",
+            path=path,
+            expected="a whole variable (truncated or corrupt file?)",
+        )
+    _check_counts(images, name, path)
+    values = images.reshape(layout.records, *record)
+    out = np.empty((hi - lo, ny, nx), dtype=np.uint16)
+    for r in range(lo // k, -(-hi // k)):
+        f0, f1 = max(lo, r * k), min(hi, (r + 1) * k)
+        take = slice(f0 - r * k, f1 - r * k)
+        if layout.frames_last:
+            out[f0 - lo : f1 - lo] = cdf_to_cube(_frames_first(values[r][:, :, take]))
+        else:
+            out[f0 - lo : f1 - lo] = cdf_to_cube(values[r][take])
+    return out
+
+
 def read_cdf_parts(
     path: str | os.PathLike[str], parts: Sequence[tuple[int, int]]
 ) -> Iterator[np.ndarray]:
@@ -285,8 +511,11 @@ def read_cdf_parts(
         As :func:`read_cdf`.
     """
     path = Path(path)
-    with _image_and_times(path) as (cdf, image_var, time):
-        index = _frame_index(cdf, image_var, path, time.shape[0])
+    with _image_and_times(path) as (cdf, image_var, layout, time):
+        if layout.packed:
+            index = _packed_index(cdf, image_var, path, layout)
+        else:
+            index = _frame_index(cdf, image_var, path, time.shape[0])
     del cdf  # the file's handle: parts are read by read_records, which opens it itself
     n = time.shape[0]
     if index is None or not _increasing(time):
@@ -295,7 +524,10 @@ def read_cdf_parts(
         return
     for lo, hi in parts:
         _check_rows((lo, hi), n, path)
-        yield _records(path, index, image_var, lo, hi)
+        if layout.packed:
+            yield _packed(path, index, image_var, layout, lo, hi)
+        else:
+            yield _records(path, index, image_var, lo, hi)
 
 
 def _records(path: Path, index: RecordIndex, image_var: str, lo: int, hi: int) -> np.ndarray:
@@ -352,38 +584,32 @@ def _records_are_rows(cdf: cdflib.CDF, image_var: str, n: int) -> bool:
     return len(info.Dim_Sizes) == 2 and int(info.Last_Rec) + 1 == n
 
 
-def _read_times(cdf: cdflib.CDF, names: list[str], image_var: str, path: Path) -> np.ndarray:
-    epoch_var, unix_var = f"{image_var}_epoch", f"{image_var}_time"
-    time: np.ndarray | None = None
-    where = ""
-    if epoch_var in names:
-        raw = _get(cdf, epoch_var, path, allow_empty=True)
-        if raw is not None and np.size(raw) > 0:
-            values = np.asarray(raw).ravel()
-            if values.dtype.kind == "f" and not np.isfinite(values).all():
-                raise IngestError(f"{epoch_var} holds NaN or infinite values", path=path)
-            time = _epoch_times(values)
-            where = epoch_var
-    if time is None and unix_var in names:
-        raw = _get(cdf, unix_var, path, allow_empty=True)
-        if raw is not None and np.size(raw) > 0:
-            seconds = np.asarray(raw, dtype=np.float64).ravel()
-            if not np.isfinite(seconds).all():
-                raise IngestError(f"{unix_var} holds NaN or infinite values", path=path)
-            # Round to the microsecond: float64 unix seconds carry about that much.
-            micro = np.round(seconds * 1e6).astype(np.int64)
-            time = micro.astype("datetime64[us]").astype("datetime64[ns]")
-            where = unix_var
-    if time is None:
+def _read_times(cdf: cdflib.CDF, name: str, n: int, path: Path) -> np.ndarray:
+    """The ``n`` frame times in variable ``name`` (``_epoch`` or ``_time``, chosen by
+    :func:`_layout`), as ``datetime64[ns]``."""
+    raw = _get(cdf, name, path, allow_empty=True)
+    values = np.asarray(raw if raw is not None else []).ravel()
+    if values.size != n:  # the variable's descriptor promised n (a damaged file)
         raise IngestError(
-            "no frame times",
+            f"{name} holds {values.size} values, not the {n} of its dimensions",
             path=path,
-            expected=f"records in {epoch_var} (CDF_EPOCH) or {unix_var} (unix seconds)",
+            expected="a whole variable (truncated or corrupt file?)",
         )
+    if name.endswith("_epoch"):
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise IngestError(f"{name} holds NaN or infinite values", path=path)
+        time = _epoch_times(values)
+    else:
+        seconds = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(seconds).all():
+            raise IngestError(f"{name} holds NaN or infinite values", path=path)
+        # Round to the microsecond: float64 unix seconds carry about that much.
+        micro = np.round(seconds * 1e6).astype(np.int64)
+        time = micro.astype("datetime64[us]").astype("datetime64[ns]")
     bad = (time < _EARLIEST) | (time >= _LATEST)  # (NaT compares False: FrameBlock names it)
     if bad.any():
         raise IngestError(
-            f"{int(bad.sum())} of {time.size} times in {where} are fill values or out of range",
+            f"{int(bad.sum())} of {time.size} times in {name} are fill values or out of range",
             path=path,
             expected="times between 2000 and 2100",
         )
@@ -437,34 +663,31 @@ def _get(
 
 
 def _to_frame_stack(images: np.ndarray, n: int, name: str, path: Path) -> np.ndarray:
-    """Bring either layout to a C-contiguous ``(n, y, x)`` uint16 stack."""
+    """Bring classic-layout records (one frame each) to a C-contiguous ``(n, y, x)``
+    uint16 stack (records of several frames: :func:`_packed_stack`)."""
     shape = images.shape
     if images.ndim == 2 and n == 1:
         # cdflib drops the record axis of a one-record variable.
         stack = images[None]
     elif images.ndim == 3 and shape[0] == n:
         stack = images  # classic: records are frames
-    elif images.ndim == 4 and shape[0] == 1 and shape[3] == n:
-        stack = _frames_first(images[0])  # 2024: one record, frames on the last axis
-    elif images.ndim == 3 and shape[2] == n:
-        stack = _frames_first(images)  # 2024 layout written without a record axis
     else:
-        raise IngestError(
-            f"{name} has shape {shape} for {n} times",
-            path=path,
-            expected=f"({n}, y, x) or (1, y, x, {n})",
-        )
+        raise IngestError(f"{name} has shape {shape} for {n} times", path=path)
     if stack.shape[1] < 2 or stack.shape[2] < 2:
         raise IngestError(f"{name} frames are {stack.shape[1:]}", path=path, expected="2-D frames")
-    if stack.dtype != np.uint16:
-        # THEMIS stores CDF_UINT2; accept other integer types only if nothing is lost.
-        if stack.dtype.kind not in "iu" or stack.min() < 0 or stack.max() > 65535:
-            raise IngestError(
-                f"{name} has type {stack.dtype}", path=path, expected="16-bit unsigned counts"
-            )
+    _check_counts(stack, name, path)
     # Berkeley CDF frames are the UCalgary skymap's turned by 180 deg (measured with stars,
     # see oathcube.archive.orientation): one copy brings them into the cube's orientation.
     return cdf_to_cube(stack)
+
+
+def _check_counts(values: np.ndarray, name: str, path: Path) -> None:
+    """THEMIS stores CDF_UINT2; other integer types are taken only if nothing is lost."""
+    if values.dtype != np.uint16:
+        if values.dtype.kind not in "iu" or values.min() < 0 or values.max() > 65535:
+            raise IngestError(
+                f"{name} has type {values.dtype}", path=path, expected="16-bit unsigned counts"
+            )
 
 
 def _frames_first(images: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 * :func:`write_cdf`: a Berkeley L1 ``thg_l1_asf_<site>_<YYYYMMDDHH>_v01.cdf`` written with
   cdflib's CDF writer, with the variables, types and attributes of the real Gakona file
-  (classic layout), or the 2024 layout (one record ``(1, y, x, N)``, only ``_time``).
+  (classic layout), or the 2024 layout (one record ``(1, y, x, N)``, per-frame times in
+  ``_time``, and with ``epoch="start"`` the one ``_epoch`` value of the real files), and the
+  layouts between them a reader may meet (frames first or last, one record or many).
 * :func:`write_pgm`: a UCalgary one-minute ``YYYYMMDD_HHMM_<site>_themisNN_full.pgm[.gz]``:
   concatenated 16-bit big-endian PGM frames, each with its own header and ``#"Key" value``
   metadata comments (full site description on the first frame, as in the real files).
@@ -99,6 +101,12 @@ def write_cdf(
     time_one_record: bool = False,
     frames: np.ndarray | None = None,
     times: np.ndarray | None = None,
+    epoch: str | None = None,
+    frames_axis: str = "last",
+    records: int = 1,
+    rec_vary: bool = True,
+    block_factor: int | None = None,
+    big_endian: bool = False,
 ) -> Path:
     """Write a THEMIS ASI L1 CDF file.
 
@@ -116,7 +124,8 @@ def write_cdf(
         ``"classic"``: ``thg_asf_<site>`` as ``n`` records of ``(size, size)``, with
         ``_epoch`` (CDF_EPOCH), ``_time``, ``_tend``, ``_epoch0``, ``_column``, ``_row`` and
         ``range_epoch`` as in the real files; ``"2024"``: one record ``(1, size, size, n)``
-        and only ``_time``.
+        and ``_time`` (and ``_epoch`` as ``epoch`` says), or frames first, over several
+        records, not record-varying as ``frames_axis``, ``records`` and ``rec_vary`` say.
     seed
         Seed of the synthetic frames (see :func:`expected_frames`).
     size
@@ -129,8 +138,28 @@ def write_cdf(
     frames
         Pixels to store instead of the synthetic ones, ``(n, size, size)`` ``uint16``.
     times
-        Record times (``datetime64``) instead of one every 3 s from ``start``, e.g. out of
-        order.
+        Frame times (``datetime64``) instead of one every 3 s from ``start``, e.g. out of
+        order; a count other than ``n`` writes a damaged file (frames and times disagree).
+    epoch
+        What ``thg_asf_<site>_epoch`` holds: ``"frames"`` one ``CDF_EPOCH`` value per time
+        (the classic layout's default), ``"start"`` one value, the start of the file's
+        hour and no frame's time (as the real 2024 files), ``"none"`` no such variable
+        (the ``"2024"`` layout's default).
+    frames_axis
+        ``"2024"`` layout: where a record holds its frames, ``"last"`` (``(y, x, k)``, as
+        the real 2024 files) or ``"first"`` (``(k, y, x)``).
+    records
+        ``"2024"`` layout: the number of records the ``n`` frames are spread over, ``k =
+        n / records`` each (the real 2024 files: 1).
+    rec_vary
+        ``"2024"`` layout with one record: False writes the image variable as not
+        record-varying.
+    block_factor
+        Records per compressed block of the image variable; None: the classic layout's 7
+        (as the Berkeley files), cdflib's choice in the ``"2024"`` layout.
+    big_endian
+        Write the numbers big-endian (``NETWORK`` encoding, as the Berkeley files), not
+        in the host's order.
 
     Returns
     -------
@@ -139,6 +168,15 @@ def write_cdf(
     """
     if layout not in ("classic", "2024"):
         raise ValueError(f"layout must be 'classic' or '2024', not {layout!r}")
+    if epoch not in (None, "frames", "start", "none"):
+        raise ValueError(f"epoch must be 'frames', 'start' or 'none', not {epoch!r}")
+    if frames_axis not in ("last", "first"):
+        raise ValueError(f"frames_axis must be 'last' or 'first', not {frames_axis!r}")
+    if records < 1 or n % records or (not rec_vary and records != 1):
+        raise ValueError(f"{records} records cannot hold {n} frames (rec_vary={rec_vary})")
+    if layout == "classic" and (frames_axis != "last" or records != 1 or not rec_vary):
+        raise ValueError("frames_axis, records and rec_vary are options of the '2024' layout")
+    epoch = epoch or ("frames" if layout == "classic" else "none")
     t0 = _as_datetime64(start)
     path = Path(path)
     if path.is_dir():
@@ -153,7 +191,10 @@ def write_cdf(
     unix = (times - np.datetime64(0, "ns")).astype(np.int64) / 1e9
     var = f"thg_asf_{site}"
 
-    writer = cdflib.cdfwrite.CDF(str(path), cdf_spec={"Majority": "row_major", "Compressed": 0})
+    spec: dict[str, object] = {"Majority": "row_major", "Compressed": 0}
+    if big_endian:
+        spec["Encoding"] = 1  # NETWORK
+    writer = cdflib.cdfwrite.CDF(str(path), cdf_spec=spec)
     try:
         writer.write_globalattrs(
             {
@@ -196,34 +237,76 @@ def write_cdf(
             "UNITS": "sec",
             "VAR_TYPE": "support_data",
         }
+        epochs = _EPOCH_1970_MS + unix * 1000.0
+        if epoch == "start":
+            hour = (t0.astype("datetime64[h]") - np.datetime64(0, "h")).astype(np.int64)
+            epochs = np.array([_EPOCH_1970_MS + 3_600_000.0 * float(hour)])
         if layout == "classic":
             writer.write_var(
-                dict(image_spec, Dim_Sizes=[size, size], Block_Factor=min(n, 7) or 1),
+                dict(
+                    image_spec, Dim_Sizes=[size, size], Block_Factor=block_factor or min(n, 7) or 1
+                ),
                 var_attrs=image_attrs,
                 var_data=frames,
             )
             writer.write_var(time_spec, var_attrs=time_attrs, var_data=unix)
-            _write_classic_support(writer, var, size, unix)
+            _write_classic_support(writer, var, size, unix, epoch, epochs)
         else:
+            k = n // records
+            if frames_axis == "last":  # (records, y, x, k)
+                packed = frames.reshape(records, k, size, size).transpose(0, 2, 3, 1)
+                dims = [size, size, k]
+            else:  # (records, k, y, x)
+                packed = frames.reshape(records, k, size, size)
+                dims = [k, size, size]
+            spec = dict(image_spec, Dim_Sizes=dims)
+            if block_factor:
+                spec["Block_Factor"] = block_factor
+            if not rec_vary:
+                spec["Rec_Vary"] = False
             writer.write_var(
-                dict(image_spec, Dim_Sizes=[size, size, n]),
+                spec,
                 var_attrs=image_attrs,
-                var_data=np.moveaxis(frames, 0, -1)[None].copy(),
+                var_data=np.ascontiguousarray(packed if rec_vary else packed[0]),
             )
             if time_one_record:
-                writer.write_var(dict(time_spec, Dim_Sizes=[n]), time_attrs, unix[None].copy())
+                count = unix.size
+                writer.write_var(dict(time_spec, Dim_Sizes=[count]), time_attrs, unix[None].copy())
             else:
                 writer.write_var(time_spec, var_attrs=time_attrs, var_data=unix)
+            if epoch != "none":
+                writer.write_var(
+                    _EPOCH_SPEC | {"Variable": f"{var}_epoch"},
+                    var_attrs={"VAR_TYPE": "support_data", "CATDESC": _EPOCH_TEXT[epoch]},
+                    var_data=epochs,
+                )
     finally:
         writer.close()
     return path
 
 
+_EPOCH_SPEC = {
+    "Data_Type": cdflib.cdfwrite.CDF.CDF_EPOCH,
+    "Num_Elements": 1,
+    "Rec_Vary": True,
+    "Dim_Sizes": [],
+}
+_EPOCH_TEXT = {
+    "frames": "Epoch of start of image exposure",
+    "start": "Epoch of the start of the hour the file covers (not a frame time)",
+}
+
+
 def _write_classic_support(
-    writer: cdflib.cdfwrite.CDF, var: str, size: int, unix: np.ndarray
+    writer: cdflib.cdfwrite.CDF,
+    var: str,
+    size: int,
+    unix: np.ndarray,
+    epoch: str,
+    epochs: np.ndarray,
 ) -> None:
-    """The support variables of a classic-layout file (epochs, end times, pixel numbers)."""
-    epoch = _EPOCH_1970_MS + unix * 1000.0
+    """The support variables of a classic-layout file (epochs, end times, pixel numbers);
+    ``epoch`` says what ``_epoch`` holds (see :func:`write_cdf`), ``epochs`` its values."""
     real8 = cdflib.cdfwrite.CDF.CDF_REAL8
     epoch_t = cdflib.cdfwrite.CDF.CDF_EPOCH
     uint2 = cdflib.cdfwrite.CDF.CDF_UINT2
@@ -239,17 +322,18 @@ def _write_classic_support(
         var_attrs=dict(support, CATDESC="end time of integration, unix seconds"),
         var_data=unix + 1.0,
     )
-    writer.write_var(
-        {
-            "Variable": f"{var}_epoch",
-            "Data_Type": epoch_t,
-            "Num_Elements": 1,
-            "Rec_Vary": True,
-            "Dim_Sizes": [],
-        },
-        var_attrs=dict(support, CATDESC="Epoch of start of image exposure"),
-        var_data=epoch,
-    )
+    if epoch != "none":
+        writer.write_var(
+            {
+                "Variable": f"{var}_epoch",
+                "Data_Type": epoch_t,
+                "Num_Elements": 1,
+                "Rec_Vary": True,
+                "Dim_Sizes": [],
+            },
+            var_attrs=dict(support, CATDESC=_EPOCH_TEXT[epoch]),
+            var_data=epochs,
+        )
     writer.write_var(
         {
             "Variable": f"{var}_epoch0",
@@ -282,7 +366,7 @@ def _write_classic_support(
             "Dim_Sizes": [],
         },
         var_attrs=dict(support, CATDESC="Epochs of first and last image in file"),
-        var_data=np.array([epoch[0], epoch[-1]]),
+        var_data=_EPOCH_1970_MS + 1000.0 * np.array([unix[0], unix[-1]]),
     )
 
 
