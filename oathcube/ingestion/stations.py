@@ -69,8 +69,12 @@ log = logging.getLogger(__name__)
 #: Frames one task writes at most (whole chunks): about two hour files.  A task holds one
 #: chunk of prepared frames and READ_FRAMES raw ones at a time, whatever its size; this
 #: bounds what it holds of sources read whole (PGM minutes, image folders, CDFs in the
-#: 2024 layout).  A CDF straddling two tasks costs nothing extra: each task reads only
-#: its records.
+#: 2024 layout).  A CDF straddling two tasks costs nothing extra in the classic layout
+#: (each task reads only its records); a 2024-layout hour (one compressed record) is
+#: inflated by each task that holds rows of it.  Ending tasks where no source goes on
+#: instead was measured slower for both layouts (bench_scale 4,800 frames, EPYC Zen 4,
+#: 2 cores: classic 2,212 -> 1,466 fr/s, 2024 943 -> 867): fewer, longer tasks balance
+#: worse than the re-reads cost.
 ROWS_PER_TASK = 2400
 
 #: Raw frames read, prepared and placed at a time (256 x 256 x 16 bit: 8 MB).
