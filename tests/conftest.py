@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 
 from oathcube import build
 from oathcube.archive.oath import parse_classifications
+from oathcube.faults import KILL_ENV
 from oathcube.synthetic import synth
 from oathcube.synthetic.themis import write_cdf
 
@@ -198,3 +202,22 @@ def s3_env() -> Iterator[dict[str, str]]:
                 os.environ[key] = value
         s3fs.S3FileSystem.clear_instance_cache()
         server.stop()
+
+
+def run_oathcube(args: list[str], kill_at: str | None = None, timeout: float = 120) -> int:
+    """Run ``oathcube ARGS`` in its own process, killed with SIGKILL at the named kill point
+    ``kill_at`` (:mod:`oathcube.faults`); return its exit status (0 or -SIGKILL)."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    proc = subprocess.run(
+        [sys.executable, "-m", "oathcube.cli", *args],
+        env=env,
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"oathcube {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc.returncode

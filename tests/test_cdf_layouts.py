@@ -12,23 +12,20 @@ arrays of an uninterrupted run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import cdflib
 import numpy as np
 import pytest
+from conftest import run_oathcube
 
 from oathcube import Cube, ingest
 from oathcube.archive.cdf_records import read_packed, record_index
 from oathcube.archive.themis_cdf import part_step, read_cdf, read_cdf_parts, scan_cdf
 from oathcube.errors import IngestError
-from oathcube.faults import KILL_ENV
 from oathcube.rawprep import RawPreparation
 from oathcube.synthetic.themis import expected_frames, frame_times, write_cdf
 
@@ -271,24 +268,6 @@ def test_real_gakona_frames_in_the_2024_layout_make_the_classic_cube(
 
 
 # --------------------------------------------------------------------------- kill -9
-def _run(args: list[str], kill_at: str | None = None, timeout: float = 120) -> int:
-    """Run ``oathcube ARGS`` in its own process group (as tests/test_faults.py does)."""
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
-    if kill_at:
-        env[KILL_ENV] = kill_at
-    proc = subprocess.run(
-        [sys.executable, "-m", "oathcube.cli", *args],
-        env=env,
-        start_new_session=True,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(f"oathcube {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc.returncode
-
-
 def _arrays(cube: Path) -> dict[str, np.ndarray]:
     """Every array of every station, as oathcube's readers see them."""
     opened = Cube.open(cube)
@@ -321,8 +300,8 @@ def test_a_killed_new_layout_ingest_resumes_to_the_same_arrays(
     files = [str(f) for f in sorted(folder.iterdir())]
     args = ["ingest", *files, "-o", str(cube), "--prep", '{"out_size": 32}']
     args += ["--chunk-frames", "8", "--scheduler", "synchronous"]
-    assert _run(args, kill_at=point) == -signal.SIGKILL
-    assert _run(args) == 0
+    assert run_oathcube(args, kill_at=point) == -signal.SIGKILL
+    assert run_oathcube(args) == 0
     got, want = _arrays(cube), _arrays(reference)
     assert sorted(got) == sorted(want) and got["fsmi/pixels"].shape == (60, SIZE, SIZE)
     for name in want:

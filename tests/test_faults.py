@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from conftest import run_oathcube
 
 from oathcube import Cube, build, classify, compute_features, ingest, train
 from oathcube.cli import app
@@ -36,24 +37,6 @@ pytestmark = pytest.mark.slow  # real processes killed and rerun: minutes
 
 PREP = '{"out_size": 32}'
 CHUNK = 16
-
-
-def _run(args: list[str], kill_at: str | None = None, timeout: float = 120) -> int:
-    """Run ``oathcube ARGS`` in its own process group; return its exit status."""
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
-    if kill_at:
-        env[KILL_ENV] = kill_at
-    proc = subprocess.run(
-        [sys.executable, "-m", "oathcube.cli", *args],
-        env=env,
-        start_new_session=True,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(f"oathcube {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc.returncode
 
 
 def _arrays(cube: Path) -> dict[str, np.ndarray]:
@@ -137,16 +120,16 @@ BUILD_POINTS = ["build.template_written", "write.region:3", "build.before_publis
 def test_build_killed(point: str, archive: Path, tmp_path: Path, reference) -> None:
     cube = tmp_path / "cube.zarr"
     args = ["build", str(archive), "-o", str(cube), "--chunk-images", str(CHUNK)]
-    assert _run(args, kill_at=point) == -signal.SIGKILL
+    assert run_oathcube(args, kill_at=point) == -signal.SIGKILL
     assert not cube.exists()  # nothing at the target until the build is whole
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, reference["build"])
 
 
 def test_overwrite_killed_keeps_the_old_cube(archive: Path, tmp_path: Path, reference) -> None:
     cube = _copy(reference["build"], tmp_path / "cube.zarr")
     args = ["build", str(archive), "-o", str(cube), "--overwrite", "--chunk-images", "8"]
-    assert _run(args, kill_at="write.region:2") == -signal.SIGKILL
+    assert run_oathcube(args, kill_at="write.region:2") == -signal.SIGKILL
     _assert_same(cube, reference["build"])  # the old cube, untouched
 
 
@@ -157,10 +140,10 @@ FEATURE_POINTS = ["features.created", "features.chunk_written:3", "features.befo
 def test_features_killed(point: str, tmp_path: Path, reference) -> None:
     cube = _copy(reference["build"], tmp_path / "cube.zarr")
     args = ["features", str(cube), "--extractor", "handcrafted", "--scheduler", "synchronous"]
-    assert _run(args, kill_at=point) == -signal.SIGKILL
+    assert run_oathcube(args, kill_at=point) == -signal.SIGKILL
     _readable(cube)
     assert "features_handcrafted" not in xr.open_zarr(cube)  # not published before it is whole
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, reference["features"])
 
 
@@ -182,7 +165,7 @@ def test_ingest_killed(point: str, tmp_path: Path, raw: Path, reference) -> None
     cube = _copy(reference["build"], tmp_path / "cube.zarr")
     files = [str(f) for f in sorted(raw.iterdir())]
     args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "8"]
-    assert _run(args, kill_at=point) == -signal.SIGKILL
+    assert run_oathcube(args, kill_at=point) == -signal.SIGKILL
     _readable(cube)  # a plain reader sees committed frames only, consistently
     # A new station appears with all its frames, or not at all: to oathcube (which reads
     # the store itself) and to plain xarray (which reads the consolidated metadata).
@@ -190,7 +173,7 @@ def test_ingest_killed(point: str, tmp_path: Path, raw: Path, reference) -> None
         assert Cube.open(cube).station("fsmi").sizes["time"] == 60
     if "stations/fsmi" in zarr.open_group(str(cube), mode="r"):
         assert xr.open_zarr(cube, group="stations/fsmi").sizes["time"] == 60
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, reference["ingest"])
 
 
@@ -202,7 +185,7 @@ def test_ingest_killed_then_features_repair_the_station(
     later.mkdir()
     write_cdf(later, "fsmi", "2011-01-06T08:00:00", 20, size=32, seed=4)
     args = ["ingest", str(next(later.iterdir())), "-o", str(cube), "--prep", PREP]
-    assert _run(args, kill_at="ingest.planned") == -signal.SIGKILL
+    assert run_oathcube(args, kill_at="ingest.planned") == -signal.SIGKILL
     # a feature run drops the uncommitted rows instead of computing on them
     compute_features(cube, "handcrafted", station="fsmi", scheduler="synchronous", progress=False)
     fsmi = xr.open_zarr(cube, group="stations/fsmi")
@@ -233,20 +216,20 @@ def test_classify_killed(point: str, tmp_path: Path, classified) -> None:
     ready, done = classified
     cube = _copy(ready, tmp_path / "cube.zarr")
     args = ["classify", str(cube), "--model", "handcrafted_class6", "--scheduler", "synchronous"]
-    assert _run(args, kill_at=point) == -signal.SIGKILL
+    assert run_oathcube(args, kill_at=point) == -signal.SIGKILL
     _readable(cube)
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, done)
 
 
 def test_train_killed(tmp_path: Path, reference) -> None:
     cube = _copy(reference["features"], tmp_path / "cube.zarr")
     args = ["train", str(cube), "--features", "handcrafted"]
-    assert _run(args, kill_at="train.arrays_written") == -signal.SIGKILL
+    assert run_oathcube(args, kill_at="train.arrays_written") == -signal.SIGKILL
     assert Cube.open(cube).models() == []  # an interrupted model is never listed
     with pytest.raises(ModelError, match="interrupted"):
         Cube.open(cube).model("handcrafted_class6")
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, reference["train"])
 
 
@@ -271,7 +254,7 @@ def test_ingest_killed_at_a_random_moment(seed: int, tmp_path: Path, raw: Path, 
         pass  # it finished first: the rerun must then change nothing
     proc.wait(timeout=60)
     _readable(cube)
-    assert _run(args) == 0
+    assert run_oathcube(args) == 0
     _assert_same(cube, reference["ingest"])
 
 
@@ -413,14 +396,14 @@ def test_a_killed_ingest_resumes_chunk_by_chunk(tmp_path: Path, raw: Path, refer
     args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "8"]
     # Tasks in order: 60 frames in 8 tasks of one chunk (TASKS_PER_CORE on any cores).
     args += ["--scheduler", "synchronous"]
-    assert _run(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
+    assert run_oathcube(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
     # A new station is written beside the cube until its first commit lands.
     assert "stations/fsmi" not in zarr.open_group(str(cube), mode="r", use_consolidated=False)
     stage = zarr.open_group(str(tmp_path / ".cube.zarr.ingest-fsmi"), mode="r")
     node = stage["stations/fsmi"]
     assert node.attrs["oathcube_pending"]["end"] == 60 and node.attrs["oathcube_rows"] == 0
     # Six tasks are left: a rerun that would die at its seventh task runs to the end.
-    assert _run(args, kill_at="ingest.chunk_written:7") == 0
+    assert run_oathcube(args, kill_at="ingest.chunk_written:7") == 0
     _assert_same(cube, reference["ingest"])
 
 
@@ -433,12 +416,12 @@ def test_a_killed_sharded_ingest_resumes_shard_by_shard(
     files = [str(f) for f in sorted(raw.iterdir())]
     args = ["ingest", *files, "-o", str(cube), "--prep", PREP, "--chunk-frames", "4"]
     args += ["--shard-frames", "16", "--scheduler", "synchronous"]
-    assert _run(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
+    assert run_oathcube(args, kill_at="ingest.chunk_written:2") == -signal.SIGKILL
     stage = tmp_path / ".cube.zarr.ingest-fsmi"
     pixels = zarr.open_group(str(stage), mode="r")["stations/fsmi/pixels"]
     assert pixels.shards == (16, 32, 32) and pixels.chunks == (4, 32, 32)
     assert len(list((stage / "stations/fsmi/pixels/c").iterdir())) == 2  # two whole shards
-    assert _run(args, kill_at="ingest.chunk_written:3") == 0
+    assert run_oathcube(args, kill_at="ingest.chunk_written:3") == 0
     _assert_same(cube, reference["ingest"])
     assert not stage.exists()  # landed: nothing is left beside the cube
     # 60 frames: four shard objects, not fifteen chunk objects
