@@ -558,8 +558,9 @@ def ingest(
     sources: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="CDF/PGM files, UCalgary skymap .sav files, folders of them, or folders of "
-            "PNG/JPEG frames (none with --start/--end: the station's files are fetched)"
+            help="THEMIS CDF/PGM, REGO/TREx PGM files, UCalgary skymap .sav files, folders of "
+            "them, or folders of PNG/JPEG frames (none with --start/--end: the station's "
+            "files are fetched)"
         ),
     ] = None,
     skip_bad: Annotated[

@@ -88,7 +88,7 @@ TASKS_PER_CORE = 8
 SHARDED_CHUNK_FRAMES = 64
 
 #: Root attributes of a cube that ingest creates (at its first station's landing).
-_CUBE_ATTRS: dict[str, Any] = {"title": "THEMIS ASI station archives", STATUS: COMPLETE}
+_CUBE_ATTRS: dict[str, Any] = {"title": "all-sky imager station archives", STATUS: COMPLETE}
 
 
 @dataclass
@@ -484,7 +484,7 @@ def ingest(
     progress: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, int]:
-    """Append raw THEMIS frames (CDF, PGM, image folders) to station groups of ``cube``.
+    """Append all-sky frames (THEMIS CDF and PGM, REGO and TREx PGM, image folders) to ``cube``.
 
     Every source is scanned and checked (against the others and against the
     station already stored) before anything is written, so a bad file or an
@@ -577,7 +577,7 @@ def ingest(
         raise IngestError(
             "no frames found",
             path=", ".join(map(str, sources)),
-            expected="CDF L1, PGM files or folders of PNG/JPEG frames",
+            expected="THEMIS CDF L1, UCalgary PGM or HDF5 files, or folders of PNG/JPEG frames",
         )
     by_station: dict[str, list[_Source]] = {}
     for key in sorted(seen, key=lambda k: seen[k].first):
