@@ -44,7 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import IngestError
+
 __all__ = [
+    "utc_stamp",
     "INSTRUMENTS",
     "Instrument",
     "UCalgaryName",
@@ -175,3 +178,24 @@ def parse_ucalgary_name(name: str) -> UCalgaryName | None:
         dark=is_dark_name(name),
         extension=m.group("ext").lower(),
     )
+
+
+def utc_stamp(value: str, what: str, path: str | Path) -> np.datetime64:
+    """A UCalgary time stamp (``2021-01-01 06:00:00.123456 UTC``) as ``datetime64[ns]``.
+
+    Raises
+    ------
+    IngestError
+        ``value`` is not such a stamp; ``what`` says which frame and field it was.
+    """
+    text = str(value).strip()
+    if text.upper().endswith("UTC"):
+        text = text[:-3].strip()
+    try:
+        return np.datetime64(text.replace(" ", "T"), "ns")
+    except ValueError as exc:
+        raise IngestError(
+            f"{what}: cannot parse {value!r}",
+            path=str(path),
+            expected="YYYY-MM-DD HH:MM:SS.ffffff UTC",
+        ) from exc

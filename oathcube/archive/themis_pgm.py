@@ -62,7 +62,7 @@ import numpy as np
 from ..errors import IngestError
 from ..sites import station_code
 from .blocks import FrameBlock
-from .instruments import instrument_of_imager
+from .instruments import instrument_of_imager, utc_stamp
 
 __all__ = [
     "read_pgm",
@@ -321,14 +321,4 @@ def _frame_time(meta: dict[str, str], index: int, path: Path) -> np.datetime64:
             path=path,
             expected='#"Image request start" YYYY-MM-DD HH:MM:SS.ffffff UTC',
         )
-    text = value.strip()
-    if text.upper().endswith("UTC"):
-        text = text[:-3].strip()
-    try:
-        return np.datetime64(text.replace(" ", "T"), "ns")
-    except ValueError as exc:
-        raise IngestError(
-            f"frame {index + 1}: cannot parse {_TIME_KEY!r} value {value!r}",
-            path=path,
-            expected="YYYY-MM-DD HH:MM:SS.ffffff UTC",
-        ) from exc
+    return utc_stamp(value, f"frame {index + 1}: {_TIME_KEY!r}", path)

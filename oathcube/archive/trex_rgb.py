@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import IngestError
 from ..sites import station_code
 from .blocks import FrameBlock
-from .instruments import instrument_of_imager, parse_ucalgary_name
+from .instruments import instrument_of_imager, parse_ucalgary_name, utc_stamp
 
 __all__ = ["read_trex_rgb", "scan_trex_rgb", "RGB_TIME_KEYS"]
 
@@ -197,14 +197,4 @@ def _frame_time(attrs: dict[str, Any], index: int, path: Path) -> np.datetime64:
             path=path,
             expected="YYYY-MM-DD HH:MM:SS.ffffff UTC in metadata/frame/frame<i>",
         )
-    text = str(value).strip()
-    if text.upper().endswith("UTC"):
-        text = text[:-3].strip()
-    try:
-        return np.datetime64(text.replace(" ", "T"), "ns")
-    except ValueError as exc:
-        raise IngestError(
-            f"frame {index + 1}: cannot parse time {value!r}",
-            path=path,
-            expected="YYYY-MM-DD HH:MM:SS.ffffff UTC",
-        ) from exc
+    return utc_stamp(value, f"frame {index + 1}: image_request_start_timestamp", path)
