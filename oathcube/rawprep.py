@@ -145,7 +145,11 @@ class RawPreparation:
         One of :data:`SKYMAP_ORIENTATIONS`: how to turn the skymap to match the frames.
     scaling
         ``"percentile"`` (per frame, ``low_percentile``..``high_percentile`` of the kept
-        pixels map to 0..255) or ``"fixed"`` (``fixed_low``..``fixed_high`` counts).
+        pixels map to 0..255), ``"fixed"`` (``fixed_low``..``fixed_high`` counts), or
+        ``"none"``: 8-bit counts kept as they are, the only choice for ``uint8`` frames
+        with bands (TREx RGB, ``(n, y, x, 3)``), whose crop, flip and resize act on each
+        band alone; the 16->8-bit scalings refuse them, and ``"none"`` refuses frames
+        of more than 8 bits.
     low_percentile, high_percentile
         Percentiles (0..100) for ``scaling="percentile"``.
     fixed_low, fixed_high
@@ -194,8 +198,10 @@ class RawPreparation:
                 raise OptionError('scaling="fixed" needs fixed_low and fixed_high (raw counts)')
             if not self.fixed_low < self.fixed_high:
                 raise OptionError("need fixed_low < fixed_high")
-        else:
-            raise OptionError(f'scaling must be "percentile" or "fixed", not {self.scaling!r}')
+        elif self.scaling != "none":
+            raise OptionError(
+                f'scaling must be "percentile", "fixed" or "none", not {self.scaling!r}'
+            )
         if int(self.out_size) != self.out_size or self.out_size < 8:
             raise OptionError(f"out_size must be an integer >= 8, not {self.out_size}")
 
@@ -313,22 +319,38 @@ class RawPreparation:
         Parameters
         ----------
         frames
-            ``(n, y, x)`` (or one ``(y, x)`` frame) raw counts, normally ``uint16``.
+            ``(n, y, x)`` (or one ``(y, x)`` frame) raw counts, normally ``uint16``; or
+            ``(n, y, x, band)`` ``uint8`` (TREx RGB), with ``scaling="none"`` only.
 
         Returns
         -------
         numpy.ndarray
-            ``(n, out_size, out_size)`` ``uint8`` (``(out_size, out_size)`` for one frame);
-            0 outside the crop.
+            ``(n, out_size, out_size[, band])`` ``uint8`` (``(out_size, out_size)`` for
+            one frame); 0 outside the crop.
+
+        Raises
+        ------
+        OptionError
+            Frames this preparation cannot prepare (:meth:`refusal`), in one line.
         """
         frames = np.asarray(frames)
         single = frames.ndim == 2
         if single:
             frames = frames[None]
-        if frames.ndim != 3:
-            raise OptionError(f"frames must be (n, y, x), not {frames.shape}")
+        if frames.ndim == 4:
+            refusal = self.refusal(frames.dtype, frames.shape[3])
+            if refusal:
+                raise OptionError(refusal)
+        elif frames.ndim != 3:
+            raise OptionError(f"frames must be (n, y, x) or (n, y, x, band), not {frames.shape}")
         if frames.dtype.kind not in "uif":
             raise OptionError(f"frames must be numeric, not {frames.dtype}")
+        if self.scaling == "none":
+            refusal = self.refusal(frames.dtype, 1 if frames.ndim == 3 else frames.shape[3])
+            if refusal:
+                raise OptionError(refusal)
+            out = self._geometry(frames)
+            return out[0] if single else out
         n, ny, nx = frames.shape
         keep = self.mask((ny, nx))
         out = np.zeros((n, self.out_size, self.out_size), dtype=np.uint8)
@@ -372,6 +394,50 @@ class RawPreparation:
             out[start : start + block.shape[0]] = block
         return out[0] if single else out
 
+    def refusal(self, dtype: Any, bands: int) -> str | None:
+        """Why frames of ``dtype`` with ``bands`` bands cannot be prepared so (None: they can).
+
+        ``uint8`` frames with bands (TREx RGB) take ``scaling="none"`` only: the
+        16->8-bit scalings would treat three colours as one; ``"none"`` takes 8-bit
+        frames only (it keeps counts as they are).
+        """
+        dtype = np.dtype(dtype)
+        if bands != 1:
+            if dtype != np.uint8:
+                return f"frames with {bands} bands must be uint8, not {dtype}"
+            if self.scaling != "none":
+                return (
+                    f"uint8 frames with {bands} bands (RGB) take no 16->8-bit scaling "
+                    f'(scaling={self.scaling!r}): prepare them with scaling="none"'
+                )
+            return None
+        if self.scaling == "none" and dtype != np.uint8:
+            return f'scaling="none" keeps 8-bit counts, and these frames are {dtype}'
+        return None
+
+    def _geometry(self, frames: np.ndarray) -> np.ndarray:
+        """Crop, flip and resize ``uint8`` ``(n, y, x[, band])`` frames, each band alone."""
+        ny, nx = frames.shape[1:3]
+        keep = self.mask((ny, nx))
+        if frames.ndim == 4:
+            keep = keep[:, :, None]
+        resize = (ny, nx) != (self.out_size, self.out_size)
+        out = np.zeros((frames.shape[0], self.out_size, self.out_size, *frames.shape[3:]), np.uint8)
+        for start in range(0, frames.shape[0], _CHUNK):
+            block = frames[start : start + _CHUNK] * keep  # uint8 * bool stays uint8
+            if self.flip_north_south:
+                block = block[:, ::-1]
+            if resize:
+                # The zoom that apply() gives 16-bit frames, band by band (zoom 1 on bands).
+                zoom = (1.0, self.out_size / ny, self.out_size / nx, *([1.0] * (block.ndim - 3)))
+                chunk = ndimage.zoom(
+                    block.astype(np.float32), zoom, order=1, grid_mode=True, mode="grid-constant"
+                )
+                np.clip(chunk, 0.0, 255.0, out=chunk)
+                block = np.rint(chunk).astype(np.uint8)
+            out[start : start + block.shape[0]] = block
+        return out
+
     def _limits(self, counts: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = counts.shape[0]
         if self.scaling == "fixed":
@@ -413,6 +479,12 @@ class RawPreparation:
             else "as the readers give them (UCalgary skymap orientation: row 0 = north "
             "edge, column 0 = east edge), no flip"
         )
+        if self.scaling == "none":
+            # Only here: the record of every scaling preparation stays as it was.
+            out["bands"] = (
+                "8-bit counts kept unscaled; frames with bands (TREx RGB: red, green, "
+                "blue) cropped, flipped and resized band by band"
+            )
         return out
 
     @classmethod

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import h5py
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import pyucalgarysrs
@@ -38,7 +41,7 @@ from oathcube.archive.themis_pgm import read_pgm
 from oathcube.archive.trex_rgb import read_trex_rgb, scan_trex_rgb
 from oathcube.cli import app
 from oathcube.cube.store import Cube
-from oathcube.errors import IngestError
+from oathcube.errors import IngestError, OptionError
 from oathcube.rawprep import RawPreparation, load_skymap_elevation
 from oathcube.sites import station_code
 from oathcube.synthetic.ucalgary import (
@@ -246,14 +249,160 @@ def test_ingest_equals_pyucalgarysrs(tmp_path: Path, runner) -> None:
         assert station.attrs["raw_frames"] == {"raw": True, "shape": raw_size}
 
 
-def test_rgb_ingest_is_refused_in_one_line(tmp_path: Path) -> None:
+RGB_PREP = RawPreparation(out_size=32, scaling="none")
+
+
+def test_rgb_ingest_equals_pyucalgarysrs(tmp_path: Path, runner) -> None:
+    """TREx RGB through `oathcube ingest`: three bands, each prepared as recorded."""
+    paths = _minutes(tmp_path / "raw", "trex_rgb")
+    cube = tmp_path / "cube.zarr"
+    prep = '{"out_size": 32, "scaling": "none"}'
+    result = runner.invoke(app, ["ingest", str(tmp_path / "raw"), "-o", str(cube), "--prep", prep])
+    assert result.exit_code == 0, result.output
+    station = xr.open_zarr(cube, group="stations/gill_trex_rgb")
+    assert station.pixels.dims == ("time", "y", "x", "band")
+    assert station.pixels.shape == (2 * N, 32, 32, 3) and station.pixels.dtype == np.uint8
+    data = READERS.read_trex_rgb([str(p) for p in paths], quiet=True)
+    raw = from_pyucalgarysrs("trex_rgb", data.data)
+    expected = RGB_PREP.apply(raw)
+    np.testing.assert_array_equal(station.pixels.values, expected)
+    np.testing.assert_array_equal(station.time.values, _pyu_times(data))
+    # Band by band: each band is the greyscale geometry of that band alone.
+    for band in range(3):
+        np.testing.assert_array_equal(
+            station.pixels.values[..., band], RGB_PREP.apply(raw[..., band]), err_msg=str(band)
+        )
+    recorded = json.loads(station.attrs["preparation"])
+    assert RawPreparation.from_attrs(recorded) == RGB_PREP
+    assert recorded["scaling"] == "none" and "band by band" in recorded["bands"]
+    assert station.attrs["instrument"] == "trex_rgb"
+    assert station.attrs["raw_frames"] == {"raw": True, "shape": [480, 553]}
+    # A rerun appends nothing; the next minute appends to the same bands.
+    assert ingest(paths, cube, preparation=RGB_PREP, progress=False) == {"gill_trex_rgb": 0}
+
+
+def test_rgb_preparation_is_explicit() -> None:
+    """RGB frames are cropped, flipped and resized per band, never scaled; refusals are one line."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (2, 40, 48, 3), dtype=np.uint8)
+    flipped = RawPreparation(
+        out_size=40, scaling="none", flip_north_south=True, crop_radius_fraction=None
+    )
+    out = RawPreparation(crop_radius_fraction=None, out_size=40, scaling="none")
+    # Same size in y only: a resize, band by band.
+    for band in range(3):
+        np.testing.assert_array_equal(
+            flipped.apply(rgb)[..., band], flipped.apply(rgb[..., band]), err_msg=str(band)
+        )
+        np.testing.assert_array_equal(
+            flipped.apply(rgb)[..., band], out.apply(rgb)[:, ::-1, :, band]
+        )
+    square = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    kept = RawPreparation(out_size=32, scaling="none")
+    mask = kept.mask((32, 32))
+    np.testing.assert_array_equal(kept.apply(square), square * mask[:, :, None])
+    for bad, text in [
+        (RawPreparation(out_size=32), "take no 16->8-bit scaling (scaling='percentile')"),
+        (
+            RawPreparation(out_size=32, scaling="fixed", fixed_low=0, fixed_high=9),
+            "take no 16->8-bit scaling (scaling='fixed')",
+        ),
+    ]:
+        with pytest.raises(OptionError, match=re.escape(text)) as info:
+            bad.apply(square)
+        assert "\n" not in str(info.value)
+    with pytest.raises(OptionError, match="must be uint8, not uint16"):
+        kept.apply(square.astype(np.uint16))
+    with pytest.raises(OptionError, match='scaling="none" keeps 8-bit counts'):
+        kept.apply(square[..., 0].astype(np.uint16))
+    # The greyscale record is what it always was: no `bands` key where scaling scales.
+    assert "bands" not in RawPreparation().attrs()
+    assert list(RawPreparation().attrs()) == [
+        "method", "format_version", "crop_radius_fraction", "min_elevation_deg", "skymap",
+        "skymap_orientation", "scaling", "low_percentile", "high_percentile", "fixed_low",
+        "fixed_high", "flip_north_south", "out_size", "orientation",
+    ]  # fmt: skip
+
+
+def test_rgb_ingest_with_scaling_is_refused_in_one_line(tmp_path: Path) -> None:
     (path, _) = _minutes(tmp_path / "rgb", "trex_rgb")
     cube = tmp_path / "cube.zarr"
-    with pytest.raises(IngestError, match="TREx RGB frames have 3 bands") as info:
+    with pytest.raises(IngestError, match="TREx RGB frames: uint8 frames with 3 bands") as info:
         ingest([path], cube, preparation=PREP, progress=False)
     assert info.value.path == str(path) and "\n" not in str(info.value)
-    assert "band dimension of issue 22 item 3" in str(info.value)
+    assert 'scaling="none"' in str(info.value)
     assert not cube.exists()
+    # And the other way round: 16-bit frames with an RGB preparation.
+    (pgm, _) = _minutes(tmp_path / "nir", "trex_nir")
+    with pytest.raises(IngestError, match='scaling="none" keeps 8-bit counts') as info:
+        ingest([pgm], cube, preparation=RGB_PREP, progress=False)
+    assert "\n" not in str(info.value) and not cube.exists()
+
+
+def test_rgb_station_takes_no_greyscale_frames(tmp_path: Path) -> None:
+    paths = _minutes(tmp_path / "rgb", "trex_rgb")
+    cube = tmp_path / "cube.zarr"
+    ingest(paths[:1], cube, preparation=RGB_PREP, progress=False)
+    folder = _dir(tmp_path / "pngs")
+    iio.imwrite(folder / "20210101_060200.png", np.zeros((32, 32), np.uint8))
+    with pytest.raises(IngestError, match="holds TREx RGB frames") as info:
+        ingest([folder], cube, station="gill_trex_rgb", progress=False)
+    assert "\n" not in str(info.value)
+    assert zarr.open_group(cube, mode="r")["stations/gill_trex_rgb/pixels"].shape[0] == N
+
+
+@pytest.fixture
+def rgb_classified(tmp_path: Path, archive: Path) -> tuple[Path, str]:
+    """A built cube with a handcrafted model and a classified RGB station."""
+    from oathcube import build, classify, compute_features, train
+
+    cube = build(archive, tmp_path / "cube.zarr", progress=False, chunk_images=32)
+    compute_features(cube, "handcrafted", progress=False, scheduler="synchronous")
+    model = train(cube, "handcrafted")
+    paths = _minutes(tmp_path / "raw", "trex_rgb")
+    ingest(paths, cube, preparation=RGB_PREP, progress=False, scheduler="synchronous")
+    classify(cube, model, station="gill_trex_rgb", progress=False, scheduler="synchronous")
+    return Path(cube), model
+
+
+def test_rgb_station_features_classify_timeline_nights(
+    rgb_classified: tuple[Path, str], runner
+) -> None:
+    """features and classify take an RGB station's bands as the root's RGB PNGs'."""
+    cube, model = rgb_classified
+    code = "gill_trex_rgb"
+    station = xr.open_zarr(cube, group=f"stations/{code}")
+    assert (station[f"predicted_{model}"].values >= 0).all()
+    features = station.features_handcrafted.values
+    assert features.shape[0] == 2 * N and np.isfinite(features).all()
+    # handcrafted averages the bands (as for RGB PNGs): the same as on the mean frame.
+    from oathcube.features import get_extractor
+
+    grey = np.rint(station.pixels.values.mean(axis=3)).astype(np.uint8)
+    extractor = get_extractor("handcrafted")
+    np.testing.assert_allclose(features, extractor(grey, np.zeros(2 * N)), rtol=1e-6)
+    for args in [
+        ["timeline", str(cube), "--station", code, "--freq", "20s", "--model", model],
+        ["nights", str(cube), "--station", code],
+    ]:
+        out = runner.invoke(app, args)
+        assert out.exit_code == 0, f"{args[0]}: {out.output}"
+
+
+@pytest.mark.parametrize("view", ["keogram", "movie", "map"])
+def test_rgb_station_greyscale_views_refuse_in_one_line(
+    rgb_classified: tuple[Path, str], tmp_path: Path, runner, view: str
+) -> None:
+    # A keogram, movie or map draws one brightness a pixel: no band is picked silently.
+    cube, _ = rgb_classified
+    suffix = ".gif" if view == "movie" else ".png"
+    args = [view, str(cube), "--station", "gill_trex_rgb", "--out", str(tmp_path / f"v{suffix}")]
+    args += ["--start", "2021-01-01T06:00", "--end", "2021-01-01T06:02"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 1, out.output
+    line = out.output.strip().splitlines()[-1]
+    assert "holds RGB frames (3 bands)" in line and "Traceback" not in out.output
+    assert not (tmp_path / f"v{suffix}").exists()
 
 
 # --------------------------------------------------------------------------- damage

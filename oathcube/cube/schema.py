@@ -441,6 +441,7 @@ def station_specs(
     raw_orientation: Any,
     rows_per_chunk: int | None = None,
     rows_per_shard: int | None = None,
+    bands: bool = False,
 ) -> dict[str, VariableSpec]:
     """The variables of a station group ``stations/<code>`` (``oathcube ingest``).
 
@@ -453,6 +454,9 @@ def station_specs(
         Frames per chunk of ``pixels``; None: :func:`images_per_chunk` of the frame.
     rows_per_shard
         Frames per shard of ``pixels``; None: not sharded.
+    bands
+        Whether ``pixels`` has a ``band`` dimension (3: red, green, blue), as the root's
+        has for RGB PNGs: the station's frames have bands (TREx RGB).
 
     Returns
     -------
@@ -472,7 +476,7 @@ def station_specs(
         ),
         VariableSpec(
             "pixels",
-            ("time", "y", "x"),
+            ("time", "y", "x", "band") if bands else ("time", "y", "x"),
             "uint8",
             0,
             chunking="rows",

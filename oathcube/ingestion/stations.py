@@ -2,8 +2,8 @@
 
 ``stations/<code>`` groups hold one station each along a monotonic ``time``
 dimension: ``pixels(time, y, x)`` (8-bit, prepared as :mod:`oathcube.rawprep`
-records in the attributes); features and predictions come later
-(:mod:`oathcube.classification`), along the same ``time``.
+records in the attributes; ``pixels(time, y, x, band)`` for TREx RGB); features and
+predictions come later (:mod:`oathcube.classification`), along the same ``time``.
 
 An ingest is a dask graph over its sources, in four steps:
 
@@ -162,15 +162,25 @@ def _check_instruments(code: str, entries: list[_Source], stored: str | None = N
         )
 
 
-def _check_bands(block: FrameBlock) -> None:
-    """Refuse frames with bands (TREx RGB) before any write: station pixels hold one."""
-    if block.bands != 1:
+def _check_bands(block: FrameBlock, prep: RawPreparation) -> None:
+    """Refuse, before any write, raw frames that ``prep`` cannot prepare.
+
+    TREx RGB frames (``uint8``, three bands) keep their bands (``pixels(time, y, x,
+    band)``) and take ``scaling="none"`` only; the 16->8-bit scalings refuse them, and
+    ``"none"`` refuses 16-bit frames.
+    """
+    if not block.raw:
+        return
+    refusal = prep.refusal(block.frames.dtype, block.bands)
+    if refusal:
         raise IngestError(
-            f"{INSTRUMENTS[block.instrument].title} frames have {block.bands} bands, and "
-            "station pixels (time, y, x) hold one until the band dimension of issue 22 "
-            "item 3 exists",
+            f"{INSTRUMENTS[block.instrument].title} frames: {refusal}",
             path=block.source,
-            expected="single-band frames (THEMIS, REGO, TREx NIR, TREx Blueline, images)",
+            expected=(
+                'a preparation with scaling="none" (--prep \'{"scaling": "none"}\')'
+                if block.bands != 1
+                else 'a 16->8-bit scaling ("percentile" or "fixed") for 16-bit frames'
+            ),
         )
 
 
@@ -251,6 +261,7 @@ def _station_node(
         raw_orientation=RAW_ORIENTATION,
         rows_per_chunk=size,
         rows_per_shard=shard_frames,
+        bands=len(shape) == 3,
     )
     if not cube.has(variable_path(path, "time")):
         cube.create(specs["time"], (0,), group=path)
@@ -694,11 +705,12 @@ def _ingest_station(
     tasks = _plan_tasks(group, committed, chunk, entries, news)
     if resuming:  # chunks a killed run wrote are whole in the store: keep them
         stored = into.stored_chunks(variable_path(group, "pixels"))
+        rest = "/0" * len(entries[0].shape)  # the chunk key's frame axes: y, x[, band]
         tasks = [
             t
             for t in tasks
             if t.start < committed
-            or not all(f"{i}/0/0" in stored for i in range(t.start // chunk, -(-t.stop // chunk)))
+            or not all(f"{i}{rest}" in stored for i in range(t.start // chunk, -(-t.stop // chunk)))
         ]
     import dask
 
@@ -751,12 +763,14 @@ def _plan(
 def _note(seen: dict[tuple[str, str], _Source], block: FrameBlock, prep: RawPreparation) -> None:
     """Add what the scan learned of ``block`` to ``seen``.
 
-    The shape noted is the shape stored: raw frames become ``prep.out_size`` squares.
-    Frames with bands (TREx RGB) are refused here, at the scan, before any write.
+    The shape noted is the shape stored: raw frames become ``prep.out_size`` squares,
+    of three bands for TREx RGB.  Raw frames that ``prep`` cannot prepare are refused
+    here, at the scan, before any write.
     """
-    _check_bands(block)
+    _check_bands(block, prep)
     key = (str(block.source), block.station)
-    shape = (prep.out_size, prep.out_size) if block.raw else block.frames.shape[1:]
+    bands = (block.bands,) if block.bands != 1 else ()
+    shape = (prep.out_size, prep.out_size, *bands) if block.raw else block.frames.shape[1:]
     entry = seen.get(key)
     if entry is None:
         raw = (int(block.frames.shape[1]), int(block.frames.shape[2])) if block.raw else None

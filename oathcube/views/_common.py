@@ -68,6 +68,22 @@ class Classes:
         return self.names != "unclassified"
 
 
+def require_one_band(ds: xr.Dataset, cube: Cube, station: str, view: str) -> None:
+    """Refuse, in one line, a view that draws one brightness a pixel of an RGB station.
+
+    Keograms, movies and maps draw greyscale frames; how three bands should become one
+    there is a choice the view would otherwise make silently (timelines and nightly
+    statistics, which draw classes, take RGB stations as they are).
+    """
+    if "band" in ds["pixels"].dims:
+        raise CubeError(
+            f"station {station!r} holds RGB frames (3 bands): a {view} draws greyscale "
+            "frames only, and picking or mixing bands for it is not done implicitly",
+            path=cube.where(station_group(station)),
+            expected=f"a greyscale station for the {view}; `timeline` and `nights` take RGB",
+        )
+
+
 def station_range(
     cube: Cube, station: str, start: Any = None, end: Any = None
 ) -> tuple[xr.Dataset, np.datetime64 | None, np.datetime64 | None]:

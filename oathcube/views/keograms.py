@@ -31,6 +31,7 @@ from ._common import (
     cadence,
     classes_of,
     prepared_mask,
+    require_one_band,
     station_range,
 )
 from .figures import new_figure, save_figure
@@ -155,6 +156,7 @@ def keogram(
     check_elevation(min_elevation)
     opened = Cube.open(cube, storage_options=storage_options)
     ds, t0, _ = station_range(opened, station, start, end)
+    require_one_band(ds, opened, station, "keogram")
     times = ds["time"].values
     classes = classes_of(ds, opened, model)
     sky = skymap_for(opened, station, times[0], skymap)

@@ -28,6 +28,7 @@ from ._common import (
     cadence,
     classes_of,
     prepared_mask,
+    require_one_band,
     station_range,
 )
 from .figures import new_figure, save_figure
@@ -113,6 +114,7 @@ def sky_map(
         ds = nearest_frame(opened, station, time)
     else:
         ds, _, _ = station_range(opened, station, start, end)
+        require_one_band(ds, opened, station, "map")
     times = ds["time"].values
     sky = skymap_for(opened, station, times[0], skymap)
     if sky is None:

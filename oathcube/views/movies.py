@@ -22,7 +22,7 @@ import numpy as np
 from ..cube.store import Cube, CubeLike
 from ..errors import OptionError
 from ..outputs import check_output, replacing
-from ._common import Classes, classes_of, station_range
+from ._common import Classes, classes_of, require_one_band, station_range
 
 __all__ = ["movie", "caption_frame", "MOVIE_SUFFIXES", "CAPTION_HEIGHT"]
 
@@ -150,6 +150,7 @@ def movie(
     fps = check_fps(fps)
     opened = Cube.open(cube, storage_options=storage_options)
     ds, _, _ = station_range(opened, station, start, end)
+    require_one_band(ds, opened, station, "movie")
     n = ds.sizes["time"]
     if n > MAX_FRAMES:
         raise OptionError(
