@@ -321,15 +321,19 @@ class Cube(CubeRows):
         """The group at ``path`` (the root for None or ``""``)."""
         if not path:
             return self.root
-        if path not in self.root:
-            raise CubeError(f"no group {path!r}", path=self.location)
-        return group_at(self.root, path)
+        # One lookup, not a membership test and then the lookup: on an object store each
+        # is a metadata request, and writers ask once per chunk.
+        try:
+            return group_at(self.root, path)
+        except KeyError:
+            raise CubeError(f"no group {path!r}", path=self.location) from None
 
     def array(self, path: str) -> zarr.Array:
         """The array at ``path`` below the root."""
-        if path not in self.root:
-            raise CubeError(f"no array {path!r}", path=self.location)
-        return array_at(self.root, path)
+        try:
+            return array_at(self.root, path)
+        except KeyError:
+            raise CubeError(f"no array {path!r}", path=self.location) from None
 
     def _children(self, parent: str) -> list[str]:
         if parent not in self.root:
