@@ -47,6 +47,7 @@ import numpy as np
 from ..errors import IngestError
 
 __all__ = [
+    "agreed_site",
     "utc_stamp",
     "INSTRUMENTS",
     "Instrument",
@@ -199,3 +200,31 @@ def utc_stamp(value: str, what: str, path: str | Path) -> np.datetime64:
             path=str(path),
             expected="YYYY-MM-DD HH:MM:SS.ffffff UTC",
         ) from exc
+
+
+def agreed_site(
+    said: str | None,
+    named: str | None,
+    path: str | Path,
+    *,
+    said_by: str,
+    missing: str,
+    expected: str,
+) -> str:
+    """The site a UCalgary file is of: what its metadata say, else what its name says.
+
+    Raises
+    ------
+    IngestError
+        The two disagree, or neither says (``missing`` says why, ``expected`` what name).
+    """
+    if said and named and said != named:
+        raise IngestError(
+            f"file name says station {named!r} but {said_by} {said!r}",
+            path=str(path),
+            expected="name and metadata of the same station",
+        )
+    site = said or named
+    if not site:
+        raise IngestError(f"no station: {missing}", path=str(path), expected=expected)
+    return site

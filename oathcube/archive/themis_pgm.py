@@ -62,7 +62,7 @@ import numpy as np
 from ..errors import IngestError
 from ..sites import station_code
 from .blocks import FrameBlock
-from .instruments import instrument_of_imager, utc_stamp
+from .instruments import agreed_site, instrument_of_imager, utc_stamp
 
 __all__ = [
     "read_pgm",
@@ -142,20 +142,14 @@ def read_pgm(path: str | os.PathLike[str]) -> FrameBlock:
     station = None
     if _SITE_KEY in metas[0]:
         station = metas[0][_SITE_KEY].strip().lower()
-    named = station_from_pgm_name(path.name)
-    if station and named and station != named:
-        raise IngestError(
-            f"file name says station {named!r} but the frames say {station!r}",
-            path=path,
-            expected="name and metadata of the same station",
-        )
-    station = station or named
-    if not station:
-        raise IngestError(
-            "no station: no 'Site unique ID' comment and the name is not a UCalgary PGM name",
-            path=path,
-            expected="YYYYMMDD_HHMM_<site>_<imager>_<mode>.pgm, e.g. ..._gill_themis19_full.pgm",
-        )
+    station = agreed_site(
+        station,
+        station_from_pgm_name(path.name),
+        path,
+        said_by="the frames say",
+        missing="no 'Site unique ID' comment and the name is not a UCalgary PGM name",
+        expected="YYYYMMDD_HHMM_<site>_<imager>_<mode>.pgm, e.g. ..._gill_themis19_full.pgm",
+    )
     instrument = _instrument(metas, path)
 
     time = np.empty(len(metas), dtype="datetime64[ns]")

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import IngestError
 from ..sites import station_code
 from .blocks import FrameBlock
-from .instruments import instrument_of_imager, parse_ucalgary_name, utc_stamp
+from .instruments import agreed_site, instrument_of_imager, parse_ucalgary_name, utc_stamp
 
 __all__ = ["read_trex_rgb", "scan_trex_rgb", "RGB_TIME_KEYS"]
 
@@ -120,10 +120,7 @@ def _block(f: h5py.File, path: Path, read_frames: bool) -> FrameBlock:
     time = np.empty(n, dtype="datetime64[ns]")
     for i in range(n):
         time[i] = _frame_time(_attrs(f, f"metadata/frame/frame{i}", required=True), i, path)
-    if n > 1 and not (np.diff(time) > np.timedelta64(0, "ns")).all():
-        raise IngestError(
-            "frame times are not strictly increasing", path=path, expected="one frame per time"
-        )
+    # Times in order, one per frame: FrameBlock checks that, for every reader.
     if read_frames:
         # (y, x, 3, n) -> (n, y, x, 3): one copy, frames first, no flip.
         stack = np.ascontiguousarray(np.moveaxis(images[()], 3, 0))
@@ -172,21 +169,14 @@ def _checked_site(attrs: dict[str, Any], path: Path) -> str:
                 path=path,
                 expected="rgb-NN (TREx RGB nominal HDF5)",
             )
-    named = name.site if name else None
-    if said and named and said != named:
-        raise IngestError(
-            f"file name says station {named!r} but the file says {said!r}",
-            path=path,
-            expected="name and metadata of the same station",
-        )
-    station = said or named
-    if not station:
-        raise IngestError(
-            "no station: no 'site_unique_id' attribute and the name is not a TREx RGB name",
-            path=path,
-            expected="YYYYMMDD_HHMM_<site>_rgb-NN_full.h5",
-        )
-    return station
+    return agreed_site(
+        said,
+        name.site if name else None,
+        path,
+        said_by="the file says",
+        missing="no 'site_unique_id' attribute and the name is not a TREx RGB name",
+        expected="YYYYMMDD_HHMM_<site>_rgb-NN_full.h5",
+    )
 
 
 def _frame_time(attrs: dict[str, Any], index: int, path: Path) -> np.datetime64:
