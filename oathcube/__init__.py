@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .cube.store import open_cube as open_cube
     from .cube.store import open_station as open_station
     from .demo import run_demo as run_demo
+    from .features import AuroraFMSettings as AuroraFMSettings
     from .features import FeatureExtractor as FeatureExtractor
     from .features import FeatureSpec as FeatureSpec
     from .features import HandcraftedSettings as HandcraftedSettings
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .fetch import AsiRequest as AsiRequest
     from .fetch import ThemisFetch as ThemisFetch
     from .fetch import fetch_asi as fetch_asi
+    from .fetch import fetch_aurora_fm as fetch_aurora_fm
     from .fetch import fetch_checkpoint as fetch_checkpoint
     from .fetch import fetch_oath as fetch_oath
     from .fetch import fetch_themis as fetch_themis
@@ -81,6 +83,7 @@ _LAZY: dict[str, str] = {
     # archives: downloads and synthetic ones
     "fetch_oath": "oathcube.fetch",
     "fetch_checkpoint": "oathcube.fetch",
+    "fetch_aurora_fm": "oathcube.fetch",
     "fetch_asi": "oathcube.fetch",
     "AsiFetch": "oathcube.fetch",
     "AsiRequest": "oathcube.fetch",
@@ -98,6 +101,7 @@ _LAZY: dict[str, str] = {
     "FeatureSpec": "oathcube.features",
     "HandcraftedSettings": "oathcube.features",
     "InceptionV4Settings": "oathcube.features",
+    "AuroraFMSettings": "oathcube.features",
     "FeatureExtractor": "oathcube.features",
     "feature_spec": "oathcube.features",
     "extractor_names": "oathcube.features",
@@ -141,6 +145,7 @@ __all__ = [
     # fetch
     "fetch_oath",
     "fetch_checkpoint",
+    "fetch_aurora_fm",
     "fetch_asi",
     "AsiFetch",
     "fetch_themis",
@@ -156,6 +161,7 @@ __all__ = [
     "FeatureSpec",
     "HandcraftedSettings",
     "InceptionV4Settings",
+    "AuroraFMSettings",
     "FeatureExtractor",
     "extractor_names",
     "compute_features",

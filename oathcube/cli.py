@@ -116,8 +116,9 @@ def _errors_to_exit(func: F) -> F:
 Checkpoint = Annotated[
     Path | None,
     typer.Option(
-        help="Inception-v4 checkpoint prefix (inception_v4.ckpt); or set "
-        "OATHCUBE_INCEPTION_V4_CHECKPOINT"
+        help="The extractor's checkpoint: inception_v4.ckpt (or set "
+        "OATHCUBE_INCEPTION_V4_CHECKPOINT), aurora-fm-no-finetune.tar (or set "
+        "OATHCUBE_AURORA_FM_CHECKPOINT); default: the one `oathcube fetch` put in the data folder"
     ),
 ]
 Cube = Annotated[str, typer.Argument(help="The cube: a path or an fsspec URL")]
@@ -132,15 +133,16 @@ Precision = Annotated[
 Engine = Annotated[
     str | None,
     typer.Option(
-        help="Where Inception-v4 runs: openvino (default) | tensorflow; speed only, the "
-        "features are the same"
+        help="Where Inception-v4 or Aurora-FM runs: openvino (default) | tensorflow; speed "
+        "only, the features are the same"
     ),
 ]
 BatchSize = Annotated[int | None, typer.Option(help="Images per network call")]
 RandomWeights = Annotated[
     bool,
     typer.Option(
-        help="Inception-v4 with RANDOM weights, marked in the cube (tests and benchmarks only)"
+        help="Inception-v4 or Aurora-FM with RANDOM weights, marked in the cube (tests and "
+        "benchmarks only)"
     ),
 ]
 Target = Annotated[str, typer.Option(help="class6 | class2")]
@@ -175,19 +177,27 @@ def _feature_options(
     calibration_group: str | None = None,
 ) -> Any:
     """The settings object of extractor ``name`` made of the command's flags."""
-    from .features.settings import InceptionV4Settings
+    from .features.settings import AuroraFMSettings, InceptionV4Settings
 
-    if name != "inception_v4":
+    if name not in ("inception_v4", "aurora_fm"):
         return name  # the extractor's default settings
-    return InceptionV4Settings(
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        layer=layer,
-        precision=precision,
-        random_weights=random_weights,
-        engine=engine or None,
-        calibration_group=calibration_group,
+    common: dict[str, Any] = {
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "precision": precision,
+        "random_weights": random_weights,
+        "engine": engine or None,
+        "calibration_group": calibration_group,
         **({"batch_size": batch_size} if batch_size else {}),
-    )
+    }
+    if name == "aurora_fm":
+        if layer != "Logits":
+            raise OptionError(
+                f"--layer {layer}: Aurora-FM has one output (512 features)",
+                path="--layer",
+                expected="--layer only with --extractor inception_v4",
+            )
+        return AuroraFMSettings(**common)
+    return InceptionV4Settings(layer=layer, **common)
 
 
 Scheduler = Annotated[
@@ -256,7 +266,7 @@ def build(
 def features(
     cube: Cube,
     extractor: Annotated[
-        str | None, typer.Option(help="Extractor: handcrafted | inception_v4")
+        str | None, typer.Option(help="Extractor: handcrafted | inception_v4 | aurora_fm")
     ] = None,
     model: Annotated[
         str | None,
@@ -290,7 +300,7 @@ def features(
         raise OptionError(
             "which extractor?" if name is None else f"--extractor {extractor} and --model {model}",
             path="--extractor",
-            expected="--extractor handcrafted or --extractor inception_v4 (once)",
+            expected="--extractor handcrafted, inception_v4 or aurora_fm (once)",
         )
     # First: a dead address is named at once, and threads are sized before any start.
     check_scheduler(scheduler)
@@ -467,6 +477,26 @@ def fetch_checkpoint(
         typer.echo(f"pass --checkpoint {path} or set OATHCUBE_INCEPTION_V4_CHECKPOINT={path}")
 
 
+@fetch_app.command("aurora-fm")
+@_errors_to_exit
+def fetch_aurora_fm(
+    output: FetchOut = None,
+    base_url: BaseUrl = None,
+    timeout: Timeout = 30.0,
+    retries: Retries = 3,
+) -> None:
+    """Aurora-FM's weights, aurora-fm-no-finetune.tar, checked against the pinned SHA-256.
+
+    From Hugging Face's Jwjohnson314/Aurora-FM (CC-BY-4.0): a PyTorch state_dict, kept as it is.
+    """
+    from .fetch import fetch_aurora_fm as run
+
+    path = run(output, base_urls=base_url, timeout=timeout, retries=retries, progress=True)
+    typer.echo(f"checkpoint: {path}")
+    if output is not None:
+        typer.echo(f"pass --checkpoint {path} or set OATHCUBE_AURORA_FM_CHECKPOINT={path}")
+
+
 def _fetch_imager(instrument: str, source: str | None, **options: Any) -> None:
     """`fetch themis` and `fetch asi`: one imager's raw files, then what was found."""
     from .fetch import fetch_asi as run
@@ -617,7 +647,8 @@ def ingest(
         str | None,
         typer.Option(
             help="Raw-frame preparation (oathcube.rawprep.RawPreparation fields) as JSON, e.g. "
-            '\'{"scaling": "fixed", "fixed_low": 2000, "fixed_high": 12000}\''
+            '\'{"scaling": "fixed", "fixed_low": 2000, "fixed_high": 12000}\', or aurora_fm: '
+            "themisim's frames, the input of Aurora-FM features"
         ),
     ] = None,
 ) -> None:
@@ -632,10 +663,15 @@ def ingest(
 
     output = _lasting(output)
     try:
-        preparation = RawPreparation(**json.loads(prep)) if prep else RawPreparation()
+        if prep == "aurora_fm":
+            preparation = RawPreparation.aurora_fm()
+        else:
+            preparation = RawPreparation(**json.loads(prep)) if prep else RawPreparation()
     except (TypeError, ValueError) as err:
         raise OptionError(
-            f"{prep!r}: {err}", path="--prep", expected="RawPreparation fields as JSON"
+            f"{prep!r}: {err}",
+            path="--prep",
+            expected="RawPreparation fields as JSON, or aurora_fm",
         ) from None
     request = None
     if instrument is not None and station is None:
@@ -718,17 +754,27 @@ def classify(
     """Compute missing features and write per-frame predictions into the station groups.
 
     The extractor is rebuilt from the settings the model recorded (layer,
-    weights, ...); give only where the Inception-v4 checkpoint is.
+    weights' SHA-256, ...); give only where its checkpoint is, if not in the data folder.
     """
     from .classification import classify as run
-    from .cube.schema import station_group
+    from .cube.schema import extractor_of, station_group
+    from .cube.store import Cube as CubeStore
 
-    # Only the settings the model's record cannot hold come from flags (Inception-v4's);
-    # the model's record gives the rest.  None of them given: the model's own.
+    opened = CubeStore.open(cube, "r+")
+    # Only the settings the model's record cannot hold come from flags (where the
+    # checkpoint is, precision, batch size, engine); the model's record gives the rest.
     local = None
     if checkpoint is not None or precision != "fp32" or batch_size or engine:
+        name = extractor_of(str(opened.model(model).attrs.get("features", "")))
+        if name not in ("inception_v4", "aurora_fm"):
+            raise OptionError(
+                f"model {model!r} uses {name or 'published'} features, computed without a "
+                "checkpoint, precision or engine",
+                path="--checkpoint",
+                expected="no --checkpoint, --precision, --batch-size or --engine",
+            )
         local = _feature_options(
-            "inception_v4",
+            name,
             checkpoint,
             "Logits",
             precision,
@@ -738,7 +784,7 @@ def classify(
             station_group(station) if station and precision == "int8" else None,
         )
     done = run(
-        cube,
+        opened,
         model,
         station=station,
         start=start,

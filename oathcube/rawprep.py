@@ -63,7 +63,9 @@ from .errors import IngestError, OptionError
 from .kernels import order_statistics, scale_and_mask
 
 __all__ = [
+    "AURORA_FM_RADIUS",
     "RawPreparation",
+    "aurora_fm_disc",
     "SKYMAP_ORIENTATIONS",
     "load_skymap_elevation",
     "skymap_alignment",
@@ -105,8 +107,14 @@ def integer_percentiles(
     values = values.reshape(values.shape[0], -1)
     if kept is None:
         kept = np.arange(values.shape[1])
-    k = int(kept.size)
-    # numpy's linear method: position (k - 1) * q / 100, between two order statistics.
+    where = _percentile_ranks(int(kept.size), qs)
+    ranks = np.array([r for below, above, _ in where for r in (below, above)])
+    order = order_statistics(values, kept, ranks)
+    return [_lerp(order[2 * j], order[2 * j + 1], gamma) for j, (_, _, gamma) in enumerate(where)]
+
+
+def _percentile_ranks(k: int, qs: list[float]) -> list[tuple[int, int, Any]]:
+    """numpy's linear method: the two ranks each percentile lies between, and where."""
     where = []
     for q in qs:
         virtual = (k - 1) * np.true_divide(q, 100)
@@ -114,15 +122,32 @@ def integer_percentiles(
         below = int(np.clip(previous, 0, k - 1))
         above = int(np.clip(previous + 1, 0, k - 1))
         where.append((below, above, virtual - previous))
-    ranks = np.array([r for below, above, _ in where for r in (below, above)])
-    order = order_statistics(values, kept, ranks)
-    out = []
-    for j, (_, _, gamma) in enumerate(where):
-        a, b = order[2 * j], order[2 * j + 1]
-        diff = b - a
-        # The same two-sided formula as numpy's _lerp, for the same last bit.
-        out.append(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
-    return out
+    return where
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, gamma: Any) -> np.ndarray:
+    """numpy's two-sided interpolation formula (its ``_lerp``), for the same last bit."""
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+
+
+def aurora_fm_disc(shape: tuple[int, int]) -> np.ndarray:
+    """themisim's circular crop, in the cube's orientation (the CDF's turned by 180 deg).
+
+    themisim keeps the pixels at most ``int(0.85 * 128)`` = 108 px from pixel
+    (128, 128) of a 256 x 256 frame as the Berkeley CDF holds it; the cube holds
+    THEMIS frames turned by 180 deg (:mod:`oathcube.archive.orientation`), where
+    that pixel is (127, 127).  Other sizes scale the same way (half = size // 2).
+    """
+    ny, nx = shape
+    radius = int(AURORA_FM_RADIUS * (min(ny, nx) // 2))
+    yy, xx = np.ogrid[0:ny, 0:nx]
+    cy, cx = ny - 1 - ny // 2, nx - 1 - nx // 2
+    return np.asarray(np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) <= radius)
+
+
+#: themisim's crop radius, a fraction of half the frame width.
+AURORA_FM_RADIUS = 0.85
 
 
 @dataclass(frozen=True)
@@ -198,12 +223,45 @@ class RawPreparation:
                 raise OptionError('scaling="fixed" needs fixed_low and fixed_high (raw counts)')
             if not self.fixed_low < self.fixed_high:
                 raise OptionError("need fixed_low < fixed_high")
+        elif self.scaling == "aurora_fm":
+            # themisim's frame is one fixed recipe: its own crop, no flip, no resize.
+            others = {
+                "crop_radius_fraction": self.crop_radius_fraction,
+                "min_elevation_deg": self.min_elevation_deg,
+                "flip_north_south": self.flip_north_south or None,
+            }
+            given = [f"{k}={v!r}" for k, v in others.items() if v is not None]
+            if given:
+                raise OptionError(
+                    f'scaling="aurora_fm" is themisim\'s whole recipe, crop included, and '
+                    f"takes no {', '.join(given)}: use RawPreparation.aurora_fm()"
+                )
         elif self.scaling != "none":
             raise OptionError(
-                f'scaling must be "percentile", "fixed" or "none", not {self.scaling!r}'
+                'scaling must be "percentile", "fixed", "none" or "aurora_fm", '
+                f"not {self.scaling!r}"
             )
         if int(self.out_size) != self.out_size or self.out_size < 8:
             raise OptionError(f"out_size must be an integer >= 8, not {self.out_size}")
+
+    @classmethod
+    def aurora_fm(cls) -> RawPreparation:
+        """The preparation whose frames are themisim's input to Aurora-FM, byte for byte.
+
+        themisim's ``normalize_masked`` on each frame: subtract the 1st percentile of
+        the whole frame, divide by the 99th percentile of the result when it is above
+        0 (else stretch min..max, or zeros for a flat frame), clip to ``[0, 1]``, zero
+        outside its disc (:func:`aurora_fm_disc`), and store ``uint8(value * 255)``,
+        the byte its ``preprocess_frame`` hands to PIL.  All in float32 as there.
+        Frames keep the cube's orientation; the extractor turns them by 180 deg to
+        the CDF's (:mod:`oathcube.features.aurora_fm`).
+
+        Examples
+        --------
+        >>> RawPreparation.aurora_fm().scaling
+        'aurora_fm'
+        """
+        return cls(crop_radius_fraction=None, scaling="aurora_fm")
 
     # ------------------------------------------------------------------ geometry
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
@@ -235,6 +293,8 @@ class RawPreparation:
                 )
             with np.errstate(invalid="ignore"):  # NaN (outside the lens) compares False
                 return np.asarray(elevation >= self.min_elevation_deg)
+        if self.scaling == "aurora_fm":
+            return aurora_fm_disc((int(shape[0]), int(shape[1])))
         return _circle_mask(tuple(shape), self.crop_radius_fraction)
 
     def arrange_like_frames(self, array: np.ndarray) -> np.ndarray:
@@ -353,6 +413,9 @@ class RawPreparation:
             return out[0] if single else out
         n, ny, nx = frames.shape
         keep = self.mask((ny, nx))
+        if self.scaling == "aurora_fm":
+            out = self._aurora_fm(frames, keep)
+            return out[0] if single else out
         out = np.zeros((n, self.out_size, self.out_size), dtype=np.uint8)
         # The compiled path: integer counts kept at their size (every THEMIS ingest).
         compiled = frames.dtype in (np.uint8, np.uint16) and (ny, nx) == (
@@ -393,6 +456,47 @@ class RawPreparation:
                     block = block[:, ::-1, :]
             out[start : start + block.shape[0]] = block
         return out[0] if single else out
+
+    def _aurora_fm(self, frames: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """themisim's ``normalize_masked`` then ``uint8(x * 255)``, frame by frame, in float32."""
+        n, ny, nx = frames.shape
+        if (ny, nx) != (self.out_size, self.out_size):
+            raise OptionError(
+                f'scaling="aurora_fm" keeps the frames\' size, and these are {ny}x{nx}, '
+                f"not out_size {self.out_size}"
+            )
+        out = np.zeros((n, ny, nx), dtype=np.uint8)
+        integer = frames.dtype in (np.uint8, np.uint16)
+        where = _percentile_ranks(ny * nx, [1.0, 99.0])
+        ranks = np.array([r for below, above, _ in where for r in (below, above)])
+        every = np.arange(ny * nx)
+        for start in range(0, n, _CHUNK):
+            counts = frames[start : start + _CHUNK]
+            chunk = counts.astype(np.float32)
+            if integer:
+                # Order statistics by counting; float32 subtraction keeps their order,
+                # so the 99th percentile of (x - p1) is read off the same two ranks.
+                stats = order_statistics(counts, every, ranks)
+                (_, _, g1), (_, _, g99) = where
+                p1 = _lerp(stats[0], stats[1], g1).astype(np.float32)
+                hi = _lerp(stats[2] - p1, stats[3] - p1, g99).astype(np.float32)
+            else:
+                flat = chunk.reshape(len(chunk), -1)
+                p1 = np.percentile(flat, 1, axis=1).astype(np.float32)
+                hi = np.percentile(flat - p1[:, None], 99, axis=1).astype(np.float32)
+            np.subtract(chunk, p1[:, None, None], out=chunk)
+            for i in np.flatnonzero(~(hi > 0)):
+                # themisim's guard for a flat or dead frame: min..max, or zeros.
+                low, span = float(chunk[i].min()), float(chunk[i].max() - chunk[i].min())
+                chunk[i] = (chunk[i] - low) / span if span > 0 else 0.0
+            good = hi > 0
+            chunk[good] /= hi[good, None, None]
+            np.clip(chunk, 0.0, 1.0, out=chunk)
+            chunk *= np.float32(255)
+            block = chunk.astype(np.uint8)  # truncates, as numpy's astype does there
+            block *= keep
+            out[start : start + len(block)] = block
+        return out
 
     def refusal(self, dtype: Any, bands: int) -> str | None:
         """Why frames of ``dtype`` with ``bands`` bands cannot be prepared so (None: they can).

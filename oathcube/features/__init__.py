@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import FeatureError
 from .settings import (
+    AuroraFMSettings,
     ExtractorSettings,
     HandcraftedSettings,
     InceptionV4Settings,
@@ -39,6 +40,7 @@ from .settings import (
 )
 
 __all__ = [
+    "AuroraFMSettings",
     "Calibration",
     "ExtractorSettings",
     "FeatureExtractor",
@@ -127,6 +129,7 @@ class Calibration:
 REGISTRY: dict[str, str] = {
     "handcrafted": "oathcube.features.handcrafted:HandcraftedExtractor",
     "inception_v4": "oathcube.features.inception_v4:InceptionV4Extractor",
+    "aurora_fm": "oathcube.features.aurora_fm:AuroraFMExtractor",
 }
 
 #: Attributes of a feature variable that do not change its values: provenance, and

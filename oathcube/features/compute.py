@@ -11,6 +11,7 @@ as an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -264,6 +265,7 @@ def compute_features(
     spec = feature_spec(features, **options)
     cube = Cube.open(cube, "r+", storage_options=storage_options)
     group = None if station is None else cube.require_station(station)
+    _warn_of_input(cube, spec, group)
     # int8 calibrates on frames of this cube, read once here (before the first write).
     spec = calibrate(cube, spec, group)
     # Connected before the first write: --overwrite empties the variable, and a
@@ -274,6 +276,32 @@ def compute_features(
         cube.writing("features"),
     ):
         return _compute(cube, spec, group, scheduler, progress, overwrite, rows)
+
+
+def _warn_of_input(cube: Cube, spec: FeatureSpec, group: str | None) -> None:
+    """Say so when Aurora-FM features of a station will not be themisim's embedding.
+
+    Aurora-FM equals themisim only on frames prepared as themisim prepares them
+    (:meth:`oathcube.rawprep.RawPreparation.aurora_fm`); on a station prepared
+    otherwise the features are well defined but of another stretch and crop.
+    """
+    if spec.name != "aurora_fm" or group is None:
+        return
+    recorded = cube.group(group).attrs.get("preparation")
+    if isinstance(recorded, str):
+        try:
+            recorded = json.loads(recorded)
+        except ValueError:
+            recorded = None
+    scaling = recorded.get("scaling") if isinstance(recorded, dict) else None
+    if scaling != "aurora_fm":
+        warnings.warn(
+            f"{spec.variable} of {group}: its frames were prepared with scaling {scaling!r}, "
+            "not RawPreparation.aurora_fm(), so these are not themisim's Aurora-FM "
+            "embedding (ingest with --prep aurora_fm for that)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _compute(

@@ -33,7 +33,9 @@ import importlib.metadata
 import importlib.util
 import logging
 import threading
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,9 +54,12 @@ __all__ = [
     "Engine",
     "OpenVINOEngine",
     "TensorFlowEngine",
+    "bf16_native",
     "calibration_rows",
+    "check_bf16",
     "check_engine",
     "check_inference_precision",
+    "cpu_flags",
     "engine_installed",
     "engine_version",
 ]
@@ -135,6 +140,57 @@ def check_engine(engine: str, precision: str) -> str:
             expected=INT8_EXTRA,
         )
     return engine_version(engine)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is no such file)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def bf16_native() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AMX or AVX-512 BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def check_bf16(engine: str, precision: str) -> None:
+    """Refuse bf16 that OpenVINO would silently run as fp32; warn of TensorFlow's emulation.
+
+    Raises
+    ------
+    FeatureError
+        ``bf16`` on the OpenVINO engine on a CPU without native bfloat16.
+    """
+    if precision == "bf16" and not bf16_native():
+        # The label must say what ran.  OpenVINO's CPU plugin without native bf16
+        # silently runs fp32, so "bf16" would be recorded over fp32 features.  It is
+        # refused rather than run as fp32 and recorded as fp32: the user asked for
+        # bf16 (its round-off, or its speed) and would get neither without knowing,
+        # and "precision" is a setting ignored on resume (IGNORED_SETTINGS), so a
+        # silent fallback would let one variable mix fp32 and bf16 rows under one
+        # label.  The refusal names the settings and the two ways on.  TensorFlow
+        # emulates bfloat16 (its kernels round to bf16 on any x86 CPU): the label
+        # is then true and only the speed suffers, which is warned.
+        if engine != "tensorflow":
+            raise FeatureError(
+                "precision bf16 needs a CPU with native bfloat16 (flag avx512_bf16 or "
+                "amx_bf16), and this one has neither: OpenVINO would run fp32",
+                parameter="precision",
+                expected="`precision` fp32 here, or `engine` tensorflow for emulated "
+                "bf16 (slower than fp32)",
+            )
+        warnings.warn(
+            "precision bf16: this CPU has neither amx_bf16 nor avx512_bf16, so "
+            "TensorFlow emulates bfloat16 and will be slower than fp32",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def check_inference_precision(asked: str, compiled: str) -> None:

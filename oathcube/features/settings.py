@@ -29,6 +29,7 @@ __all__ = [
     "LAYERS",
     "PRECISIONS",
     "SETTINGS",
+    "AuroraFMSettings",
     "ExtractorSettings",
     "HandcraftedSettings",
     "InceptionV4Settings",
@@ -204,48 +205,13 @@ class InceptionV4Settings:
     calibration_size: int = CALIBRATION_SIZE
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if self.checkpoint is not None:
-            set_(self, "checkpoint", str(self.checkpoint) or None)
         if self.layer not in LAYERS:
             raise FeatureError(
                 f"unknown Inception-v4 layer {self.layer!r}",
                 parameter="layer",
                 expected=f"one of {', '.join(LAYERS)}",
             )
-        if self.precision not in PRECISIONS:
-            raise FeatureError(
-                f"unknown precision {self.precision!r}",
-                parameter="precision",
-                expected=" or ".join(PRECISIONS),
-            )
-        if self.engine is not None and self.engine not in ENGINES:
-            raise FeatureError(
-                f"unknown engine {self.engine!r}",
-                parameter="engine",
-                expected=" or ".join(ENGINES),
-            )
-        if int(self.batch_size) < 1:
-            raise FeatureError(
-                f"batch size {self.batch_size}",
-                parameter="batch_size",
-                expected="a batch size of 1 or more",
-            )
-        set_(self, "batch_size", int(self.batch_size))
-        set_(self, "random_weights", bool(int(self.random_weights)))
-        if self.threads is not None:
-            if int(self.threads) < 1:
-                raise FeatureError(
-                    f"{self.threads} threads", parameter="threads", expected="1 or more"
-                )
-            set_(self, "threads", int(self.threads))
-        if int(self.calibration_size) < 1:
-            raise FeatureError(
-                f"{self.calibration_size} calibration frames",
-                parameter="calibration_size",
-                expected="1 or more",
-            )
-        set_(self, "calibration_size", int(self.calibration_size))
+        _check_network(self)
 
     @property
     def resolved_engine(self) -> str:
@@ -284,13 +250,94 @@ class InceptionV4Settings:
         return cls(**{k: v for k, v in attrs.items() if k in names and v is not None})
 
 
+@dataclass(frozen=True)
+class AuroraFMSettings:
+    """Settings of :class:`~oathcube.features.aurora_fm.AuroraFMExtractor`.
+
+    Parameters
+    ----------
+    checkpoint
+        ``aurora-fm-no-finetune.tar`` (Johnson et al. 2021's SimCLR ResNet-18);
+        default ``$OATHCUBE_AURORA_FM_CHECKPOINT``, else the one ``oathcube fetch
+        aurora-fm`` put in the data folder.
+    precision
+        ``"fp32"``, ``"bf16"`` or ``"int8"`` (OpenVINO only: calibrated on frames
+        of the cube the features are computed in), under the rules of Inception-v4.
+    batch_size
+        Images per network call.
+    random_weights
+        Deterministic random weights instead of a checkpoint (tests, benchmarks).
+    threads
+        Threads of the network (default: the worker's thread budget).
+    engine
+        ``"openvino"`` or ``"tensorflow"`` (None: the default engine); speed only.
+    calibration_group
+        For ``int8``: the group whose frames calibrate the quantisation (None: the
+        group being computed).
+    calibration_size
+        For ``int8``: how many frames, spread evenly over the group's rows.
+
+    Examples
+    --------
+    >>> s = AuroraFMSettings(batch_size=16)
+    >>> AuroraFMSettings.from_attrs(s.attrs()) == AuroraFMSettings(batch_size=16, engine="openvino")
+    True
+    """
+
+    extractor: ClassVar[str] = "aurora_fm"
+    #: Fields that do not change feature values (beyond round-off).
+    LOCAL: ClassVar[frozenset[str]] = InceptionV4Settings.LOCAL
+
+    checkpoint: str | None = None
+    precision: str = "fp32"
+    batch_size: int = 32
+    random_weights: bool = False
+    threads: int | None = None
+    engine: str | None = None
+    calibration_group: str | None = None
+    calibration_size: int = CALIBRATION_SIZE
+
+    def __post_init__(self) -> None:
+        _check_network(self)
+
+    @property
+    def resolved_engine(self) -> str:
+        """The engine that runs the network (the default when none is named)."""
+        return self.engine or DEFAULT_ENGINE
+
+    def attrs(self) -> dict[str, Any]:
+        """The settings as recorded on ``features_aurora_fm`` (JSON-able).
+
+        As for Inception-v4, the checkpoint is recorded by its path and SHA-256 on
+        the feature variable itself, not here.
+        """
+        out: dict[str, Any] = {
+            "extractor": self.extractor,
+            "precision": self.precision,
+            "engine": self.resolved_engine,
+            "random_weights": int(self.random_weights),
+            "batch_size": self.batch_size,
+        }
+        if self.precision == "int8":
+            out["calibration_size"] = self.calibration_size
+        return out
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> AuroraFMSettings:
+        """Rebuild from :meth:`attrs`, a feature variable's attributes or a model's record."""
+        _check_extractor(cls.extractor, attrs)
+        names = {"precision", "engine", "random_weights", "batch_size", "calibration_size"}
+        return cls(**{k: v for k, v in attrs.items() if k in names and v is not None})
+
+
 #: Settings of the extractors oathcube ships.
-ExtractorSettings: TypeAlias = HandcraftedSettings | InceptionV4Settings
+ExtractorSettings: TypeAlias = HandcraftedSettings | InceptionV4Settings | AuroraFMSettings
 
 #: extractor name -> its settings class.
-SETTINGS: dict[str, type[HandcraftedSettings] | type[InceptionV4Settings]] = {
+SETTINGS: dict[str, type[ExtractorSettings]] = {
     "handcrafted": HandcraftedSettings,
     "inception_v4": InceptionV4Settings,
+    "aurora_fm": AuroraFMSettings,
 }
 
 
@@ -302,7 +349,51 @@ def _check_extractor(name: str, attrs: dict[str, Any]) -> None:
         )
 
 
-_Settings = TypeVar("_Settings", HandcraftedSettings, InceptionV4Settings)
+def _check_network(settings: Any) -> None:
+    """Check and normalise the fields every network extractor's settings share.
+
+    Precision, engine, batch size, threads and int8 calibration size mean the same
+    for Inception-v4 and Aurora-FM, and are refused in the same words.
+    """
+    set_ = object.__setattr__
+    if settings.checkpoint is not None:
+        set_(settings, "checkpoint", str(settings.checkpoint) or None)
+    if settings.precision not in PRECISIONS:
+        raise FeatureError(
+            f"unknown precision {settings.precision!r}",
+            parameter="precision",
+            expected=" or ".join(PRECISIONS),
+        )
+    if settings.engine is not None and settings.engine not in ENGINES:
+        raise FeatureError(
+            f"unknown engine {settings.engine!r}",
+            parameter="engine",
+            expected=" or ".join(ENGINES),
+        )
+    if int(settings.batch_size) < 1:
+        raise FeatureError(
+            f"batch size {settings.batch_size}",
+            parameter="batch_size",
+            expected="a batch size of 1 or more",
+        )
+    set_(settings, "batch_size", int(settings.batch_size))
+    set_(settings, "random_weights", bool(int(settings.random_weights)))
+    if settings.threads is not None:
+        if int(settings.threads) < 1:
+            raise FeatureError(
+                f"{settings.threads} threads", parameter="threads", expected="1 or more"
+            )
+        set_(settings, "threads", int(settings.threads))
+    if int(settings.calibration_size) < 1:
+        raise FeatureError(
+            f"{settings.calibration_size} calibration frames",
+            parameter="calibration_size",
+            expected="1 or more",
+        )
+    set_(settings, "calibration_size", int(settings.calibration_size))
+
+
+_Settings = TypeVar("_Settings", HandcraftedSettings, InceptionV4Settings, AuroraFMSettings)
 
 
 def settings_for(extractor: str, settings: Any, kind: type[_Settings]) -> _Settings:
@@ -323,7 +414,7 @@ def settings_for(extractor: str, settings: Any, kind: type[_Settings]) -> _Setti
     return settings
 
 
-def settings_class(name: str) -> type[HandcraftedSettings] | type[InceptionV4Settings] | None:
+def settings_class(name: str) -> type[ExtractorSettings] | None:
     """The settings class of extractor ``name`` (None for one registered without)."""
     return SETTINGS.get(name)
 

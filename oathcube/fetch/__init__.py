@@ -1,4 +1,4 @@
-"""Fetch what oathcube needs: the OATH tarball, the Inception-v4 checkpoint, all-sky imager files.
+"""Fetch what oathcube needs: the OATH tarball, the checkpoints, all-sky imager files.
 
 Each fetch writes into a local folder that mirrors the server's own layout (by default
 in the user's data folder, :mod:`oathcube.datadir`), fetches only what is missing there,
@@ -13,6 +13,10 @@ it.  URL layouts are in :mod:`oathcube.fetch.sources`.
 - :func:`fetch_checkpoint`: ``inception_v4_2016_09_09.tar.gz``, unpacked safely to
   ``inception_v4.ckpt`` with its SHA-256 recorded in ``inception_v4.json``; Inception-v4
   features then find it without ``--checkpoint``.
+- :func:`fetch_aurora_fm`: ``aurora-fm-no-finetune.tar`` of Hugging Face's
+  ``Jwjohnson314/Aurora-FM`` (CC-BY-4.0), a PyTorch ``state_dict`` kept as it is, named
+  only once its size and SHA-256 equal the pinned ones (``aurora_fm/`` in the data
+  folder, :func:`oathcube.datadir.fetched_aurora_fm`).
 - :func:`fetch_asi`: one imager's raw files at one site (``instrument=``: ``themis``,
   ``rego``, ``trex_nir``, ``trex_blue``, ``trex_rgb``): THEMIS as Berkeley CDF L1 hours
   or UCalgary PGM minutes, the others as UCalgary minutes (PGM; RGB HDF5), and
@@ -27,7 +31,7 @@ it.  URL layouts are in :mod:`oathcube.fetch.sources`.
   :class:`AsiFetch` (the same objects), kept for code written before other imagers.
 
 The modules, by job: :mod:`~oathcube.fetch.datasets` (the fixed, pinned downloads: the
-OATH tarball, the checkpoint), :mod:`~oathcube.fetch.imagers` (raw imager files and
+OATH tarball, the checkpoints), :mod:`~oathcube.fetch.imagers` (raw imager files and
 skymaps), :mod:`~oathcube.fetch.common`
 (the output folder and the fetcher every fetch makes), :mod:`~oathcube.fetch.http`
 (verified, resumable downloads) and :mod:`~oathcube.fetch.sources` (URL layouts).  No
@@ -36,7 +40,13 @@ function here draws a progress bar unless given ``progress=True``.
 
 from __future__ import annotations
 
-from .datasets import CHECKPOINT_RECORD, fetch_checkpoint, fetch_oath, parse_sha256sums
+from .datasets import (
+    CHECKPOINT_RECORD,
+    fetch_aurora_fm,
+    fetch_checkpoint,
+    fetch_oath,
+    parse_sha256sums,
+)
 from .http import check_numbers
 from .imagers import (
     MAX_FILES,
@@ -55,6 +65,7 @@ __all__ = [
     "ThemisFetch",
     "fetch_oath",
     "fetch_checkpoint",
+    "fetch_aurora_fm",
     "fetch_themis",
     "parse_sha256sums",
     "check_plan",

@@ -1,9 +1,10 @@
-"""The fixed, pinned downloads: the OATH tarball and the Inception-v4 checkpoint.
+"""The fixed, pinned downloads: the OATH tarball and the Inception-v4 and Aurora-FM checkpoints.
 
 Each is one published file at one URL (or a mirror of it), verified before it gets its
 name: the OATH tarball against the SHA-256 its server publishes beside it, the
 checkpoint tarball member by member before only ``inception_v4.ckpt`` is unpacked, with
-both SHA-256 recorded in ``inception_v4.json`` (no checksum is published for it).
+both SHA-256 recorded in ``inception_v4.json`` (no checksum is published for it), and
+Aurora-FM's file against the size and SHA-256 pinned in :mod:`oathcube.fetch.sources`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,23 @@ import logging
 import os
 import tarfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
-from ..datadir import CHECKPOINT_NAME, checkpoint_dir, data_dir
-from ..errors import FetchError
+from ..datadir import CHECKPOINT_NAME, aurora_fm_dir, checkpoint_dir, data_dir
+from ..errors import FetchError, OathcubeError
 from ..outputs import replacing
 from . import sources as src
 from .common import make_fetcher, out_dir
-from .http import set_aside, sha256_of
+from .http import Fetcher, _Refused, check_base_urls, set_aside, sha256_of
 
-__all__ = ["fetch_oath", "fetch_checkpoint", "parse_sha256sums", "CHECKPOINT_RECORD"]
+__all__ = [
+    "fetch_oath",
+    "fetch_checkpoint",
+    "fetch_aurora_fm",
+    "parse_sha256sums",
+    "CHECKPOINT_RECORD",
+]
 
 log = logging.getLogger(__name__)
 
@@ -361,3 +368,160 @@ def _unpack_checkpoint(tgz: Path, ckpt: Path) -> None:
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir)  # the run's own temporary folder
+
+
+# --------------------------------------------------------------------------- Aurora-FM
+class _PinnedFetcher(Fetcher):
+    """A :class:`Fetcher` whose files are verified by the caller's ``check`` alone.
+
+    :func:`~oathcube.fetch.http.verify_download` tells a file's kind by its name, and
+    would list ``aurora-fm-no-finetune.tar`` as a tar: it is a PyTorch zip under that
+    name, and would always be refused.  Its pinned size and SHA-256 (the ``check``) say
+    more than any format check could.  What fails is moved aside as by :class:`Fetcher`,
+    and the next base URL is tried.
+    """
+
+    def _verify(
+        self, part: Path, dest: Path, sha256: str | None, check: Callable[[Path], object] | None
+    ) -> None:
+        try:
+            if sha256 is not None:
+                digest = sha256_of(part)
+                if digest != sha256.lower():
+                    raise FetchError(f"SHA-256 {digest} does not match {sha256.lower()}")
+            if check is not None:
+                check(part)
+        except OathcubeError as err:
+            aside = set_aside(part, dest)
+            raise _Refused(
+                f"{err.message}; kept as {aside}, and a rerun downloads it again"
+            ) from None
+
+
+def _aurora_fm_source() -> str:
+    """Where Aurora-FM's file comes from, for messages (read at call time: tests pin others)."""
+    return (
+        f"{src.AURORA_FM_FILE} of Hugging Face's {src.AURORA_FM_REPO} "
+        f"({src.AURORA_FM_LICENSE}, {src.AURORA_FM_BASE}/{src.AURORA_FM_FILE})"
+    )
+
+
+def _aurora_fm_hint() -> str:
+    """What the user can do without a server: the end of every "cannot reach" error."""
+    return (
+        f"it is {_aurora_fm_source()}: download it yourself and give its path with "
+        "`--checkpoint`, or set OATHCUBE_AURORA_FM_CHECKPOINT, or give `base_urls` of a mirror"
+    )
+
+
+def _check_pinned(path: Path) -> None:
+    """Refuse a file that is not Aurora-FM's as pinned: its size first, then its SHA-256.
+
+    Raises
+    ------
+    FetchError
+        The message says what was expected and what was found.
+    """
+    size, pinned = path.stat().st_size, src.AURORA_FM_SHA256.lower()
+    if size != src.AURORA_FM_SIZE:
+        raise FetchError(
+            f"{src.AURORA_FM_FILE} has {size:,} bytes, not the pinned {src.AURORA_FM_SIZE:,}"
+        )
+    digest = sha256_of(path)
+    if digest != pinned:
+        raise FetchError(f"{src.AURORA_FM_FILE} has SHA-256 {digest}, not the pinned {pinned}")
+
+
+def fetch_aurora_fm(
+    out: str | os.PathLike[str] | None = None,
+    *,
+    base_urls: Sequence[str] | None = None,
+    timeout: float = 30.0,
+    retries: int = 3,
+    progress: bool = False,
+) -> Path:
+    """Fetch Aurora-FM's weights, ``aurora-fm-no-finetune.tar``, verified as pinned.
+
+    The file of Hugging Face's ``Jwjohnson314/Aurora-FM`` (CC-BY-4.0; 45,965,389 bytes),
+    a PyTorch zip-format ``state_dict`` despite its ``.tar``: it is used as it is, never
+    unpacked.  It gets its name only once its size and SHA-256 equal those pinned in
+    :mod:`oathcube.fetch.sources`; a server that sends more bytes is cut off as soon as
+    it does, and a whole file that differs is moved aside to ``NAME.refused-<n>`` (a
+    rerun downloads it again).  An interrupted download is resumed where it stopped.
+    A file already there is checked (size, then SHA-256) and returned without any
+    request; one that no longer matches is refused and left as it is.
+
+    Parameters
+    ----------
+    out
+        Folder to write to (default: ``aurora_fm/`` in the data folder, where
+        :func:`oathcube.datadir.fetched_aurora_fm` finds it).
+    base_urls
+        Where the file is, tried in order (default
+        ``https://huggingface.co/Jwjohnson314/Aurora-FM/resolve/main``; redirects to
+        http(s) URLs are followed).
+    timeout, retries
+        See :class:`oathcube.fetch.http.Fetcher`.
+    progress
+        Show a byte counter on stderr.
+
+    Returns
+    -------
+    Path
+        The verified ``aurora-fm-no-finetune.tar``.
+
+    Raises
+    ------
+    OptionError
+        ``out`` is not a folder, a base URL is not http(s), or ``timeout`` or
+        ``retries`` is out of range.
+    FetchError
+        No server reachable (the message says where the file comes from, to download
+        it by hand); the file is on no server, or what was sent has another size or
+        SHA-256 than the pinned ones; a file already there no longer matches them.
+
+    Examples
+    --------
+    >>> weights = fetch_aurora_fm()  # doctest: +SKIP
+    >>> weights.name  # doctest: +SKIP
+    'aurora-fm-no-finetune.tar'
+    """
+    root = out_dir(out, aurora_fm_dir())
+    # The options are checked before anything is looked at or asked for.
+    fetcher = _PinnedFetcher(
+        check_base_urls(base_urls, src.AURORA_FM_BASE),
+        timeout=timeout,
+        retries=retries,
+        workers=1,
+        progress=progress,
+        offline_hint=_aurora_fm_hint(),
+    )
+    dest = root / src.AURORA_FM_FILE
+    try:
+        if dest.is_file():
+            # Not this run's file (the user's, perhaps): checked, never moved or deleted.
+            try:
+                _check_pinned(dest)
+            except FetchError as err:
+                raise FetchError(
+                    f"already there, but {err.message}; it is left as it is: move it away "
+                    "and rerun to fetch it again",
+                    path=dest,
+                ) from None
+            log.info("%s is already there (size and SHA-256 as pinned)", dest)
+            return dest
+        with fetcher.progress_bar(src.AURORA_FM_FILE):
+            got = fetcher.download(
+                src.AURORA_FM_FILE, root, max_bytes=src.AURORA_FM_SIZE, check=_check_pinned
+            )
+    finally:
+        fetcher.close()
+    if got.path is None:
+        raise FetchError(
+            f"{src.AURORA_FM_FILE} is not on any of {', '.join(fetcher.bases)}; "
+            + _aurora_fm_hint()
+        )
+    log.info(
+        "%s: %d bytes, SHA-256 %s, as pinned", got.path, src.AURORA_FM_SIZE, src.AURORA_FM_SHA256
+    )
+    return got.path

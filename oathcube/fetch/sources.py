@@ -1,4 +1,4 @@
-"""Where things are on the servers: URL layouts of OATH, the checkpoint and the imagers.
+"""Where things are on the servers: URL layouts of OATH, the checkpoints and the imagers.
 
 Pure functions of names and times; nothing here touches the network.  Each layout
 gives paths *relative to a base URL*, so that the same relative path names the file
@@ -35,6 +35,13 @@ asilib's ``asi/rego.py`` and ``asi/trex.py`` (stream0 and skymap base URLs, the
 Blueline ``skymaps/`` folder); the sites of each array are asilib's
 ``data/asi_locations.csv``.  UCalgary publishes no checksums of these files: each is
 verified by its format (:func:`oathcube.fetch.http.verify_download`).
+
+Aurora-FM's weights (CC-BY-4.0) are one file of the Hugging Face repository
+``Jwjohnson314/Aurora-FM``: ``<base>/aurora-fm-no-finetune.tar`` below
+:data:`AURORA_FM_BASE`, which answers with a redirect to Hugging Face's CDN.  Its size
+and SHA-256 are pinned here (:data:`AURORA_FM_SIZE`, :data:`AURORA_FM_SHA256`): what
+differs from them never gets the file's name.  Despite its name it is a PyTorch
+zip-format ``state_dict``, used as it is (never unpacked).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..archive.instruments import INSTRUMENTS, is_dark_name
+from ..datadir import AURORA_FM_NAME
 from ..errors import OptionError
 from ..sites import STATIONS, station_code
 from ..times import parse_time as parse_time_ns
@@ -55,6 +63,12 @@ __all__ = [
     "OATH_SUMS",
     "CHECKPOINT_BASE",
     "CHECKPOINT_TARBALL",
+    "AURORA_FM_REPO",
+    "AURORA_FM_BASE",
+    "AURORA_FM_FILE",
+    "AURORA_FM_SIZE",
+    "AURORA_FM_SHA256",
+    "AURORA_FM_LICENSE",
     "BERKELEY_BASE",
     "UCALGARY_BASE",
     "UCALGARY_TREE",
@@ -87,6 +101,18 @@ OATH_TARBALL = "oath_v1.1_20181026.tgz"
 OATH_SUMS = "SHA256SUM_v1.1"
 CHECKPOINT_BASE = "http://download.tensorflow.org/models"
 CHECKPOINT_TARBALL = "inception_v4_2016_09_09.tar.gz"
+#: Aurora-FM's Hugging Face repository (its model card names the license).
+AURORA_FM_REPO = "Jwjohnson314/Aurora-FM"
+#: Where the Aurora-FM file is: ``<base>/aurora-fm-no-finetune.tar`` (a redirect to the CDN).
+AURORA_FM_BASE = f"https://huggingface.co/{AURORA_FM_REPO}/resolve/main"
+#: The Aurora-FM file, the same name on the server and on disk: a PyTorch zip-format
+#: ``state_dict`` despite its ``.tar``, used as it is.
+AURORA_FM_FILE = AURORA_FM_NAME
+#: Its size in bytes: a smaller file is refused, a larger answer cut off as soon as it is.
+AURORA_FM_SIZE = 45_965_389
+#: Its SHA-256 (hex): nothing else gets its name.
+AURORA_FM_SHA256 = "f9c97e906bee7a34f0727377f8b3194086080fa9573390db44daab4ce2c64e33"
+AURORA_FM_LICENSE = "CC-BY-4.0"
 BERKELEY_BASE = "http://themis.ssl.berkeley.edu/data/themis"
 #: UCalgary's open data tree, every project below it.
 UCALGARY_TREE = "https://data.phys.ucalgary.ca/sort_by_project"
