@@ -227,6 +227,18 @@ def test_no_checkpoint_says_how_to_fetch(monkeypatch: pytest.MonkeyPatch) -> Non
         AuroraFMExtractor.describe(AuroraFMSettings())
 
 
+def test_bf16_rules_are_inception_v4s(monkeypatch: pytest.MonkeyPatch) -> None:
+    import oathcube.features.engines as engines
+
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.raises(FeatureError, match="avx512_bf16"):
+        AuroraFMExtractor.describe(AuroraFMSettings(precision="bf16", random_weights=True))
+    with pytest.warns(UserWarning, match="slower than fp32"):
+        AuroraFMExtractor.describe(
+            AuroraFMSettings(precision="bf16", engine="tensorflow", random_weights=True)
+        )
+
+
 def test_random_weights_are_marked() -> None:
     spec = AuroraFMExtractor.describe(AuroraFMSettings(random_weights=True))
     assert "RANDOM" in spec.attrs["warning"] and spec.n_features == 512

@@ -326,7 +326,7 @@ def test_bad_options() -> None:
 
 
 def test_bf16_where_not_native_is_emulated_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import oathcube.features.inception_v4 as mod
+    import oathcube.features.engines as mod  # where the bf16 rule of every network lives
 
     monkeypatch.setattr(mod, "cpu_flags", lambda: {"avx2", "fma"})
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)

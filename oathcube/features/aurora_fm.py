@@ -38,20 +38,14 @@ SHA-256 is recorded and compared as Inception-v4's is.
 
 from __future__ import annotations
 
-import functools
 import os
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .._version import __version__
 from ..errors import CheckpointError, FeatureError
-from ..parallel import cores
 from . import Calibration, FeatureSpec
-from .engines import Engine, OpenVINOEngine, TensorFlowEngine, check_bf16, check_engine
-from .inception_v4 import configure_threads
+from .network import NetworkExtractor, configure_threads, describe_network, file_list
 from .resnet_net import (
     ENCODER_PREFIX,
     INPUT_SIZE,
@@ -162,17 +156,10 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
     return os.fspath(checkpoint)
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str) -> str:
     from ..fetch.http import sha256_of
 
     return sha256_of(Path(path))
-
-
-def _cached_sha256(path: str) -> str:
-    """The checkpoint's SHA-256, hashed once per process for an unchanged file."""
-    st = Path(path).stat()
-    return _sha256_of(path, st.st_size, st.st_mtime_ns)
 
 
 def load_encoder(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -209,7 +196,7 @@ def load_encoder(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     }
 
 
-class AuroraFMExtractor:
+class AuroraFMExtractor(NetworkExtractor):
     """Aurora-FM's 512 features of cube images (see the module docstring).
 
     Parameters
@@ -231,9 +218,8 @@ class AuroraFMExtractor:
     name = "aurora_fm"
     dim = "embedding"
     n_features = N_FEATURES
-
-    #: The settings hold a thread budget (see oathcube.parallel).
-    threaded = True
+    output = OUTPUT
+    input_shape = (INPUT_SIZE, INPUT_SIZE, 1)
 
     def __init__(
         self,
@@ -242,52 +228,20 @@ class AuroraFMExtractor:
         calibration: Calibration | None = None,
     ) -> None:
         settings = AuroraFMSettings() if settings is None else settings
-        spec = self.describe(settings)
-        if settings.precision == "int8":
-            if calibration is None or not len(calibration.pixels):
-                raise FeatureError(
-                    "precision int8 calibrates on the cube's own frames, and none were given",
-                    parameter="calibration",
-                    expected="compute_features(cube, spec) (it reads them from the cube)",
-                )
-            spec = spec.calibrated(calibration)
-        self.settings = settings
-        self._attrs = spec.attrs
-        self.engine_name: str = settings.resolved_engine
-        self.precision = settings.precision
-        self.batch_size = settings.batch_size
-        self.checkpoint: str | None = spec.attrs["checkpoint"] or None
-        if settings.random_weights:
+        self._start(settings, self.describe(settings), calibration)
+        if self.random_weights:
             encoder = random_encoder()
         else:
             assert self.checkpoint is not None  # resolved by describe
             encoder = load_encoder(self.checkpoint)
-        tensorflow = self.engine_name == "tensorflow"
         self.threads = configure_threads(settings.threads, strict=settings.threads is not None)
         # OpenVINO runs bf16 itself: it gets the float32 graph.
+        tensorflow = self.engine_name == "tensorflow"
         net: ResNet18Net = build_resnet18(precision=self.precision if tensorflow else "fp32")
         net.load(encoder)
         del encoder
-        self.engine: Engine
-        if tensorflow:
-            self.engine = TensorFlowEngine(net, OUTPUT)
-        else:
-            calib = (
-                None
-                if calibration is None or self.precision != "int8"
-                else preprocess(calibration.pixels)
-            )
-            self.engine = OpenVINOEngine(
-                net.function(),
-                OUTPUT,
-                self.precision,
-                threads=settings.threads or cores(),
-                calibration=calib,
-            )
-            self.threads = self.engine.threads
-            del net
-        # Trace (or compile) once now, not inside the first dask task.
-        self.network(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))
+        # Calibration frames are made the input as any frame is (rot_angle is not used).
+        self._run_on(net, lambda pixels, _angles: preprocess(pixels), calibration)
 
     @classmethod
     def describe(cls, settings: AuroraFMSettings | None = None) -> FeatureSpec:
@@ -304,32 +258,16 @@ class AuroraFMExtractor:
             An engine that is not installed or lacks the precision, or bf16 that
             this CPU would not run as bf16.
         """
-        settings = settings_for("aurora_fm", settings, AuroraFMSettings)
-        engine, precision = settings.resolved_engine, settings.precision
-        version = check_engine(engine, precision)
-        check_bf16(engine, precision)
-        resolved: str | None = None
-        sha256 = ""
-        if not settings.random_weights:
-            resolved = resolve_checkpoint(settings.checkpoint)
-            sha256 = _cached_sha256(resolved)
-            settings = replace(settings, checkpoint=resolved)
-        recorded = settings.attrs()
-        attrs: dict[str, Any] = {
-            "extractor": cls.name,
-            "model": "Aurora-FM: SimCLR ResNet-18 encoder (Johnson et al. 2021, "
+        settings, attrs = describe_network(
+            settings_for("aurora_fm", settings, AuroraFMSettings),
+            resolve=resolve_checkpoint,
+            files=file_list,
+            hasher=_sha256,
+            model="Aurora-FM: SimCLR ResNet-18 encoder (Johnson et al. 2021, "
             "arXiv:2109.13899), as themisim embeds THEMIS frames",
-            "checkpoint": "" if resolved is None else str(Path(resolved).resolve()),
-            "checkpoint_sha256": sha256,
-            "precision": recorded["precision"],
-            "engine": recorded["engine"],
-            "engine_version": version,
-            "oathcube_version": __version__,
-            "preprocessing": PREPROCESSING,
-            "random_weights": recorded["random_weights"],
-        }
-        if settings.random_weights:
-            attrs["warning"] = RANDOM_WEIGHTS_WARNING
+            preprocessing=PREPROCESSING,
+            warning=RANDOM_WEIGHTS_WARNING,
+        )
         return FeatureSpec(
             name=cls.name,
             dim=cls.dim,
@@ -338,24 +276,6 @@ class AuroraFMExtractor:
             settings=settings,
             threaded=True,
         )
-
-    def feature_labels(self) -> None:
-        """Aurora-FM features have no names."""
-        return None
-
-    def attrs(self) -> dict[str, Any]:
-        """Provenance recorded on ``features_aurora_fm`` in the cube."""
-        return dict(self._attrs)
-
-    def network(self, images: np.ndarray) -> np.ndarray:
-        """Run the network alone on preprocessed ``(n, 224, 224, 1)`` float32 images."""
-        out = np.empty((len(images), N_FEATURES), np.float32)
-        batches = (
-            images[start : start + self.batch_size]
-            for start in range(0, len(images), self.batch_size)
-        )
-        self.engine.infer(batches, out)
-        return out
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray | None = None) -> np.ndarray:
         """Features of ``n`` cube images (``rot_angle`` is not applied; see the module).
@@ -373,11 +293,7 @@ class AuroraFMExtractor:
             float32 ``(n, 512)``.
         """
         pixels = np.asarray(pixels)
-        out = np.empty((len(pixels), N_FEATURES), np.float32)
+        step = self.batch_size
         # A generator: an asynchronous engine runs one batch while the next is prepared.
-        batches = (
-            preprocess(pixels[start : start + self.batch_size])
-            for start in range(0, len(pixels), self.batch_size)
-        )
-        self.engine.infer(batches, out)
-        return out
+        batches = (preprocess(pixels[i : i + step]) for i in range(0, len(pixels), step))
+        return self._infer(batches, len(pixels))

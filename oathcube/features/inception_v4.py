@@ -22,29 +22,14 @@ proven equal to slim by the same tests.
 
 from __future__ import annotations
 
-import functools
 import os
-import warnings
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .._version import __version__
 from ..errors import CheckpointError, FeatureError
 from ..imaging import rotate_like_oath, to_rgb
-from ..parallel import cores
 from . import Calibration, FeatureSpec
-from .engines import (
-    Engine,
-    OpenVINOEngine,
-    TensorFlowEngine,
-    bf16_native,
-    check_bf16,
-    check_engine,
-    cpu_flags,
-)
+from .engines import bf16_native, cpu_flags
 from .inception_net import (
     INPUT_SIZE,
     InceptionV4Net,
@@ -54,6 +39,7 @@ from .inception_net import (
     random_variables,
     read_checkpoint,
 )
+from .network import NetworkExtractor, configure_threads, describe_network
 from .settings import LAYERS, PRECISIONS, InceptionV4Settings, settings_for
 
 __all__ = [
@@ -199,42 +185,6 @@ def preprocess(pixels: np.ndarray, rot_angle: np.ndarray | None = None) -> np.nd
     return out
 
 
-def configure_threads(threads: int | None = None, *, strict: bool = False) -> int:
-    """Set TensorFlow's intra-op pool to ``threads`` (default: the usable cores).
-
-    The inter-op pool is kept at 1 to 2 threads: the network runs under a lock,
-    one batch at a time, and parallel branches of a block on top of a full
-    intra-op pool only oversubscribe the cores.  TensorFlow accepts the setting
-    only before it starts its runtime; later calls keep what is set, and warn
-    only when ``strict`` (the caller asked for a number explicitly).
-
-    Returns
-    -------
-    int
-        The intra-op thread count in effect (0 = TensorFlow's default, all cores).
-    """
-    import tensorflow as tf
-
-    want = threads or cores()
-    inter = 1 if want <= 2 else 2
-    current = tf.config.threading.get_intra_op_parallelism_threads()
-    if current == want:
-        return current
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(want)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    except RuntimeError:
-        if strict:
-            warnings.warn(
-                f"TensorFlow is already running; keeping its {current or 'default'} intra-op "
-                f"threads instead of {want}",
-                UserWarning,
-                stacklevel=3,
-            )
-        return current
-    return want
-
-
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
     """The checkpoint to use: ``checkpoint``, else ``$OATHCUBE_INCEPTION_V4_CHECKPOINT``,
     else the one ``oathcube fetch checkpoint`` put in the data folder.
@@ -262,19 +212,7 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> str:
     return os.fspath(checkpoint)
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    return checkpoint_sha256(path)
-
-
-def _cached_sha256(path: str) -> str:
-    """The checkpoint's SHA-256, hashed once per process for unchanged files."""
-    files = checkpoint_files(path)
-    stats = [f.stat() for f in files]
-    return _sha256_of(path, sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats))
-
-
-class InceptionV4Extractor:
+class InceptionV4Extractor(NetworkExtractor):
     """TF-slim Inception-v4 features of cube images (see the module docstring).
 
     Parameters
@@ -298,9 +236,8 @@ class InceptionV4Extractor:
     """
 
     name = "inception_v4"
-
-    #: The settings hold a TensorFlow thread budget (see oathcube.parallel).
-    threaded = True
+    output = "Logits"
+    input_shape = (INPUT_SIZE, INPUT_SIZE, 3)
 
     def __init__(
         self,
@@ -311,31 +248,14 @@ class InceptionV4Extractor:
         # Every check (and the checkpoint's hash) runs before TensorFlow is imported,
         # so a bad setting or a missing checkpoint fails in milliseconds.
         settings = InceptionV4Settings() if settings is None else settings
-        spec = self.describe(settings)
-        if settings.precision == "int8":
-            if calibration is None or not len(calibration.pixels):
-                raise FeatureError(
-                    "precision int8 calibrates on the cube's own frames, and none were given",
-                    parameter="calibration",
-                    expected="compute_features(cube, spec) (it reads them from the cube)",
-                )
-            spec = spec.calibrated(calibration)
-        self.settings = settings
-        self._attrs = spec.attrs
-        self.engine_name: str = settings.resolved_engine
-        self.layer = settings.layer
+        self._start(settings, self.describe(settings), calibration)
+        self.layer = self.output = settings.layer
         self.dim, self.n_features = LAYERS[self.layer]
-        self.precision = settings.precision
-        self.batch_size = settings.batch_size
-        self.random_weights = settings.random_weights
-        self.checkpoint: str | None = spec.attrs["checkpoint"] or None
-        tensorflow = self.engine_name == "tensorflow"
-        threads = settings.threads
         # TensorFlow builds and traces the network for every engine; one process has one
         # intra-op pool, set once, so it is sized for the TensorFlow engine either way.
-        self.threads = configure_threads(threads, strict=threads is not None)
-
+        self.threads = configure_threads(settings.threads, strict=settings.threads is not None)
         # OpenVINO runs bf16 itself: it gets the float32 graph.
+        tensorflow = self.engine_name == "tensorflow"
         net: InceptionV4Net = build_inception_v4(
             [self.layer], precision=self.precision if tensorflow else "fp32"
         )
@@ -346,27 +266,7 @@ class InceptionV4Extractor:
             values = read_checkpoint(self.checkpoint, net.required_variables(), net.variables)
         net.load(values)
         del values
-        self.engine: Engine
-        if tensorflow:
-            self.engine = TensorFlowEngine(net, self.layer)
-        else:
-            calib = (
-                None
-                if calibration is None or self.precision != "int8"
-                else preprocess(calibration.pixels, calibration.rot_angle)
-            )
-            self.engine = OpenVINOEngine(
-                net.function(),
-                self.layer,
-                self.precision,
-                threads=threads or cores(),
-                calibration=calib,
-            )
-            self.threads = self.engine.threads
-            # The compiled model holds its own copy of the weights.
-            del net
-        # Trace (or compile) once now, not inside the first dask task.
-        self._run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32))
+        self._run_on(net, preprocess, calibration)
 
     @classmethod
     def describe(cls, settings: InceptionV4Settings | None = None) -> FeatureSpec:
@@ -385,61 +285,20 @@ class InceptionV4Extractor:
             An engine that is not installed or lacks the precision, or bf16 that
             this CPU would not run as bf16.
         """
-        settings = settings_for("inception_v4", settings, InceptionV4Settings)
-        engine, precision = settings.resolved_engine, settings.precision
-        version = check_engine(engine, precision)
-        check_bf16(engine, precision)
-        resolved: str | None = None
-        sha256 = ""
-        if not settings.random_weights:
-            resolved = resolve_checkpoint(settings.checkpoint)
-            checkpoint_files(resolved)
-            sha256 = _cached_sha256(resolved)
-            settings = replace(settings, checkpoint=resolved)
-        recorded = settings.attrs()
-        attrs: dict[str, Any] = {
-            "extractor": cls.name,
-            "model": "TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
+        settings, attrs = describe_network(
+            settings_for("inception_v4", settings, InceptionV4Settings),
+            resolve=resolve_checkpoint,
+            files=checkpoint_files,
+            hasher=checkpoint_sha256,
+            model="TF-slim inception_v4 (Szegedy et al. 2016), as used by Clausen & "
             "Nickisch (2018)",
-            "checkpoint": "" if resolved is None else str(Path(resolved).resolve()),
-            "checkpoint_sha256": sha256,
-            "layer": recorded["layer"],
-            "precision": recorded["precision"],
-            "engine": recorded["engine"],
-            "engine_version": version,
-            "oathcube_version": __version__,
-            "preprocessing": PREPROCESSING,
-            "random_weights": recorded["random_weights"],
-        }
-        if settings.random_weights:
-            attrs["warning"] = RANDOM_WEIGHTS_WARNING
+            preprocessing=PREPROCESSING,
+            warning=RANDOM_WEIGHTS_WARNING,
+        )
         dim, n = LAYERS[settings.layer]
         return FeatureSpec(
             name=cls.name, dim=dim, n_features=n, attrs=attrs, settings=settings, threaded=True
         )
-
-    def feature_labels(self) -> None:
-        """Inception-v4 features have no names."""
-        return None
-
-    def attrs(self) -> dict[str, Any]:
-        """Provenance recorded on ``features_inception_v4`` in the cube."""
-        return dict(self._attrs)
-
-    def _run(self, images: np.ndarray) -> np.ndarray:
-        out = np.empty((len(images), self.n_features), np.float32)
-        self.engine.infer([images], out)
-        return out
-
-    def network(self, images: np.ndarray) -> np.ndarray:
-        """Run the network alone on preprocessed ``(n, 299, 299, 3)`` float32 images."""
-        out = np.empty((len(images), self.n_features), np.float32)
-        batches = (
-            images[start : start + self.batch_size]
-            for start in range(0, len(images), self.batch_size)
-        )
-        self.engine.infer(batches, out)
-        return out
 
     def __call__(self, pixels: np.ndarray, rot_angle: np.ndarray | None) -> np.ndarray:
         """Features of ``n`` cube images.
@@ -465,7 +324,6 @@ class InceptionV4Extractor:
                 f"{angles.shape[0]} rotation angles for {n} images",
                 expected="one rot_angle per image",
             )
-        out = np.empty((n, self.n_features), np.float32)
         # A generator: an asynchronous engine runs one batch while the next is prepared.
         batches = (
             preprocess(
@@ -474,5 +332,4 @@ class InceptionV4Extractor:
             )
             for start in range(0, n, self.batch_size)
         )
-        self.engine.infer(batches, out)
-        return out
+        return self._infer(batches, n)

@@ -225,17 +225,7 @@ class InceptionV4Settings:
         not recorded here (the feature variable records the checkpoint's path and
         hash, and the calibration's rows, itself).
         """
-        out: dict[str, Any] = {
-            "extractor": self.extractor,
-            "layer": self.layer,
-            "precision": self.precision,
-            "engine": self.resolved_engine,
-            "random_weights": int(self.random_weights),
-            "batch_size": self.batch_size,
-        }
-        if self.precision == "int8":
-            out["calibration_size"] = self.calibration_size
-        return out
+        return _network_attrs(self, layer=self.layer)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> InceptionV4Settings:
@@ -244,10 +234,7 @@ class InceptionV4Settings:
         The checkpoint's bytes are recorded as a hash, so where the checkpoint is
         stays the caller's to say; keys this class does not know are ignored.
         """
-        _check_extractor(cls.extractor, attrs)
-        names = {"layer", "precision", "engine", "random_weights", "batch_size"}
-        names.add("calibration_size")
-        return cls(**{k: v for k, v in attrs.items() if k in names and v is not None})
+        return cls(**_network_fields(cls.extractor, attrs, "layer"))
 
 
 @dataclass(frozen=True)
@@ -311,23 +298,12 @@ class AuroraFMSettings:
         As for Inception-v4, the checkpoint is recorded by its path and SHA-256 on
         the feature variable itself, not here.
         """
-        out: dict[str, Any] = {
-            "extractor": self.extractor,
-            "precision": self.precision,
-            "engine": self.resolved_engine,
-            "random_weights": int(self.random_weights),
-            "batch_size": self.batch_size,
-        }
-        if self.precision == "int8":
-            out["calibration_size"] = self.calibration_size
-        return out
+        return _network_attrs(self)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> AuroraFMSettings:
         """Rebuild from :meth:`attrs`, a feature variable's attributes or a model's record."""
-        _check_extractor(cls.extractor, attrs)
-        names = {"precision", "engine", "random_weights", "batch_size", "calibration_size"}
-        return cls(**{k: v for k, v in attrs.items() if k in names and v is not None})
+        return cls(**_network_fields(cls.extractor, attrs))
 
 
 #: Settings of the extractors oathcube ships.
@@ -347,6 +323,32 @@ def _check_extractor(name: str, attrs: dict[str, Any]) -> None:
         raise FeatureError(
             f"settings of extractor {recorded!r} given to {name}", expected=f"a {name} record"
         )
+
+
+#: The recorded fields every network extractor's settings share.
+_NETWORK_FIELDS = ("precision", "engine", "random_weights", "batch_size", "calibration_size")
+
+
+def _network_attrs(settings: Any, **own: Any) -> dict[str, Any]:
+    """A network extractor's record: its own fields, then the shared ones."""
+    out: dict[str, Any] = {
+        "extractor": settings.extractor,
+        **own,
+        "precision": settings.precision,
+        "engine": settings.resolved_engine,
+        "random_weights": int(settings.random_weights),
+        "batch_size": settings.batch_size,
+    }
+    if settings.precision == "int8":
+        out["calibration_size"] = settings.calibration_size
+    return out
+
+
+def _network_fields(extractor: str, attrs: dict[str, Any], *own: str) -> dict[str, Any]:
+    """The fields of a network extractor's settings found in a record (unknown keys ignored)."""
+    _check_extractor(extractor, attrs)
+    names = {*_NETWORK_FIELDS, *own}
+    return {k: v for k, v in attrs.items() if k in names and v is not None}
 
 
 def _check_network(settings: Any) -> None:

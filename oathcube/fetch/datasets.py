@@ -14,15 +14,15 @@ import logging
 import os
 import tarfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from ..datadir import CHECKPOINT_NAME, aurora_fm_dir, checkpoint_dir, data_dir
-from ..errors import FetchError, OathcubeError
+from ..errors import FetchError
 from ..outputs import replacing
 from . import sources as src
 from .common import make_fetcher, out_dir
-from .http import Fetcher, _Refused, check_base_urls, set_aside, sha256_of
+from .http import Fetcher, check_base_urls, set_aside, sha256_of
 
 __all__ = [
     "fetch_oath",
@@ -371,33 +371,6 @@ def _unpack_checkpoint(tgz: Path, ckpt: Path) -> None:
 
 
 # --------------------------------------------------------------------------- Aurora-FM
-class _PinnedFetcher(Fetcher):
-    """A :class:`Fetcher` whose files are verified by the caller's ``check`` alone.
-
-    :func:`~oathcube.fetch.http.verify_download` tells a file's kind by its name, and
-    would list ``aurora-fm-no-finetune.tar`` as a tar: it is a PyTorch zip under that
-    name, and would always be refused.  Its pinned size and SHA-256 (the ``check``) say
-    more than any format check could.  What fails is moved aside as by :class:`Fetcher`,
-    and the next base URL is tried.
-    """
-
-    def _verify(
-        self, part: Path, dest: Path, sha256: str | None, check: Callable[[Path], object] | None
-    ) -> None:
-        try:
-            if sha256 is not None:
-                digest = sha256_of(part)
-                if digest != sha256.lower():
-                    raise FetchError(f"SHA-256 {digest} does not match {sha256.lower()}")
-            if check is not None:
-                check(part)
-        except OathcubeError as err:
-            aside = set_aside(part, dest)
-            raise _Refused(
-                f"{err.message}; kept as {aside}, and a rerun downloads it again"
-            ) from None
-
-
 def _aurora_fm_source() -> str:
     """Where Aurora-FM's file comes from, for messages (read at call time: tests pin others)."""
     return (
@@ -488,7 +461,7 @@ def fetch_aurora_fm(
     """
     root = out_dir(out, aurora_fm_dir())
     # The options are checked before anything is looked at or asked for.
-    fetcher = _PinnedFetcher(
+    fetcher = Fetcher(
         check_base_urls(base_urls, src.AURORA_FM_BASE),
         timeout=timeout,
         retries=retries,
@@ -512,7 +485,12 @@ def fetch_aurora_fm(
             return dest
         with fetcher.progress_bar(src.AURORA_FM_FILE):
             got = fetcher.download(
-                src.AURORA_FM_FILE, root, max_bytes=src.AURORA_FM_SIZE, check=_check_pinned
+                src.AURORA_FM_FILE,
+                root,
+                max_bytes=src.AURORA_FM_SIZE,
+                check=_check_pinned,
+                # A PyTorch zip under a .tar name: its pinned bytes say more than a format.
+                by_name=False,
             )
     finally:
         fetcher.close()

@@ -635,6 +635,7 @@ class Fetcher:
         sha256: str | None = None,
         max_bytes: int,
         check: Callable[[Path], object] | None = None,
+        by_name: bool = True,
     ) -> Download:
         """Fetch ``rel`` to ``root/rel`` unless it is there already (see the module doc).
 
@@ -652,6 +653,10 @@ class Fetcher:
             A further check of the file (raising :class:`~oathcube.errors.OathcubeError`),
             run after :func:`verify_download` on a new download and on a file already
             there; a new download that fails it is moved aside.
+        by_name
+            Check a new download's format by its name (:func:`verify_download`); False
+            for a file whose name misleads (Aurora-FM's PyTorch zip is called ``.tar``)
+            and that ``sha256`` or ``check`` pins to its bytes.
 
         Raises
         ------
@@ -670,7 +675,7 @@ class Fetcher:
                 self._check_present(dest, sha256, check)
                 return Download(rel, dest)
             got = self._each_base(
-                rel, lambda url: self._to_part(url, dest, sha256, max_bytes, check)
+                rel, lambda url: self._to_part(url, dest, sha256, max_bytes, check, by_name)
             )
         if got is None:
             return Download(rel, None)
@@ -706,6 +711,7 @@ class Fetcher:
         sha256: str | None,
         max_bytes: int,
         check: Callable[[Path], object] | None,
+        by_name: bool = True,
     ) -> None:
         """Download ``url`` into ``dest.part`` (resuming), verify, rename to ``dest``."""
         part = dest.with_name(dest.name + ".part")
@@ -734,11 +740,16 @@ class Fetcher:
                 _discard(part, side)  # the run's own temporary file, refused for its size
                 raise
         side.unlink(missing_ok=True)  # whole: nothing is resumed from here on
-        self._verify(part, dest, sha256, check)
+        self._verify(part, dest, sha256, check, by_name)
         os.replace(part, dest)
 
     def _verify(
-        self, part: Path, dest: Path, sha256: str | None, check: Callable[[Path], object] | None
+        self,
+        part: Path,
+        dest: Path,
+        sha256: str | None,
+        check: Callable[[Path], object] | None,
+        by_name: bool = True,
     ) -> None:
         """The one step between a whole body and its name; what fails is moved aside."""
         try:
@@ -746,7 +757,8 @@ class Fetcher:
                 digest = sha256_of(part)
                 if digest != sha256.lower():
                     raise FetchError(f"SHA-256 {digest} does not match {sha256.lower()}")
-            verify_download(part, dest.name)
+            if by_name:
+                verify_download(part, dest.name)
             if check is not None:
                 check(part)
         except OathcubeError as err:
