@@ -23,7 +23,15 @@ from conftest import run_oathcube
 from themisim.model import load_simclr
 from themisim.preprocess import normalize_masked, preprocess_frame
 
-from oathcube import AuroraFMSettings, classify, compute_features, ingest, train
+from oathcube import (
+    AuroraFMSettings,
+    classify,
+    compute_features,
+    evaluate,
+    ingest,
+    timeline,
+    train,
+)
 from oathcube.archive.themis_cdf import read_cdf
 from oathcube.cube.store import Cube
 from oathcube.errors import CheckpointError, FeatureError
@@ -273,6 +281,10 @@ def test_a_model_carries_its_settings_to_a_new_station(
     labelled = opened.dataset()["features_aurora_fm"].attrs
     assert computed["checkpoint_sha256"] == labelled["checkpoint_sha256"] != ""
     assert "predicted_afm" in opened.dataset("stations/fsmi")
+    # ... and the rest of the chain takes them like any other features.
+    assert 0 <= evaluate(trained, "aurora_fm").accuracy_mean <= 1
+    counts = timeline(trained, "fsmi", freq="1min", model="afm")
+    assert int(counts["n_frames"].sum()) == 24 == int(counts["count"].sum())
     # Other weights at that place: refused before anything is computed.
     other = _save(_simclr(5), tmp_path / "other.tar")
     monkeypatch.setenv("OATHCUBE_AURORA_FM_CHECKPOINT", str(other))

@@ -328,3 +328,24 @@ def test_every_command_takes_engine_and_checks_it_before_writing(
     )
     assert out.exit_code == 1 and "unknown engine 'onnx'" in out.output
     assert "features_inception_v4" not in xr.open_zarr(cube)
+
+
+def test_openvino_keeps_its_own_weights() -> None:
+    """The compiled network must not read TensorFlow's variables, which the extractor frees.
+
+    With OpenVINO's default ``share_weights=True`` it did: once their memory was reused
+    (an int8 network built in the same process), Inception-v4 fp32 Logits came out as 1e37.
+    """
+    if not engine_installed("openvino"):
+        pytest.skip("openvino is not installed")
+    from oathcube.features.engines import OpenVINOEngine
+    from oathcube.features.inception_net import build_inception_v4, random_variables
+
+    net = build_inception_v4(["Logits"])
+    net.load(random_variables(net.variables))
+    engine = OpenVINOEngine(net.function(), "Logits")
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
+    before = engine.run(images)
+    for variable in net.model.weights:  # what reuse of the freed memory does
+        variable.assign(np.full(variable.shape, 1e30, np.float32))
+    np.testing.assert_array_equal(engine.run(images), before)

@@ -351,7 +351,11 @@ class OpenVINOEngine:
         model = (
             function
             if isinstance(function, ov.Model)
-            else ov.convert_model(function.get_concrete_function())
+            # share_weights=False: by default the converted model reads its weights from
+            # TensorFlow's variables, which the extractor then frees; their memory is
+            # reused by later allocations and the network silently computes garbage
+            # (seen: NaN and 1e37 Logits after a second network was built).
+            else ov.convert_model(function.get_concrete_function(), share_weights=False)
         )
         if precision == "int8":
             if calibration is None or not len(calibration):
