@@ -316,3 +316,21 @@ def test_features_killed_then_resumed(tmp_path: Path, checkpoint: Path) -> None:
     a = xr.open_zarr(killed, group="stations/fsmi")["features_aurora_fm"].values
     b = xr.open_zarr(whole, group="stations/fsmi")["features_aurora_fm"].values
     np.testing.assert_array_equal(a, b)
+
+
+def test_cli_says_what_is_missing_in_one_line(
+    runner, make_cube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oathcube.cli import app
+
+    monkeypatch.delenv("OATHCUBE_AURORA_FM_CHECKPOINT", raising=False)
+    cube = str(make_cube())
+    result = runner.invoke(app, ["features", cube, "--extractor", "aurora_fm"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "oathcube fetch aurora-fm" in lines[0], result.output
+    result = runner.invoke(
+        app, ["features", cube, "--extractor", "aurora_fm", "--layer", "PreLogitsFlatten"]
+    )
+    assert result.exit_code == 1 and "--layer" in result.output
+    assert "features_aurora_fm" not in Cube.open(cube).dataset()
