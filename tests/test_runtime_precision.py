@@ -19,6 +19,7 @@ import zarr
 from typer.testing import CliRunner
 
 import oathcube.features as registry
+import oathcube.features.engines as engines
 import oathcube.features.inception_v4 as inception
 from oathcube import build
 from oathcube.cli import app
@@ -59,7 +60,8 @@ def stub_network(monkeypatch: pytest.MonkeyPatch) -> type[StubNetwork]:
 
 
 def fake_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str]) -> None:
-    monkeypatch.setattr(inception, "cpu_flags", lambda: set(flags))
+    # The bf16 rule of every network reads the flags where it lives, in engines.
+    monkeypatch.setattr(engines, "cpu_flags", lambda: set(flags))
 
 
 @pytest.fixture
