@@ -322,18 +322,28 @@ def evaluate(
     cube: Cube,
     features: Annotated[str, typer.Option(help="published | an extractor name")] = "published",
     target: Target = "class6",
-    alpha: Alpha = 0.03,
+    classifier: Annotated[
+        str,
+        typer.Option(
+            help="ridge (ridge.py's) | logistic | linear_svm | rbf_svm | knn | mlp; all but "
+            "ridge choose their hyperparameters in each fold on its training rows"
+        ),
+    ] = "ridge",
+    alpha: Annotated[
+        float | None, typer.Option(help="Ridge alpha (default 0.03, ridge.py's); ridge only")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write the last fold's confusion matrix as a PNG")
     ] = None,
 ) -> None:
-    """Run ridge.py's protocol (5 published folds) on the cube's features."""
+    """Run ridge.py's protocol (5 published folds) on the cube's features, with ridge or
+    another classifier."""
     from .model import evaluate as run
 
     if plot is not None:
         check_output(plot, (".png",), "plot")
-    result = run(cube, features=features, target=target, alpha=alpha)
+    result = run(cube, features=features, target=target, alpha=alpha, classifier=classifier)
     if plot is not None:
         from .views.confusion import plot_confusion
 
@@ -341,7 +351,11 @@ def evaluate(
             result.confusion_matrix,
             result.class_names,
             plot,
-            title=f"{result.features}, {target}, last fold",
+            title=", ".join(
+                [result.features, target]
+                + ([classifier] if classifier != "ridge" else [])
+                + ["last fold"]
+            ),
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
@@ -359,6 +373,12 @@ def evaluate(
         )
     if result.aurora_tpr is not None:
         typer.echo(f"aurora true-positive rate (2-class, last fold): {result.aurora_tpr:.3f}")
+    if classifier != "ridge":
+        typer.echo(f"macro-F1 (last fold): {result.macro_f1:.3f}")
+        typer.echo(f"{classifier}: hyperparameters chosen on each fold's training rows")
+        for k, params in enumerate(result.chosen):
+            shown = ", ".join(f"{key}={value}" for key, value in params.items())
+            typer.echo(f"  fold {k}: {shown}")
     if plot is not None:
         typer.echo(f"confusion matrix plot: {plot}")
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .classifiers import RIDGE_ALPHA, check_classifier, fit_classifier, ridge_classifier
 from .cube.schema import (
     BUILDING,
     STATUS,
@@ -52,11 +53,18 @@ __all__ = [
 
 @dataclass
 class Evaluation:
-    """The result of ridge.py's protocol on a cube."""
+    """The result of ridge.py's protocol on a cube, with ridge or another classifier.
+
+    ``confusion_matrix``, ``per_class`` (precision, recall, support), ``aurora_tpr``
+    and ``macro_f1`` are the last fold's, as ridge.py's matrix is; ``fold_accuracies``,
+    ``fold_macro_f1`` and ``chosen`` have one entry per fold.  ``alpha`` is ridge's
+    (None for another classifier); ``chosen`` holds, per fold, the hyperparameters the
+    search on that fold's training rows chose (empty for ridge, which searches nothing).
+    """
 
     features: str
     target: str
-    alpha: float
+    alpha: float | None
     class_names: list[str]
     fold_accuracies: list[float]
     confusion_matrix: np.ndarray
@@ -66,6 +74,10 @@ class Evaluation:
     aurora_tpr: float | None = None
     n_folds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    classifier: str = "ridge"
+    chosen: list[dict[str, Any]] = field(default_factory=list)
+    fold_macro_f1: list[float] = field(default_factory=list)
+    macro_f1: float = float("nan")
 
     @property
     def accuracy_mean(self) -> float:
@@ -87,6 +99,7 @@ class Evaluation:
         out: dict[str, Any] = {
             "features": self.features,
             "target": self.target,
+            "classifier": self.classifier,
             "alpha": self.alpha,
             "accuracy_mean": self.accuracy_mean,
             "accuracy_std": self.accuracy_std,
@@ -94,6 +107,9 @@ class Evaluation:
             "confusion_matrix": self.confusion_matrix.tolist(),
             "class_names": self.class_names,
             "per_class": self.per_class,
+            "macro_f1": self.macro_f1,
+            "fold_macro_f1": list(self.fold_macro_f1),
+            "chosen": [dict(c) for c in self.chosen],
             "n_train": self.n_train,
             "n_test": self.n_test,
             "n_folds": self.n_folds,
@@ -199,13 +215,6 @@ def _target(ds: xr.Dataset, target: str, cube: Cube | None) -> tuple[np.ndarray,
     return _labels(ds, target, cube), list(class_names(target))
 
 
-def _ridge(alpha: float) -> Any:
-    # scikit-learn is imported only by the stages that fit or score models.
-    from sklearn.linear_model import RidgeClassifier
-
-    return RidgeClassifier(alpha=alpha)
-
-
 def _labelled(
     cube: CubeLike | xr.Dataset, storage_options: dict[str, Any] | None = None
 ) -> tuple[xr.Dataset, Cube | None]:
@@ -220,10 +229,19 @@ def evaluate(
     features: str = "published",
     *,
     target: str = "class6",
-    alpha: float = 0.03,
+    alpha: float | None = None,
+    classifier: str = "ridge",
     storage_options: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Run ridge.py's protocol on the cube's ``features_<features>``.
+
+    For each row of ``split`` the first ``round(0.7 * N)`` positions train and the rest
+    test, whatever the classifier; the result holds each fold's test accuracy and
+    macro-F1 and the last fold's confusion matrix, per-class scores and macro-F1.
+    ``ridge`` is ridge.py's ``RidgeClassifier(alpha)`` and gives exactly ridge.py's
+    numbers; another classifier of :data:`~oathcube.classifiers.CLASSIFIERS` chooses its
+    hyperparameters in each fold by a search on that fold's training rows only
+    (:func:`~oathcube.classifiers.fit_classifier`), recorded in ``Evaluation.chosen``.
 
     Parameters
     ----------
@@ -234,15 +252,31 @@ def evaluate(
     target
         ``class6`` (six classes) or ``class2`` (aurora / no aurora).
     alpha
-        Ridge regularisation (ridge.py uses 0.03).
+        Ridge regularisation (None: ridge.py's 0.03).  Ridge only: an ``alpha`` given
+        with another classifier is refused, never ignored.
+    classifier
+        ``ridge`` (ridge.py's), ``logistic``, ``linear_svm``, ``rbf_svm``, ``knn`` or
+        ``mlp``.
     storage_options
         fsspec options of a cube at a URL (credentials, an endpoint), as for
         :meth:`~oathcube.cube.store.Cube.open`; or pass a Cube that carries them.
+
+    Raises
+    ------
+    OptionError
+        An unknown target or classifier, a bad ``alpha``, or an ``alpha`` given with a
+        classifier other than ridge (all before anything is read).
+    CubeError
+        The features, labels or split are missing or damaged, or a fold trains on one
+        class only.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     check_target(target)
-    alpha = check_alpha(alpha)
+    spec = check_classifier(classifier, alpha)
+    # alpha is ridge's alone: check_classifier refused one given with another classifier.
+    ridge_alpha = None if spec.searched else check_alpha(RIDGE_ALPHA if alpha is None else alpha)
+    fit_alpha = RIDGE_ALPHA if ridge_alpha is None else ridge_alpha
     ds, opened = _labelled(cube, storage_options)
     # Labels and the split first: they are small, and a damaged one stops before the
     # features are read.
@@ -258,7 +292,16 @@ def evaluate(
             path=None if opened is None else opened.location,
             expected="at least 4 labelled images",
         )
+    if len(split) == 0:
+        raise CubeError(
+            "the split has no folds",
+            path=None if opened is None else opened.location,
+            member="split",
+            expected="one row of image indices per fold (OATH has 5)",
+        )
     accuracies: list[float] = []
+    macro_f1: list[float] = []
+    chosen: list[dict[str, Any]] = []
     for k, fold in enumerate(split):
         train_idx, test_idx = fold[:ntrain], fold[ntrain:]
         if np.unique(y[train_idx]).size < 2:
@@ -268,10 +311,15 @@ def evaluate(
                 member="split",
                 expected=f"training images of at least two {target} classes",
             )
-        clf = _ridge(alpha)
-        clf.fit(X[train_idx], y[train_idx])
+        # The classifier (and a search of its hyperparameters) sees the training rows
+        # only; the test rows are predicted once, by the model fitted on them.
+        clf, params = fit_classifier(classifier, X[train_idx], y[train_idx], fit_alpha)
         pred = clf.predict(X[test_idx])
         accuracies.append(float(np.mean(pred == y[test_idx])))
+        # Over the classes in the fold's test truth or predictions.
+        macro_f1.append(float(f1_score(y[test_idx], pred, average="macro", zero_division=0)))
+        if spec.searched:
+            chosen.append(params)
     labels = list(range(len(names)))
     cm = confusion_matrix(y[test_idx], pred, labels=labels)
     precision, recall, _, support = precision_recall_fscore_support(
@@ -292,7 +340,7 @@ def evaluate(
     return Evaluation(
         features=var,
         target=target,
-        alpha=alpha,
+        alpha=ridge_alpha,
         class_names=names,
         fold_accuracies=accuracies,
         confusion_matrix=cm,
@@ -301,6 +349,10 @@ def evaluate(
         n_test=n - ntrain,
         aurora_tpr=tpr,
         n_folds=len(accuracies),
+        classifier=classifier,
+        chosen=chosen,
+        fold_macro_f1=macro_f1,
+        macro_f1=macro_f1[-1],
     )
 
 
@@ -339,7 +391,7 @@ def train(
             path=cube.location,
             expected="images of at least two classes to train on",
         )
-    clf = _ridge(alpha).fit(X, y)
+    clf = ridge_classifier(alpha).fit(X, y)
     name = name or f"{extractor_of(var)}_{target}"
     if not name.replace("_", "").replace("-", "").isalnum():
         raise OptionError(

@@ -45,7 +45,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("features", ("features",)),
     # the OATH build, station archives, skymaps
     ("into cubes", ("ingestion",)),
-    ("models", ("model",)),
+    # the classifiers evaluate runs, then ridge.py's protocol and stored models
+    ("models", ("classifiers", "model")),
     ("over time", ("classification",)),
     # keograms, movies, maps, timelines, nightly statistics, figures, summaries
     ("views", ("views",)),
