@@ -51,6 +51,7 @@ maps and keograms put every pixel where its sky is; the crop and the scaling mov
 from __future__ import annotations
 
 import functools
+import json
 import os
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -590,6 +591,22 @@ class RawPreparation:
                 "blue) cropped, flipped and resized band by band"
             )
         return out
+
+    @classmethod
+    def from_record(cls, record: Any) -> RawPreparation:
+        """Rebuild the preparation a station group records (its ``preparation`` attribute).
+
+        Parameters
+        ----------
+        record
+            The JSON text ingest writes, or the dict it holds.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Not JSON, or not a :meth:`from_attrs` record (``OptionError`` is a ValueError).
+        """
+        return cls.from_attrs(record if isinstance(record, dict) else json.loads(str(record)))
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> RawPreparation:

@@ -12,7 +12,6 @@ a cube.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,7 +67,7 @@ def stored_preparation(
     if not text:
         return None
     try:
-        prep = RawPreparation.from_attrs(json.loads(str(text)))
+        prep = RawPreparation.from_record(text)
     except (ValueError, TypeError) as exc:  # OptionError is a ValueError too
         raise CubeError(
             f"the station's preparation cannot be read back: {exc}",

@@ -11,7 +11,6 @@ as an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -287,13 +286,12 @@ def _warn_of_input(cube: Cube, spec: FeatureSpec, group: str | None) -> None:
     """
     if spec.name != "aurora_fm" or group is None:
         return
-    recorded = cube.group(group).attrs.get("preparation")
-    if isinstance(recorded, str):
-        try:
-            recorded = json.loads(recorded)
-        except ValueError:
-            recorded = None
-    scaling = recorded.get("scaling") if isinstance(recorded, dict) else None
+    from ..rawprep import RawPreparation
+
+    try:
+        scaling = RawPreparation.from_record(cube.group(group).attrs["preparation"]).scaling
+    except (KeyError, ValueError, TypeError):  # none recorded, or unreadable: not themisim's
+        scaling = None
     if scaling != "aurora_fm":
         warnings.warn(
             f"{spec.variable} of {group}: its frames were prepared with scaling {scaling!r}, "

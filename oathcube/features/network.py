@@ -18,6 +18,7 @@ import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,6 @@ def describe_network(
         An engine that is not installed or lacks the precision, or bf16 that this
         CPU would not run as bf16.
     """
-    from dataclasses import replace
-
     engine, precision = settings.resolved_engine, settings.precision
     version = check_engine(engine, precision)
     check_bf16(engine, precision)

@@ -180,8 +180,6 @@ def prepared_mask(ds: xr.Dataset) -> np.ndarray | None:
     Ingest sets pixels outside the preparation's crop to 0; views leave those out
     rather than show them as black sky.
     """
-    import json
-
     from ..rawprep import RawPreparation
 
     text = ds.attrs.get("preparation")
@@ -189,7 +187,7 @@ def prepared_mask(ds: xr.Dataset) -> np.ndarray | None:
         return None
     raw = ds.attrs.get("raw_frames")
     try:
-        prep = RawPreparation.from_attrs(json.loads(str(text)))
+        prep = RawPreparation.from_record(text)
         if isinstance(raw, dict):  # what ingest recorded of the frames as read
             if not raw.get("raw"):
                 return None  # image folders: stored as read, no preparation applied
