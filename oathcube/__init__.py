@@ -29,6 +29,8 @@ from .errors import __all__ as _ERROR_NAMES
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from ._version import __version__ as __version__
+    from .benchmarks import Benchmark as Benchmark
+    from .benchmarks import benchmark as benchmark
     from .classification import classify as classify
     from .cube.store import Cube as Cube
     from .cube.store import CubeLike as CubeLike
@@ -113,6 +115,9 @@ _LAZY: dict[str, str] = {
     "Evaluation": "oathcube.model",
     "evaluate": "oathcube.model",
     "train": "oathcube.model",
+    # every feature set x classifier in one table
+    "benchmark": "oathcube.benchmarks",
+    "Benchmark": "oathcube.benchmarks",
     # models applied over time
     "classify": "oathcube.classification",
     "timeline": "oathcube.views.timelines",
@@ -168,6 +173,8 @@ __all__ = [
     # evaluate and train
     "evaluate",
     "Evaluation",
+    "benchmark",
+    "Benchmark",
     "train",
     # ingest
     "ingest",

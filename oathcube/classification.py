@@ -5,7 +5,10 @@ A model carries the settings of the features it was trained on
 (:func:`oathcube.model.model_spec`), so a user adds only where the checkpoint
 is, and every setting is compared before any feature is computed.  Predictions
 are written as ``predicted_<model>(time)`` and ``score_<model>(time, class)``
-beside the features, for every station group and for the labelled images.
+beside the features, for every station group and for the labelled images, computed
+from the model's arrays by :func:`oathcube.model_arrays.predict` whatever its kind
+(ridge, logistic regression, SVMs, k-NN, MLP, LightGBM); the scores' ``scores``
+attribute says whether they are probabilities or decision values.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from .features import FeatureSpec
 from .features.compute import calibrate, compute_features
 from .features.settings import settings_class
 from .memory import exhaustion_as_error
-from .model import check_feature_settings, decision_scores, model_spec
+from .model import check_feature_settings, model_spec
+from .model_arrays import check_model, n_features, predict, score_kind
 from .parallel import check_scheduler, connected, run_tasks
 from .times import parse_time, rows_between
 
@@ -72,6 +76,7 @@ def _write_predictions(
         rows_per_chunk=size,
         classes=classes,
         class_index=model["class_index"].values.tolist(),
+        score_kind=score_kind(model),
     )
     # Each array is created when missing (a killed run may have made one and not the
     # other); scores are written before the class, and -1 means "not classified yet",
@@ -106,7 +111,7 @@ def _predict_rows(
     """Scores, then classes, of rows ``a:b`` (one chunk); return how many."""
     features = variable_path(group, str(model.attrs["features"]))
     pred_name, score_name, _ = prediction_names(model_name)
-    index, scores = decision_scores(model, cube.read_rows(features, a, b))
+    index, scores = predict(model, cube.read_rows(features, a, b))
     cube.write_rows(variable_path(group, score_name), a, scores)
     kill_point("classify.scores_written")
     cube.write_rows(variable_path(group, pred_name), a, index)
@@ -219,6 +224,9 @@ def _classify(
     feature_options: dict[str, Any],
 ) -> dict[str, int]:
     stored = cube.model(model)
+    # A model of an unknown kind, or with an array missing, stops here: before any
+    # feature is computed or any prediction array created.
+    check_model(stored, cube.where(model_group(model)))
     if feature_options:
         features = _deprecated_options(stored, features, feature_options)
     spec: FeatureSpec | None = model_spec(stored, features)
@@ -243,13 +251,13 @@ def _classify(
         # rebuilt from the model (its checkpoint's hash included), and features
         # already stored in each group.
         check_feature_settings(stored, spec.attrs, f"{spec.name} extractor for {model}")
-        trained_on = int(stored["coef"].shape[1])
+        trained_on = n_features(stored)
         if spec.n_features != trained_on:
             raise ModelError(
                 f"the model's feature_settings {stored.attrs.get('feature_settings')} make "
                 f"{spec.n_features} features per frame",
                 path=cube.where(model_group(model)),
-                expected=f"{trained_on}, the columns of the model's coef",
+                expected=f"{trained_on}, the features the model was trained on",
             )
         for group in groups:
             if cube.has(variable_path(group, spec.variable)):

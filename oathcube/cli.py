@@ -65,6 +65,8 @@ _RENAMED = {
     "skymap_base_urls": "skymap_base_url",
     "cube": "output",
     "features": "extractor",
+    # the registry checks one classifier; benchmark takes several
+    "classifier": "classifiers",
 }
 
 
@@ -146,7 +148,16 @@ RandomWeights = Annotated[
     ),
 ]
 Target = Annotated[str, typer.Option(help="class6 | class2")]
-Alpha = Annotated[float, typer.Option(help="Ridge alpha")]
+RidgeAlpha = Annotated[
+    float | None, typer.Option(help="Ridge alpha (default 0.03, ridge.py's); ridge only")
+]
+ClassifierName = Annotated[
+    str,
+    typer.Option(
+        help="ridge (ridge.py's) | logistic | linear_svm | rbf_svm | knn | mlp | lightgbm; all "
+        "but ridge choose their hyperparameters by a search on the training rows"
+    ),
+]
 Start = Annotated[str | None, typer.Option(help="From this UTC time")]
 End = Annotated[str | None, typer.Option(help="Up to this UTC time")]
 
@@ -322,16 +333,8 @@ def evaluate(
     cube: Cube,
     features: Annotated[str, typer.Option(help="published | an extractor name")] = "published",
     target: Target = "class6",
-    classifier: Annotated[
-        str,
-        typer.Option(
-            help="ridge (ridge.py's) | logistic | linear_svm | rbf_svm | knn | mlp; all but "
-            "ridge choose their hyperparameters in each fold on its training rows"
-        ),
-    ] = "ridge",
-    alpha: Annotated[
-        float | None, typer.Option(help="Ridge alpha (default 0.03, ridge.py's); ridge only")
-    ] = None,
+    classifier: ClassifierName = "ridge",
+    alpha: RidgeAlpha = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write the last fold's confusion matrix as a PNG")
@@ -385,6 +388,72 @@ def evaluate(
 
 @app.command()
 @_errors_to_exit
+def benchmark(
+    cube: Cube,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The table: .csv (the station protocol adds <stem>.stations.csv), .md (with "
+            "the per-station table) or .png"
+        ),
+    ],
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature sets, separated by commas (default: every set the labelled images have)"
+        ),
+    ] = None,
+    classifiers: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifiers of evaluate's --classifier, separated by commas, e.g. "
+            "ridge,logistic,knn (default: every one)"
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="oath (ridge.py's 5 splits) | station (hold out one station at a time, train "
+            "on the others)"
+        ),
+    ] = "oath",
+    target: Target = "class6",
+    min_images: Annotated[
+        int | None,
+        typer.Option(help="--protocol station: the fewest images a held-out station has (20)"),
+    ] = None,
+) -> None:
+    """Run every feature set x classifier under one protocol: accuracy mean and std, macro-F1,
+    aurora TPR, fit and predict times, in one table."""
+    from .benchmarks import SUFFIXES
+    from .benchmarks import benchmark as run
+
+    check_output(out, SUFFIXES, "out")
+    result = run(
+        cube,
+        features,
+        classifiers,
+        protocol=protocol,
+        target=target,
+        min_images=min_images,
+        progress=True,
+    )
+    typer.echo(result.title())
+    typer.echo(f"CPU: {result.cpu}")
+    typer.echo("")
+    typer.echo(result.markdown_table())
+    if result.skipped:
+        typer.echo("")
+        typer.echo("stations not held out:")
+        for station, reason in result.skipped:
+            typer.echo(f"  {station}: {reason}")
+    typer.echo("")
+    for path in result.write(out):
+        typer.echo(f"written: {path}")
+
+
+@app.command()
+@_errors_to_exit
 def info(
     cube: Cube,
     montage: Annotated[
@@ -413,14 +482,26 @@ def train(
     cube: Cube,
     features: Annotated[str, typer.Option(help="published | an extractor name")],
     target: Target = "class6",
-    alpha: Alpha = 0.03,
-    name: Annotated[str | None, typer.Option(help="Model name (default FEATURES_TARGET)")] = None,
+    classifier: ClassifierName = "ridge",
+    alpha: RidgeAlpha = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Model name (default FEATURES_TARGET, or FEATURES_TARGET_CLASSIFIER)"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a model of the same name")] = False,
 ) -> None:
-    """Fit a ridge classifier on all labelled images; store it in the cube as arrays."""
+    """Fit a classifier on all labelled images; store it in the cube as arrays (no pickle)."""
     from .model import train as run
 
-    model = run(cube, features, target=target, alpha=alpha, name=name, overwrite=overwrite)
+    model = run(
+        cube,
+        features,
+        target=target,
+        classifier=classifier,
+        alpha=alpha,
+        name=name,
+        overwrite=overwrite,
+    )
     typer.echo(f"model {model} stored in {cube}/models/{model}")
 
 

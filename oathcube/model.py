@@ -1,26 +1,28 @@
-"""Ridge classifiers on the cube: ridge.py's protocol, and models stored as arrays.
+"""Classifiers on the cube: ridge.py's protocol, and models stored as arrays.
 
 :func:`evaluate` is ``code/ridge.py`` of the OATH tarball restated on the cube
 (``RidgeClassifier(alpha)``; for each row of ``split`` the first
 ``round(0.7 * N)`` positions train, the rest test; mean and population std of the
 test accuracies; confusion matrix of the last fold).  It feeds scikit-learn the
 same float32 rows in the same order as ridge.py does, so the printed numbers are
-identical.  :func:`train` fits one classifier on every labelled image and keeps it
-in the cube as plain arrays (no pickle): ``models/<name>`` with ``coef``,
-``intercept`` and the class names.
+identical; any other classifier of the registry runs the same protocol.
+:func:`train` fits one classifier of the registry on every labelled image and keeps it
+in the cube as plain arrays (:mod:`oathcube.model_arrays`; never a pickle):
+``models/<name>`` with, for ridge, ``coef``, ``intercept`` and the class names.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .classifiers import RIDGE_ALPHA, check_classifier, fit_classifier, ridge_classifier
+from .classifiers import RIDGE_ALPHA, check_classifier, fit_classifier
 from .cube.schema import (
     BUILDING,
     STATUS,
@@ -36,6 +38,7 @@ from .errors import CubeError, ModelError, OptionError
 from .faults import kill_point
 from .features import spec_from_attrs, value_settings
 from .labels import TARGETS, TRAIN_FRACTION, class_names
+from .model_arrays import check_model, predict, to_arrays
 
 __all__ = [
     "Evaluation",
@@ -57,9 +60,13 @@ class Evaluation:
 
     ``confusion_matrix``, ``per_class`` (precision, recall, support), ``aurora_tpr``
     and ``macro_f1`` are the last fold's, as ridge.py's matrix is; ``fold_accuracies``,
-    ``fold_macro_f1`` and ``chosen`` have one entry per fold.  ``alpha`` is ridge's
-    (None for another classifier); ``chosen`` holds, per fold, the hyperparameters the
-    search on that fold's training rows chose (empty for ridge, which searches nothing).
+    ``fold_macro_f1``, ``fold_aurora_tpr`` (class6 only), ``chosen``, ``fit_seconds``
+    and ``predict_seconds`` have one entry per fold.  ``alpha`` is ridge's (None for
+    another classifier); ``chosen`` holds, per fold, the hyperparameters the search on
+    that fold's training rows chose (empty for ridge, which searches nothing).
+    ``fit_seconds`` is the wall time of a fold's fit, its search included;
+    ``predict_seconds`` that of predicting the fold's ``n_test`` test rows (both
+    :func:`time.perf_counter`, on the machine that ran it).
     """
 
     features: str
@@ -78,6 +85,9 @@ class Evaluation:
     chosen: list[dict[str, Any]] = field(default_factory=list)
     fold_macro_f1: list[float] = field(default_factory=list)
     macro_f1: float = float("nan")
+    fold_aurora_tpr: list[float] = field(default_factory=list)
+    fit_seconds: list[float] = field(default_factory=list)
+    predict_seconds: list[float] = field(default_factory=list)
 
     @property
     def accuracy_mean(self) -> float:
@@ -110,12 +120,15 @@ class Evaluation:
             "macro_f1": self.macro_f1,
             "fold_macro_f1": list(self.fold_macro_f1),
             "chosen": [dict(c) for c in self.chosen],
+            "fit_seconds": list(self.fit_seconds),
+            "predict_seconds": list(self.predict_seconds),
             "n_train": self.n_train,
             "n_test": self.n_test,
             "n_folds": self.n_folds,
         }
         if self.aurora_tpr is not None:
             out["aurora_true_positive_rate"] = self.aurora_tpr
+            out["fold_aurora_true_positive_rate"] = list(self.fold_aurora_tpr)
         out.update(self.extra)
         return out
 
@@ -224,6 +237,184 @@ def _labelled(
     return opened.labelled(), opened
 
 
+@dataclass(frozen=True)
+class FoldScore:
+    """One fold's scores on its test rows, computed in one place (:func:`score_fold`) for
+    :func:`evaluate` and for the benchmark's held-out stations."""
+
+    accuracy: float
+    macro_f1: float
+    confusion_matrix: np.ndarray
+    per_class: dict[str, dict[str, float]]
+    aurora_tpr: float | None
+
+
+def score_fold(y_true: np.ndarray, pred: np.ndarray, names: list[str], target: str) -> FoldScore:
+    """Score one fold's predictions of its test rows.
+
+    Parameters
+    ----------
+    y_true, pred
+        The test rows' true and predicted class indices.
+    names
+        The target's class names, by class index.
+    target
+        ``class6`` or ``class2``: the aurora true-positive rate is class6's alone.
+
+    Returns
+    -------
+    FoldScore
+        The accuracy; the macro-F1 over the classes present in ``y_true`` or ``pred``
+        (scikit-learn's ``f1_score`` without ``labels``: a class in neither counts
+        neither for nor against); the confusion matrix and per-class precision, recall
+        and support over every class of ``names``; and for class6 the 2-class aurora
+        TPR, the share of aurora images (classes 0-2) predicted as one of the aurora
+        classes (NaN when the test rows hold none), else None.
+    """
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(names)))
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_true, pred, labels=labels, zero_division=0
+    )
+    tpr = None
+    if target == "class6":
+        aurora = y_true <= 2
+        tpr = float(np.mean(pred[aurora] <= 2)) if aurora.any() else float("nan")
+    return FoldScore(
+        accuracy=float(np.mean(pred == y_true)),
+        macro_f1=float(f1_score(y_true, pred, average="macro", zero_division=0)),
+        confusion_matrix=confusion_matrix(y_true, pred, labels=labels),
+        per_class={
+            names[k]: {
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "support": int(support[k]),
+            }
+            for k in labels
+        },
+        aurora_tpr=tpr,
+    )
+
+
+def fit_predict(
+    classifier: str,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    alpha: float = RIDGE_ALPHA,
+) -> tuple[np.ndarray, dict[str, Any], float, float]:
+    """Fit ``classifier`` on the training rows alone, then predict the test rows once.
+
+    Parameters
+    ----------
+    classifier
+        A name of :data:`~oathcube.classifiers.CLASSIFIERS`.
+    X_train, y_train
+        The only rows the scaler, the search and the model see.
+    X_test
+        The rows to predict.
+    alpha
+        Ridge's alpha (ridge only).
+
+    Returns
+    -------
+    pred
+        The predicted class of each test row.
+    chosen
+        The hyperparameters the search on the training rows chose (empty for ridge).
+    fit_seconds, predict_seconds
+        Wall time (:func:`time.perf_counter`) of the fit, its search included, and of
+        the prediction of all of ``X_test``.
+    """
+    # Import the model's scikit-learn modules (and the search's) before the clock starts:
+    # a first fold would otherwise time an import, a quarter of a second, not a fit.
+    check_classifier(classifier).build(alpha)
+    import sklearn.model_selection  # noqa: F401
+
+    start = time.perf_counter()
+    fitted, chosen = fit_classifier(classifier, X_train, y_train, alpha)
+    fitted_at = time.perf_counter()
+    pred = fitted.predict(X_test)
+    return pred, chosen, fitted_at - start, time.perf_counter() - fitted_at
+
+
+def check_split(split: np.ndarray, y: np.ndarray, target: str, where: str | None = None) -> int:
+    """Return ridge.py's number of training positions, refusing a split it cannot run on.
+
+    Parameters
+    ----------
+    split
+        ``(fold, rank)`` image indices: the first ``round(0.7 * N)`` of a row train.
+    y
+        The labels of ``target``, one per labelled image (``N`` of them).
+    target
+        Named in the error of a fold whose training part holds one class.
+    where
+        The cube's location, named in errors.
+
+    Raises
+    ------
+    CubeError
+        Too few images for 70/30, no folds, or a fold that names an image that does not
+        exist, leaks (an image at both a training and a test position), repeats an
+        image, or trains on one class only: each says which fold.
+    """
+    n = len(y)
+    ntrain = round(TRAIN_FRACTION * n)
+    if ntrain < 2 or n - ntrain < 1:
+        raise CubeError(
+            f"{n} labelled image{'s' if n != 1 else ''}: ridge.py's protocol trains on "
+            f"{ntrain} and tests on {n - ntrain}",
+            path=where,
+            expected="at least 4 labelled images",
+        )
+    if len(split) == 0:
+        raise CubeError(
+            "the split has no folds",
+            path=where,
+            member="split",
+            expected="one row of image indices per fold (OATH has 5)",
+        )
+    for k, fold in enumerate(split):
+        outside = fold[(fold < 0) | (fold >= n)]
+        if outside.size:
+            raise CubeError(
+                f"fold {k} of the split names image index {outside[0]}",
+                path=where,
+                member="split",
+                expected=f"indices 0 to {n - 1} of the {n} labelled images",
+            )
+        train_idx, test_idx = fold[:ntrain], fold[ntrain:]
+        # A test image also trained on would inflate the score without a trace in it.
+        both = np.intersect1d(train_idx, test_idx)
+        if both.size:
+            more = f" ({both.size} images in all)" if both.size > 1 else ""
+            raise CubeError(
+                f"fold {k} of the split leaks: image index {both[0]} is at a training and "
+                f"a test position{more}",
+                path=where,
+                member="split",
+                expected="each image at one position of a fold, training or test",
+            )
+        values, counts = np.unique(fold, return_counts=True)
+        if (counts > 1).any():
+            raise CubeError(
+                f"fold {k} of the split repeats image index {values[counts > 1][0]}",
+                path=where,
+                member="split",
+                expected="each image at one position of a fold, training or test",
+            )
+        if np.unique(y[train_idx]).size < 2:
+            raise CubeError(
+                f"fold {k} trains on one class only",
+                path=where,
+                member="split",
+                expected=f"training images of at least two {target} classes",
+            )
+    return ntrain
+
+
 def evaluate(
     cube: CubeLike | xr.Dataset,
     features: str = "published",
@@ -242,6 +433,8 @@ def evaluate(
     numbers; another classifier of :data:`~oathcube.classifiers.CLASSIFIERS` chooses its
     hyperparameters in each fold by a search on that fold's training rows only
     (:func:`~oathcube.classifiers.fit_classifier`), recorded in ``Evaluation.chosen``.
+    Each fold's fit (with its search) and prediction are timed (``fit_seconds``,
+    ``predict_seconds``).
 
     Parameters
     ----------
@@ -267,92 +460,114 @@ def evaluate(
         An unknown target or classifier, a bad ``alpha``, or an ``alpha`` given with a
         classifier other than ridge (all before anything is read).
     CubeError
-        The features, labels or split are missing or damaged, or a fold trains on one
-        class only.
+        The features, labels or split are missing or damaged, or a fold of the split
+        leaks, repeats an image or trains on one class only (:func:`check_split`,
+        before the features are read).
     """
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-
     check_target(target)
     spec = check_classifier(classifier, alpha)
     # alpha is ridge's alone: check_classifier refused one given with another classifier.
     ridge_alpha = None if spec.searched else check_alpha(RIDGE_ALPHA if alpha is None else alpha)
-    fit_alpha = RIDGE_ALPHA if ridge_alpha is None else ridge_alpha
     ds, opened = _labelled(cube, storage_options)
-    # Labels and the split first: they are small, and a damaged one stops before the
-    # features are read.
-    y, names = _target(ds, target, opened)
+    where = None if opened is None else opened.location
+    # Labels and the split first: they are small, and a damaged or leaking one stops
+    # before the features are read.
+    y, _ = _target(ds, target, opened)
     split = _labels(ds, "split", opened)
+    check_split(split, y, target, where)
     X, var = feature_matrix(ds, features, opened)
-    n = len(y)
-    ntrain = round(TRAIN_FRACTION * n)
-    if ntrain < 2 or n - ntrain < 1:
-        raise CubeError(
-            f"{n} labelled image{'s' if n != 1 else ''}: ridge.py's protocol trains on "
-            f"{ntrain} and tests on {n - ntrain}",
-            path=None if opened is None else opened.location,
-            expected="at least 4 labelled images",
-        )
-    if len(split) == 0:
-        raise CubeError(
-            "the split has no folds",
-            path=None if opened is None else opened.location,
-            member="split",
-            expected="one row of image indices per fold (OATH has 5)",
-        )
-    accuracies: list[float] = []
-    macro_f1: list[float] = []
-    chosen: list[dict[str, Any]] = []
-    for k, fold in enumerate(split):
-        train_idx, test_idx = fold[:ntrain], fold[ntrain:]
-        if np.unique(y[train_idx]).size < 2:
-            raise CubeError(
-                f"fold {k} trains on one class only",
-                path=None if opened is None else opened.location,
-                member="split",
-                expected=f"training images of at least two {target} classes",
-            )
-        # The classifier (and a search of its hyperparameters) sees the training rows
-        # only; the test rows are predicted once, by the model fitted on them.
-        clf, params = fit_classifier(classifier, X[train_idx], y[train_idx], fit_alpha)
-        pred = clf.predict(X[test_idx])
-        accuracies.append(float(np.mean(pred == y[test_idx])))
-        # Over the classes in the fold's test truth or predictions.
-        macro_f1.append(float(f1_score(y[test_idx], pred, average="macro", zero_division=0)))
-        if spec.searched:
-            chosen.append(params)
-    labels = list(range(len(names)))
-    cm = confusion_matrix(y[test_idx], pred, labels=labels)
-    precision, recall, _, support = precision_recall_fscore_support(
-        y[test_idx], pred, labels=labels, zero_division=0
-    )
-    per_class = {
-        names[k]: {
-            "precision": float(precision[k]),
-            "recall": float(recall[k]),
-            "support": int(support[k]),
-        }
-        for k in labels
-    }
-    tpr = None
-    if target == "class6":
-        aurora = y[test_idx] <= 2
-        tpr = float(np.mean(pred[aurora] <= 2)) if aurora.any() else float("nan")
-    return Evaluation(
+    return evaluate_arrays(
+        X,
+        y,
+        split,
         features=var,
         target=target,
+        classifier=classifier,
         alpha=ridge_alpha,
+        where=where,
+    )
+
+
+def evaluate_arrays(
+    X: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    *,
+    features: str,
+    target: str,
+    classifier: str = "ridge",
+    alpha: float | None = None,
+    where: str | None = None,
+) -> Evaluation:
+    """ridge.py's protocol on arrays already read: the body of :func:`evaluate`.
+
+    The benchmark reads each feature matrix once and runs every classifier on it here,
+    so its oath protocol gives exactly :func:`evaluate`'s numbers.
+
+    Parameters
+    ----------
+    X
+        The float32 ``(image, feature)`` matrix (:func:`feature_matrix`).
+    y
+        The labels of ``target``, one per image.
+    split
+        ``(fold, rank)`` image indices; the first ``round(0.7 * N)`` of a row train.
+    features
+        The features variable's name, recorded in the result.
+    target
+        ``class6`` or ``class2``.
+    classifier
+        A name of :data:`~oathcube.classifiers.CLASSIFIERS`.
+    alpha
+        Ridge's alpha (None: ridge.py's 0.03; must be None for another classifier).
+    where
+        The cube's location, named in errors.
+
+    Raises
+    ------
+    CubeError
+        The split cannot be run honestly (:func:`check_split`).
+    """
+    spec = check_classifier(classifier, alpha)
+    names = list(class_names(target))
+    ntrain = check_split(split, y, target, where)
+    fit_alpha = RIDGE_ALPHA if alpha is None else alpha
+    folds: list[FoldScore] = []
+    chosen: list[dict[str, Any]] = []
+    fit_seconds: list[float] = []
+    predict_seconds: list[float] = []
+    for fold in split:
+        train_idx, test_idx = fold[:ntrain], fold[ntrain:]
+        # The classifier (and a search of its hyperparameters) sees the training rows
+        # only; the test rows are predicted once, by the model fitted on them.
+        pred, params, fit_s, predict_s = fit_predict(
+            classifier, X[train_idx], y[train_idx], X[test_idx], fit_alpha
+        )
+        folds.append(score_fold(y[test_idx], pred, names, target))
+        fit_seconds.append(fit_s)
+        predict_seconds.append(predict_s)
+        if spec.searched:
+            chosen.append(params)
+    last = folds[-1]
+    return Evaluation(
+        features=features,
+        target=target,
+        alpha=alpha,
         class_names=names,
-        fold_accuracies=accuracies,
-        confusion_matrix=cm,
-        per_class=per_class,
+        fold_accuracies=[f.accuracy for f in folds],
+        confusion_matrix=last.confusion_matrix,
+        per_class=last.per_class,
         n_train=ntrain,
-        n_test=n - ntrain,
-        aurora_tpr=tpr,
-        n_folds=len(accuracies),
+        n_test=len(y) - ntrain,
+        aurora_tpr=last.aurora_tpr,
+        n_folds=len(folds),
         classifier=classifier,
         chosen=chosen,
-        fold_macro_f1=macro_f1,
-        macro_f1=macro_f1[-1],
+        fold_macro_f1=[f.macro_f1 for f in folds],
+        macro_f1=last.macro_f1,
+        fold_aurora_tpr=[f.aurora_tpr for f in folds if f.aurora_tpr is not None],
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
     )
 
 
@@ -361,28 +576,80 @@ def train(
     features: str,
     *,
     target: str = "class6",
-    alpha: float = 0.03,
+    alpha: float | None = None,
+    classifier: str = "ridge",
     name: str | None = None,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> str:
-    """Fit a ridge classifier on every labelled image and store it in the cube.
+    """Fit a classifier on every labelled image and store it in the cube as arrays.
 
-    The model lives in ``models/<name>`` as arrays: ``coef(decision, feature)``,
-    ``intercept(decision)``, ``classes(class)`` (names) and ``train_image`` (the
-    picNums it saw); attributes record the features variable and its settings,
-    alpha, the target and provenance.  Returns the model name.  An existing model
-    of that name is replaced only with ``overwrite``; a model whose training was
-    interrupted is replaced by the next run.  ``storage_options``: fsspec options of a
-    cube at a URL, as for :meth:`~oathcube.cube.store.Cube.open`.
+    ``ridge`` is ridge.py's ``RidgeClassifier(alpha)``; another classifier of
+    :data:`~oathcube.classifiers.CLASSIFIERS` chooses its hyperparameters by its search
+    on all the labelled images (:func:`~oathcube.classifiers.fit_classifier`).  The model
+    lives in ``models/<name>`` as arrays (:func:`oathcube.model_arrays.to_arrays`: for
+    ridge ``coef(decision, feature)`` and ``intercept(decision)``), with ``classes``
+    (names), ``class_index`` and ``train_image`` (the picNums it saw); attributes record
+    the classifier, the hyperparameters chosen (``chosen``), what its scores are, the
+    features variable and its settings, ``alpha`` (ridge), the target, the training
+    accuracy and provenance.  Nothing is pickled.
+
+    Parameters
+    ----------
+    cube
+        Path, URL or :class:`~oathcube.cube.store.Cube`.
+    features
+        ``published`` or an extractor name.
+    target
+        ``class6`` or ``class2``.
+    alpha
+        Ridge's regularisation (None: ridge.py's 0.03).  Ridge only: an ``alpha`` given
+        with another classifier is refused, never ignored.
+    classifier
+        A name of :data:`~oathcube.classifiers.CLASSIFIERS` (default ``ridge``).
+    name
+        The model's name; default ``<extractor>_<target>`` for ridge,
+        ``<extractor>_<target>_<classifier>`` for another.
+    overwrite
+        Replace a model of that name (one whose training was interrupted is always
+        replaced).
+    storage_options
+        fsspec options of a cube at a URL, as for :meth:`~oathcube.cube.store.Cube.open`.
+
+    Returns
+    -------
+    str
+        The model's name.
+
+    Raises
+    ------
+    OptionError
+        An unknown target or classifier, a bad ``alpha`` or one given with another
+        classifier than ridge, a bad name (all before anything is read), or too few
+        images for the classifier's search.
+    CubeError
+        The features or labels are missing, incomplete or damaged, or every image is of
+        one class.
+    ModelError
+        A model of that name exists and ``overwrite`` is not given (checked before the
+        fit, and again when the model is written).
     """
-    import sklearn
-
     check_target(target)
-    alpha = check_alpha(alpha)
+    spec = check_classifier(classifier, alpha)
+    # alpha is ridge's alone: check_classifier refused one given with another classifier.
+    ridge_alpha = None if spec.searched else check_alpha(RIDGE_ALPHA if alpha is None else alpha)
     cube = Cube.open(cube, "r+", storage_options=storage_options)
     ds = cube.labelled()
-    _features_variable(ds, features)  # an unknown name is refused before anything is read
+    # An unknown features name, a bad model name or an existing model are refused
+    # before the features are read and the classifier (and its search) fitted.
+    var = _features_variable(ds, features)
+    suffix = "" if classifier == "ridge" else f"_{classifier}"
+    name = name or f"{extractor_of(var)}_{target}{suffix}"
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise OptionError(
+            f"model name {name!r}", parameter="name", expected="letters, digits, _ or -"
+        )
+    _refuse_existing(cube, name, overwrite)
     y, names = _target(ds, target, cube)
     X, var = feature_matrix(ds, features, cube)
     if np.unique(y).size < 2:
@@ -391,42 +658,22 @@ def train(
             path=cube.location,
             expected="images of at least two classes to train on",
         )
-    clf = ridge_classifier(alpha).fit(X, y)
-    name = name or f"{extractor_of(var)}_{target}"
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise OptionError(
-            f"model name {name!r}", parameter="name", expected="letters, digits, _ or -"
-        )
-    spec = model_specs()
-    model = xr.Dataset(
-        {
-            "coef": spec["coef"].variable(np.atleast_2d(clf.coef_)),
-            "intercept": spec["intercept"].variable(np.atleast_1d(clf.intercept_)),
-            "classes": spec["classes"].variable([names[c] for c in clf.classes_]),
-            "class_index": spec["class_index"].variable(clf.classes_),
-            "train_image": spec["train_image"].variable(ds["image"].values),
-        },
-        attrs=provenance(
-            model="sklearn.linear_model.RidgeClassifier",
-            sklearn_version=sklearn.__version__,
-            features=var,
-            feature_settings=json.dumps(value_settings(dict(ds[var].attrs)), sort_keys=True),
-            target=target,
-            alpha=alpha,
-            n_train=len(y),
-            training_accuracy=float(clf.score(X, y)),
-            decision_rule="scores = features @ coef.T + intercept; one decision row per class, "
-            "or one row for two classes (positive = the second class)",
-        ),
+    fit_alpha = RIDGE_ALPHA if ridge_alpha is None else ridge_alpha
+    fitted, _ = fit_classifier(classifier, X, y, fit_alpha)
+    model = to_arrays(classifier, fitted, names)
+    model["train_image"] = model_specs()["train_image"].variable(ds["image"].values)
+    model.attrs = provenance(
+        **model.attrs,
+        features=var,
+        feature_settings=json.dumps(value_settings(dict(ds[var].attrs)), sort_keys=True),
+        target=target,
+        **({} if ridge_alpha is None else {"alpha": ridge_alpha}),
+        n_train=len(y),
+        training_accuracy=float(fitted.score(X, y)),
     )
     path = model_group(name)
     with cube.writing("train"):
-        if name in cube.models() and not overwrite:
-            raise ModelError(
-                f"model {name!r} exists",
-                path=cube.where(path),
-                expected="`overwrite` to replace it, or another `name`",
-            )
+        _refuse_existing(cube, name, overwrite)
         # The model is marked complete only after its last array is written: a
         # killed train leaves a model that is never listed nor applied.
         model.attrs[STATUS] = BUILDING
@@ -437,14 +684,35 @@ def train(
     return name
 
 
+def _refuse_existing(cube: Cube, name: str, overwrite: bool) -> None:
+    """Refuse to replace the complete model ``name`` without ``overwrite``."""
+    if name in cube.models() and not overwrite:
+        raise ModelError(
+            f"model {name!r} exists",
+            path=cube.where(model_group(name)),
+            expected="`overwrite` to replace it, or another `name`",
+        )
+
+
 def list_models(cube: CubeLike) -> list[str]:
     """Names of the models stored in the cube."""
     return Cube.open(cube, complete=False).models()
 
 
 def load_model(cube: CubeLike, name: str) -> xr.Dataset:
-    """Open the stored model ``name`` (arrays only, loaded into memory)."""
-    return Cube.open(cube, complete=False).model(name)
+    """Open the stored model ``name`` (arrays only, loaded into memory).
+
+    Raises
+    ------
+    ModelError
+        No such model, one whose training was interrupted, or one that cannot be
+        applied (:func:`oathcube.model_arrays.check_model`: an unknown classifier, an
+        array missing).
+    """
+    opened = Cube.open(cube, complete=False)
+    model = opened.model(name)
+    check_model(model, opened.where(model_group(name)))
+    return model
 
 
 def model_spec(model: xr.Dataset, local: Any = None) -> Any:
@@ -475,23 +743,12 @@ def model_spec(model: xr.Dataset, local: Any = None) -> Any:
 def decision_scores(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(class index, scores (n, class))`` of a stored model for features ``X``.
 
-    For a two-class model the score columns are ``-d`` and ``d``, where ``d`` is
-    scikit-learn's decision function (positive means the second class).
+    The name ridge models were applied by, kept: it is
+    :func:`oathcube.model_arrays.predict`, which applies every kind.  For a two-class
+    ridge model the score columns are ``-d`` and ``d``, where ``d`` is scikit-learn's
+    decision function (positive means the second class).
     """
-    coef = model["coef"].values
-    if X.shape[1] != coef.shape[1]:
-        raise ModelError(
-            f"features have {X.shape[1]} columns",
-            path=model.attrs.get("features"),
-            expected=f"{coef.shape[1]} as the model was trained",
-        )
-    d = X.astype(np.float64) @ coef.T + model["intercept"].values
-    if coef.shape[0] == 1:
-        scores = np.concatenate([-d, d], axis=1)
-    else:
-        scores = d
-    index = model["class_index"].values[np.argmax(scores, axis=1)]
-    return index.astype(np.int8), scores.astype(np.float32)
+    return predict(model, X)
 
 
 def check_feature_settings(model: xr.Dataset, attrs: dict[str, Any], where: str) -> None:

@@ -1,4 +1,5 @@
-"""Where dask tasks run, how many threads each may use, and how progress is shown.
+"""Where dask tasks run, how many threads each may use, and how progress is shown; and
+the machine they run on (:func:`cpu_description`, for timings).
 
 Schedulers: ``threads`` (default), ``processes``, ``synchronous``, or the address of
 a ``dask.distributed`` scheduler (``tcp://host:8786``).  With no scheduler named
@@ -35,10 +36,12 @@ from .memory import exhaustion_as_error, fit_address_space, steady_allocator
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "CPU_FLAGS",
     "LOCAL_SCHEDULERS",
     "check_scheduler",
     "connected",
     "cores",
+    "cpu_description",
     "run_tasks",
     "thread_budget",
     "worker_thread_budget",
@@ -170,6 +173,47 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+#: The CPU flags that decide which kernels, engines and precisions are fast.
+CPU_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+)
+
+
+def cpu_description() -> str:
+    """CPU model, family/model numbers, usable cores and which of :data:`CPU_FLAGS` it has.
+
+    What timings are reported with (the benchmark, ``scripts/bench_*.py``): a time means
+    nothing without the machine that measured it.
+    """
+    import platform
+
+    model, flags, ids = platform.processor() or "unknown CPU", set(), {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", "unknown CPU"):
+                    model = value.strip()
+                elif key in ("cpu family", "model") and key not in ids:
+                    ids[key] = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    numbers = ", ".join(f"{k} {v}" for k, v in ids.items())
+    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
+    return f"{model} ({numbers}); {cores()} cores; flags: {have}"
 
 
 def _user_client(scheduler: str | None) -> Any:

@@ -1,45 +1,17 @@
-"""What every benchmark prints first: the CPU it ran on (figures mean nothing without it)."""
+"""What every benchmark prints first: the CPU it ran on (figures mean nothing without it).
+
+The description itself is the package's (:func:`oathcube.parallel.cpu_description`), so
+that ``oathcube benchmark`` and these scripts describe a machine alike.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 
-#: The CPU flags that decide which kernels, engines and precisions are fast.
-FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_vnni",
-    "avx_vnni",
-    "amx_bf16",
-    "amx_int8",
-    "amx_tile",
-)
+from oathcube.parallel import CPU_FLAGS as FLAGS
+from oathcube.parallel import cpu_description
 
-
-def cpu_description() -> str:
-    """CPU model, family/model numbers, core count and which of :data:`FLAGS` it has."""
-    model, flags, ids = platform.processor() or "unknown CPU", set(), {}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("", "unknown CPU"):
-                    model = value.strip()
-                elif key in ("cpu family", "model") and key not in ids:
-                    ids[key] = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    numbers = ", ".join(f"{k} {v}" for k, v in ids.items())
-    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS)
-    return f"{model} ({numbers}); {cores} cores; flags: {have}"
+__all__ = ["FLAGS", "cpu_description", "peak_rss_mb"]
 
 
 def peak_rss_mb() -> float:

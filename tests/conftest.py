@@ -134,6 +134,34 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture
+def small_lightgbm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightGBM's registry entry with one small candidate (the recorded grid's keys) and
+    one thread, for the test that asks for it.
+
+    The recorded grid grows up to 300 rounds of trees per class, seconds a fit on the
+    synthetic cube's 1001 logits, and OpenMP's threads fight for a busy test machine's
+    cores over a few dozen rows (9 s a fit against 1.4 s with one thread measured on two
+    shared cores).  The trees do not depend on the thread count (deterministic=True);
+    what the tests check (the protocol, the search, storage) does not depend on the size
+    of the trees.  Leaves of 5 rows, not LightGBM's 20, so that a few dozen rows grow
+    trees that use what the rows hold (a planted column among them).
+    """
+    import dataclasses
+
+    import oathcube.classifiers as classifiers
+
+    recorded = classifiers.CLASSIFIERS["lightgbm"]
+    small = dataclasses.replace(
+        recorded,
+        grid={"num_leaves": (7,), "n_estimators": (30,)},
+        build=lambda alpha: recorded.build(alpha).set_params(
+            model__n_jobs=1, model__min_child_samples=5
+        ),
+    )
+    monkeypatch.setitem(classifiers.CLASSIFIERS, "lightgbm", small)
+
+
 @pytest.fixture(scope="session")
 def real_text_archive(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
     """The real OATH v1.1 CSVs with 5,824 tiny stand-in PNGs and synthetic Logits.

@@ -279,7 +279,7 @@ def test_every_command_s_function_takes_storage_options() -> None:
     import oathcube
 
     for name in (
-        "build", "compute_features", "evaluate", "train", "ingest",
+        "build", "compute_features", "evaluate", "benchmark", "train", "ingest",
         "classify", "timeline", "keogram", "movie", "sky_map", "night_statistics",
         "describe",
     ):  # fmt: skip

@@ -37,14 +37,30 @@ def labelled(cube: Path) -> xr.Dataset:
 
 
 def test_registry_names() -> None:
-    assert list(CLASSIFIERS) == ["ridge", "logistic", "linear_svm", "rbf_svm", "knn", "mlp"]
+    assert list(CLASSIFIERS) == [
+        "ridge",
+        "logistic",
+        "linear_svm",
+        "rbf_svm",
+        "knn",
+        "mlp",
+        "lightgbm",
+    ]
     assert not CLASSIFIERS["ridge"].searched and CLASSIFIERS["ridge"].grid == {}
     for name in SEARCHED:
         grid = CLASSIFIERS[name].grid
         assert grid and all(len(values) >= 2 for values in grid.values()), name
         assert check_classifier(name) is CLASSIFIERS[name]
+    # Trees take the features unscaled, grown the same on any machine and thread count.
+    lightgbm = CLASSIFIERS["lightgbm"]
+    assert lightgbm.grid == {"num_leaves": (15, 31), "n_estimators": (100, 300)}
+    pipeline = lightgbm.build(0.03)
+    assert list(pipeline.named_steps) == ["model"]
+    params = pipeline.named_steps["model"].get_params()
+    assert params["random_state"] == 0 and params["deterministic"] and params["force_row_wise"]
 
 
+@pytest.mark.usefixtures("small_lightgbm")
 @pytest.mark.parametrize("name", list(CLASSIFIERS))
 def test_each_classifier_runs_the_protocol(cube: Path, name: str) -> None:
     result = evaluate(cube, classifier=name)
@@ -124,9 +140,12 @@ def _fingerprint(fitted: Any, probe: np.ndarray) -> dict[str, Any]:
     predictions and decision values on fixed rows, its coefficients where it has them."""
     out: dict[str, Any] = {"predict": fitted.predict(probe)}
     if hasattr(fitted, "named_steps"):
-        scaler = fitted.named_steps["scale"]
-        out["mean"], out["scale"] = scaler.mean_, scaler.scale_
+        scaler = fitted.named_steps.get("scale")
+        if scaler is not None:
+            out["mean"], out["scale"] = scaler.mean_, scaler.scale_
         fitted = fitted.named_steps["model"]
+    if hasattr(fitted, "booster_"):
+        out["trees"] = fitted.booster_.model_to_string()
     for attr in ("coef_", "intercept_", "dual_coef_", "support_", "_fit_X"):
         if hasattr(fitted, attr):
             out[attr] = getattr(fitted, attr)
@@ -143,6 +162,7 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
+@pytest.mark.usefixtures("small_lightgbm")
 @pytest.mark.parametrize("name", list(CLASSIFIERS))
 def test_the_search_never_sees_test_rows(
     labelled: xr.Dataset, monkeypatch: pytest.MonkeyPatch, name: str
@@ -187,6 +207,7 @@ def test_the_search_never_sees_test_rows(
         assert not _same(*seen)
 
 
+@pytest.mark.usefixtures("small_lightgbm")
 def test_same_rows_same_choice_and_model(labelled: xr.Dataset) -> None:
     X = labelled["features_published"].values.astype(np.float32)
     y = labelled["class6"].values.astype(np.int64)
@@ -200,8 +221,8 @@ def test_same_rows_same_choice_and_model(labelled: xr.Dataset) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"classifier": "lightgbm"}, "classifier: unknown classifier 'lightgbm' "
-         r"\(expected one of ridge, logistic, linear_svm, rbf_svm, knn, mlp\)"),
+        ({"classifier": "xgboost"}, "classifier: unknown classifier 'xgboost' "
+         r"\(expected one of ridge, logistic, linear_svm, rbf_svm, knn, mlp, lightgbm\)"),
         ({"classifier": "knn", "alpha": 0.5}, "alpha: `alpha` 0.5 with `classifier` 'knn'"),
         ({"classifier": "mlp", "alpha": 0.03}, "alpha: `alpha` 0.03 with `classifier` 'mlp'"),
     ],

@@ -45,8 +45,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("features", ("features",)),
     # the OATH build, station archives, skymaps
     ("into cubes", ("ingestion",)),
-    # the classifiers evaluate runs, then ridge.py's protocol and stored models
-    ("models", ("classifiers", "model")),
+    # the classifiers evaluate runs, models as arrays, ridge.py's protocol and stored
+    # models, then every feature set x classifier in one table
+    ("models", ("classifiers", "model_arrays", "model", "benchmarks")),
     ("over time", ("classification",)),
     # keograms, movies, maps, timelines, nightly statistics, figures, summaries
     ("views", ("views",)),

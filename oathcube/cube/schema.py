@@ -11,9 +11,10 @@ Each variable is a :class:`VariableSpec`: a small frozen record of its name, dim
 dtype, fill value, chunking rule, attributes and encoding.  Writers ask for one (the
 functions below: :func:`root_specs`, :func:`station_specs`, :func:`features_spec`,
 :func:`prediction_specs`, :func:`labels_spec`, :func:`model_specs`,
-:func:`skymap_specs`) and hand it to :meth:`oathcube.cube.store.Cube.create` (arrays
-written through zarr) or to :meth:`VariableSpec.variable` (Datasets written through
-xarray), instead of spelling dims, dtypes and attributes themselves.  Names are built
+:func:`layer_specs`, :func:`skymap_specs`) and hand it to
+:meth:`oathcube.cube.store.Cube.create` (arrays written through zarr) or to
+:meth:`VariableSpec.variable` (Datasets written through xarray), instead of spelling
+dims, dtypes and attributes themselves.  Names are built
 (:func:`features_name`, :func:`prediction_names`, :func:`station_group`, ...) and read
 back (:func:`feature_sets`, :func:`prediction_models`, :func:`station_of`,
 :func:`extractor_of`, :func:`model_of`) only here.
@@ -62,6 +63,7 @@ __all__ = [
     "labels_spec",
     "prediction_specs",
     "model_specs",
+    "layer_specs",
     "skymap_specs",
     "catalogue",
     "features_name",
@@ -543,6 +545,10 @@ def labels_spec(dim: str) -> VariableSpec:
     return VariableSpec(dim, (dim,), "str", "")
 
 
+#: What a model's scores are, as the ``long_name`` of ``score_<model>`` says it.
+_SCORE_NAMES = {"decision": "decision scores", "probability": "class probabilities"}
+
+
 def prediction_specs(
     model: str,
     *,
@@ -550,6 +556,7 @@ def prediction_specs(
     rows_per_chunk: int | None = None,
     classes: Iterable[str] = (),
     class_index: Iterable[int] = (),
+    score_kind: Literal["decision", "probability"] = "decision",
 ) -> tuple[VariableSpec, VariableSpec, VariableSpec]:
     """``predicted_<model>``, ``score_<model>`` and its class coordinate ``class_<model>``.
 
@@ -563,6 +570,11 @@ def prediction_specs(
         Rows per chunk: those of the features.
     classes, class_index
         The model's class names (score order) and their class6/class2 values.
+    score_kind
+        What the model's scores are (:func:`oathcube.model_arrays.score_kind`):
+        ``decision`` values (ridge, the SVMs) or class ``probability`` (logistic
+        regression, k-NN, the MLP, LightGBM); recorded in the scores' ``scores``
+        attribute and their ``long_name``.
 
     Returns
     -------
@@ -594,17 +606,27 @@ def prediction_specs(
         np.nan,
         chunking="rows",
         rows_per_chunk=rows_per_chunk,
-        attrs={"long_name": f"decision scores of {model}"},
+        attrs={
+            "long_name": f"{_SCORE_NAMES[score_kind]} of {model}",
+            "scores": score_kind,
+        },
     )
     return predicted, scores, labels_spec(class_dim)
 
 
-def model_specs() -> dict[str, VariableSpec]:
-    """The arrays of a trained model ``models/<name>`` (written with xarray, whole).
+def model_specs(layers: int = 0) -> dict[str, VariableSpec]:
+    """The arrays a trained model ``models/<name>`` may hold (written with xarray, whole).
 
-    ``coef(decision, feature)`` and ``intercept(decision)`` of the ridge classifier,
-    ``classes`` (names, score order), ``class_index`` (their class6/class2 values),
-    ``train_image`` (the picNums it was fitted on).
+    Which arrays a model holds depends on its classifier (``classifier`` attribute;
+    :mod:`oathcube.model_arrays` says which): every model has ``classes`` (names, score
+    order), ``class_index`` (their class6/class2 values) and ``train_image`` (the picNums
+    it was fitted on); linear models ``coef(decision, feature)`` and
+    ``intercept(decision)``; every scaled one ``scaler_mean`` and ``scaler_scale``
+    (``feature``); the RBF SVM ``support_vectors(support, feature)``,
+    ``dual_coef(dual, support)``, ``intercept`` (one per pair of classes) and
+    ``n_support(class)``; k-NN its ``train_rows(train, feature)``, scaled, and their
+    ``train_class(train)``; LightGBM ``booster``, its text model (a 0-d string).  An
+    MLP's layers are :func:`layer_specs`, included for ``layers`` layers.
     """
     specs = [
         VariableSpec("coef", ("decision", "feature"), "float64", np.nan),
@@ -612,8 +634,47 @@ def model_specs() -> dict[str, VariableSpec]:
         VariableSpec("classes", ("class",), "str", ""),
         VariableSpec("class_index", ("class",), "int8", 0),
         VariableSpec("train_image", ("train",), "int32", 0),
+        VariableSpec("scaler_mean", ("feature",), "float64", np.nan),
+        VariableSpec("scaler_scale", ("feature",), "float64", np.nan),
+        VariableSpec("support_vectors", ("support", "feature"), "float64", np.nan),
+        VariableSpec("dual_coef", ("dual", "support"), "float64", np.nan),
+        VariableSpec("n_support", ("class",), "int32", 0),
+        VariableSpec("train_rows", ("train", "feature"), "float64", np.nan),
+        VariableSpec("train_class", ("train",), "int8", 0),
+        VariableSpec("booster", (), "str", ""),
     ]
+    for k in range(layers):
+        specs.extend(layer_specs(k, layers))
     return {s.name: s for s in specs}
+
+
+def layer_specs(layer: int, n_layers: int) -> tuple[VariableSpec, VariableSpec]:
+    """``weights_<k>(in, out)`` and ``biases_<k>(out)``: layer ``k`` of a stored MLP.
+
+    Parameters
+    ----------
+    layer
+        ``k``, from 0 (the layer that takes the features).
+    n_layers
+        The MLP's weight layers (its hidden layers and the output layer).
+
+    Returns
+    -------
+    tuple
+        The two specs.  Each layer has its own dims: ``in`` is ``feature`` for layer 0
+        and ``units_<k>`` after it, ``out`` is ``units_<k+1>``, or ``output`` (one per
+        class, or one for two classes) for the last layer.
+    """
+    into = "feature" if layer == 0 else f"units_{layer}"
+    out = "output" if layer == n_layers - 1 else f"units_{layer + 1}"
+    return _layer_specs(str(layer), into, out)
+
+
+def _layer_specs(k: str, into: str, out: str) -> tuple[VariableSpec, VariableSpec]:
+    return (
+        VariableSpec(f"weights_{k}", (into, out), "float64", np.nan),
+        VariableSpec(f"biases_{k}", (out,), "float64", np.nan),
+    )
 
 
 def skymap_specs() -> dict[str, VariableSpec]:
@@ -653,7 +714,10 @@ def catalogue() -> dict[str, tuple[VariableSpec, ...]]:
         "": (*root_specs().values(), *computed),
         station_group("<code>"): (*station.values(), *computed),
         skymap_group("<code>", "<YYYYMMDDTHH>"): tuple(skymap_specs().values()),
-        model_group("<name>"): tuple(model_specs().values()),
+        model_group("<name>"): (
+            *model_specs().values(),
+            *_layer_specs("<k>", "units_<k>", "units_<k+1>"),
+        ),
     }
 
 
