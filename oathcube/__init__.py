@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .model import evaluate as evaluate
     from .model import train as train
     from .rawprep import RawPreparation as RawPreparation
+    from .similarity import similar as similar
     from .synthetic import station_night as station_night
     from .synthetic import synth as synth
     from .views.confusion import plot_confusion as plot_confusion
@@ -121,6 +122,8 @@ _LAZY: dict[str, str] = {
     # models applied over time
     "classify": "oathcube.classification",
     "timeline": "oathcube.views.timelines",
+    # frames like a query frame
+    "similar": "oathcube.similarity",
     # pictures and summaries
     "describe": "oathcube.views.info",
     "montage_images": "oathcube.views.info",
@@ -186,6 +189,7 @@ __all__ = [
     "CubeLike",
     "open_cube",
     "open_station",
+    "similar",
     "describe",
     "montage_images",
     # draw

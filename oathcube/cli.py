@@ -1063,6 +1063,126 @@ def nights(
 
 @app.command()
 @_errors_to_exit
+def similar(
+    cube: Cube,
+    station: Annotated[str | None, typer.Option(help="The query frame's station")] = None,
+    time: Annotated[
+        list[str] | None,
+        typer.Option(help="The query frame's UTC time (repeatable: a batch at --station)"),
+    ] = None,
+    image: Annotated[
+        list[int] | None,
+        typer.Option(help="Or a labelled image's picNum as the query (repeatable: a batch)"),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(help="aurora_fm | inception_v4 | handcrafted (default: the first there)"),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Hits per query")] = 20,
+    stations: Annotated[
+        str | None, typer.Option(help="Search only these stations, separated by commas")
+    ] = None,
+    start: Start = None,
+    end: End = None,
+    klass: Annotated[
+        str | None, typer.Option("--class", help="Only frames the model classified so (arc)")
+    ] = None,
+    model: ViewModel = None,
+    exclude_seconds: Annotated[
+        float,
+        typer.Option(help="No hit within this many seconds of a better one at its station"),
+    ] = 30.0,
+    labelled: Annotated[
+        bool, typer.Option(help="Search the labelled images too (not thinned by time)")
+    ] = False,
+    scheduler: Scheduler = "threads",
+    out: Annotated[
+        Path | None, typer.Option(help="Write FILE.csv (the table) or FILE.png (a montage)")
+    ] = None,
+    use_index: Annotated[
+        bool | None,
+        typer.Option(
+            "--index/--exact",
+            help="Require the features' index (oathcube index), or search exactly "
+            "(default: the index when fresh and the frames many)",
+        ),
+    ] = None,
+) -> None:
+    """Frames most like a query frame: cosine search over the features."""
+    from .cube.store import Cube as CubeStore
+    from .parallel import check_scheduler
+    from .similarity import SIMILAR_SUFFIXES
+    from .similarity import similar as run
+
+    if out is not None:
+        check_output(out, SIMILAR_SUFFIXES, "out")
+    check_scheduler(scheduler)
+    images = list(image or [])
+    queries: list[Any] = [(station, t) for t in time or []] + images
+    if station is not None and not time:
+        raise OptionError("--station without --time", path="--time", expected="a UTC time")
+    if time and station is None:
+        raise OptionError("--time without --station", path="--station", expected="a station")
+    opened = CubeStore.open(cube)
+    table = run(
+        opened,
+        queries=queries or None,
+        features=features,
+        k=k,
+        stations=None if stations is None else [s for s in stations.split(",") if s],
+        start=start,
+        end=end,
+        klass=klass,
+        model=model,
+        exclude_seconds=exclude_seconds,
+        include_labelled=labelled,
+        scheduler=scheduler,
+        use_index=use_index,
+    )
+    shown = table.drop(columns=["group", "row"])
+    if len(queries) == 1:
+        shown = shown.drop(columns="query")
+    how = "index candidates re-scored exactly" if table.attrs["index"] else "exact"
+    typer.echo(f"features_{table.attrs['features']}, cosine similarity ({how})")
+    typer.echo(shown.to_string(index=False))
+    if out is None:
+        return
+    if out.suffix.lower() == ".png":
+        from .views.similar import plot_similar
+
+        plot_similar(opened, table, out)
+    else:
+        from .outputs import replacing
+
+        with replacing(out) as tmp:
+            table.drop(columns=["group"]).to_csv(tmp, index=False)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+@_errors_to_exit
+def index(
+    cube: Cube,
+    features: Annotated[str, typer.Option(help="aurora_fm | inception_v4 | handcrafted")],
+    factory: Annotated[
+        str, typer.Option(help="faiss index_factory string ({nlist}: about 4 sqrt(frames))")
+    ] = "IVF{nlist},SQ8",
+    nprobe: Annotated[int, typer.Option(help="Inverted lists a query probes first")] = 128,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild an existing index")] = False,
+) -> None:
+    """Build the approximate index of a features variable over every station (for similar)."""
+    from .similarity_index import build_index
+
+    attrs = build_index(cube, features, factory=factory, nprobe=nprobe, overwrite=overwrite)
+    typer.echo(
+        f"index {attrs['factory']} of {attrs['rows_indexed']} frames of {attrs['features']} "
+        f"({attrs['index_bytes'] / max(1, attrs['rows_indexed']):.0f} bytes a frame, "
+        f"{attrs['build_seconds']:.1f} s) stored in {cube}/indexes/{features}"
+    )
+
+
+@app.command()
+@_errors_to_exit
 def demo(
     directory: Annotated[Path, typer.Argument(help="Working folder")] = Path("oathcube-demo"),
     n: Annotated[int, typer.Option(help="Images in the synthetic archive")] = 5824,

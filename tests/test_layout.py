@@ -49,8 +49,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # models, then every feature set x classifier in one table
     ("models", ("classifiers", "model_arrays", "model", "benchmarks")),
     ("over time", ("classification",)),
-    # keograms, movies, maps, timelines, nightly statistics, figures, summaries
-    ("views", ("views",)),
+    # keograms, movies, maps, timelines, nightly statistics, figures, summaries; frames
+    # like a query frame (read-only, as the views; its montage is a view)
+    ("views", ("views", "similarity", "similarity_index")),
     ("demo", ("demo",)),
     ("cli", ("cli",)),
 ]
