@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .model import train as train
     from .rawprep import RawPreparation as RawPreparation
     from .similarity import similar as similar
+    from .similarity_index import build_index as build_index
     from .synthetic import station_night as station_night
     from .synthetic import synth as synth
     from .views.confusion import plot_confusion as plot_confusion
@@ -124,6 +125,7 @@ _LAZY: dict[str, str] = {
     "timeline": "oathcube.views.timelines",
     # frames like a query frame
     "similar": "oathcube.similarity",
+    "build_index": "oathcube.similarity_index",
     # pictures and summaries
     "describe": "oathcube.views.info",
     "montage_images": "oathcube.views.info",
@@ -190,6 +192,7 @@ __all__ = [
     "open_cube",
     "open_station",
     "similar",
+    "build_index",
     "describe",
     "montage_images",
     # draw
