@@ -144,6 +144,32 @@ def test_features_on_s3_resume_after_an_interruption(
     _assert_same(url, local)
 
 
+def test_similar_and_its_index_on_s3_equal_a_local_run(
+    s3_env: dict[str, str], archive: Path, raw: Path, tmp_path: Path
+) -> None:
+    """Issue 25, item 5: the search (exact, on the processes scheduler, and indexed) reads
+    an S3 cube as it reads a local one, and the index is stored and read back there."""
+    found = {}
+    for where in ("s3://cubes/similar.zarr", str(tmp_path / "local.zarr")):
+        build(archive, where, chunk_images=32, progress=False)
+        ingest([raw], where, preparation=PREP, progress=False)
+        compute_features(where, "handcrafted", station="fsmi", progress=False)
+        oathcube.build_index(where, "handcrafted")
+        when = Cube.open(where).read_times("stations/fsmi")[12]
+        ask = {"station": "fsmi", "time": when, "k": 5, "exclude_seconds": 0.0}
+        found[where] = (
+            oathcube.similar(where, use_index=False, scheduler="processes", **ask),
+            oathcube.similar(where, use_index=True, **ask),
+        )
+    (s3_exact, s3_indexed), (local_exact, local_indexed) = found.values()
+    assert len(local_exact) == 5
+    for got, want in ((s3_exact, local_exact), (s3_indexed, local_indexed)):
+        assert got["time"].tolist() == want["time"].tolist()
+        np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-12)
+    # 60 frames in one list: the index's candidates are every frame, so it is exact.
+    assert s3_indexed["time"].tolist() == s3_exact["time"].tolist()
+
+
 # ------------------------------------------------- an object store that cannot be used
 # Issue 20, case 9: each is one line naming the URL and what to set, never a botocore
 # traceback; case 7: a memory:// cube would die with the command that wrote it.
