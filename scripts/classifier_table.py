@@ -25,8 +25,10 @@ usage: python scripts/classifier_table.py [--workdir DIR] [--cube PATH] [--n 582
    from the arrays equal the fitted object's on the labelled images.
 
 Everything is printed with the CPU; times mean nothing without it.  On 2 cores the
-defaults take about half an hour, most of it the station protocol's 21 held-out stations
-times the classifiers' searches.
+defaults take about three hours, most of it the station protocol: 22 held-out stations
+times every classifier's search (LightGBM's and the linear SVM's on the 512 network
+features most of all).  ``--features``, ``--protocols`` and ``--classifiers`` split the
+work into runs that go side by side, one per core (every fit uses one thread).
 """
 
 from __future__ import annotations
