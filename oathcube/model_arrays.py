@@ -276,6 +276,29 @@ def _export_knn(est: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return arrays, attrs
 
 
+def _nearest(d2: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` nearest training rows of each query row, nearest first.
+
+    The order a full stable sort gives (as kneighbors returns them, the order the votes
+    are summed in; of rows at one distance, the first stored), without sorting every
+    distance: a partition finds the ``k`` smallest, and only those are sorted.  A row
+    where another training row ties the ``k``-th distance is sorted whole, so that the
+    first stored of the tied ones is taken, as before.
+    """
+    if k >= d2.shape[1]:
+        return np.argsort(d2, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(d2, part, axis=1).max(axis=1, keepdims=True)
+    clear = (d2 <= kth).sum(axis=1) == k
+    nearest = np.empty((len(d2), k), dtype=np.intp)
+    # By index first, then a stable sort by distance: (distance, index) order.
+    by_index = np.sort(part[clear], axis=1)
+    order = np.argsort(np.take_along_axis(d2[clear], by_index, axis=1), axis=1, kind="stable")
+    nearest[clear] = np.take_along_axis(by_index, order, axis=1)
+    nearest[~clear] = np.argsort(d2[~clear], axis=1, kind="stable")[:, :k]
+    return nearest
+
+
 def _apply_knn(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     X = X.astype(np.float64)
     rows = _values(model, "train_rows").astype(np.float64)
@@ -288,9 +311,7 @@ def _apply_knn(model: xr.Dataset, X: np.ndarray) -> tuple[np.ndarray, np.ndarray
     scores = np.empty((len(X), n_class))
     for block in _blocks(len(X), max(len(rows), k * X.shape[1])):
         d2 = _squared_distances(X[block], rows, norms)
-        # Nearest first, as kneighbors returns them (the order the votes are summed in);
-        # of rows at one distance, the first stored.
-        nearest = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        nearest = _nearest(d2, k)
         vote = labels[nearest]
         if by_distance:
             # The neighbours' distances summed from their differences: a training row

@@ -74,7 +74,7 @@ def tables(cube: Path, args: argparse.Namespace, out: Path) -> None:
     """The benchmark under each protocol, printed and written into ``out``."""
     from oathcube import benchmark
 
-    for protocol in args.protocols.split(","):
+    for protocol in filter(None, args.protocols.split(",")):
         tic = time.perf_counter()
         result = benchmark(cube, args.features, args.classifiers, protocol=protocol, progress=True)
         print(f"\n{result.title()} ({time.perf_counter() - tic:.0f} s)")
@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5824, help="labelled images (the demo's)")
     ap.add_argument("--features", default="handcrafted,aurora_fm")
     ap.add_argument("--classifiers", default=None, help="default: the whole registry")
-    ap.add_argument("--protocols", default="oath,station")
+    ap.add_argument("--protocols", default="oath,station", help="\"\" for none")
     ap.add_argument("--frames", type=int, default=50_000, help="rows timed per classifier")
     ap.add_argument("--out", type=Path, default=None, help="default: the work folder")
     args = ap.parse_args()

@@ -323,3 +323,17 @@ def test_a_text_model_of_megabytes_round_trips_through_a_cube(tmp_path: Path) ->
     cube.write_dataset(xr.Dataset({"booster": spec.variable(np.array(text, dtype=object))}), "m")
     back = cube.dataset("m", live=True)["booster"].values.item()
     assert back == text
+
+
+def test_the_nearest_neighbours_are_those_of_a_full_stable_sort() -> None:
+    """k-NN partitions its distances and sorts only the nearest: on matrices full of ties
+    (and without), the neighbours and their order are a full stable sort's."""
+    from oathcube.model_arrays import _nearest
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, m = int(rng.integers(1, 30)), int(rng.integers(1, 50))
+        k = int(rng.integers(1, 20))
+        d2 = rng.random((n, m)) if trial % 3 == 0 else rng.integers(0, 5, (n, m)).astype(float)
+        want = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(_nearest(d2, k), want), (trial, n, m, k)
