@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5824, help="labelled images (the demo's)")
     ap.add_argument("--features", default="handcrafted,aurora_fm")
     ap.add_argument("--classifiers", default=None, help="default: the whole registry")
-    ap.add_argument("--protocols", default="oath,station", help="\"\" for none")
+    ap.add_argument("--protocols", default="oath,station", help='"" for none')
     ap.add_argument("--frames", type=int, default=50_000, help="rows timed per classifier")
     ap.add_argument("--out", type=Path, default=None, help="default: the work folder")
     args = ap.parse_args()
