@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from ._version import __version__ as __version__
     from .benchmarks import Benchmark as Benchmark
     from .benchmarks import benchmark as benchmark
+    from .browser.widget import browse as browse
     from .classification import classify as classify
     from .cube.store import Cube as Cube
     from .cube.store import CubeLike as CubeLike
@@ -126,6 +127,8 @@ _LAZY: dict[str, str] = {
     # frames like a query frame
     "similar": "oathcube.similarity",
     "build_index": "oathcube.similarity_index",
+    # a page over nights, classes, frames and similar skies (a notebook widget)
+    "browse": "oathcube.browser.widget",
     # pictures and summaries
     "describe": "oathcube.views.info",
     "montage_images": "oathcube.views.info",
@@ -193,6 +196,7 @@ __all__ = [
     "open_station",
     "similar",
     "build_index",
+    "browse",
     "describe",
     "montage_images",
     # draw

@@ -1063,6 +1063,35 @@ def nights(
 
 @app.command()
 @_errors_to_exit
+def browse(
+    cube: Cube,
+    station: Annotated[str | None, typer.Option(help="Open on this station")] = None,
+    night: Annotated[
+        str | None, typer.Option(help="Open on this night (the local date it starts on)")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free one)")] = 8765,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (anything but the loopback is warned about)")
+    ] = "127.0.0.1",
+    model: ViewModel = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in the web browser")
+    ] = False,
+) -> None:
+    """A read-only page over the cube: nights, timeline, keogram, frames, similar skies."""
+    from .browser.answers import Browser
+    from .browser.app import check_host, serve
+
+    check_host(host)
+    browser = Browser(cube, model=model)
+    status, error = browser.opening({"station": station or "", "night": night or ""})
+    if status != 200:
+        raise OptionError(str(error), parameter="station/night")
+    serve(browser, host=host, port=port, open_browser=open_browser, station=station, night=night)
+
+
+@app.command()
+@_errors_to_exit
 def similar(
     cube: Cube,
     station: Annotated[str | None, typer.Option(help="The query frame's station")] = None,

@@ -249,3 +249,14 @@ def run_oathcube(args: list[str], kill_at: str | None = None, timeout: float = 1
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"oathcube {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def demo_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cube ``oathcube demo`` makes (its own code, a smaller archive: 240 images of
+    64 px), with its classified fsmi night of 360 frames; read it, never write to it."""
+    from oathcube.demo import run_demo
+
+    work = tmp_path_factory.mktemp("demo") / "demo"
+    run_demo(work, n=240, size=64, scheduler="synchronous")
+    return work / "oath.zarr"

@@ -52,6 +52,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # keograms, movies, maps, timelines, nightly statistics, figures, summaries; frames
     # like a query frame (read-only, as the views; its montage is a view)
     ("views", ("views", "similarity", "similarity_index")),
+    # a read-only page over a cube's nights, frames and similar skies (and its widget)
+    ("browser", ("browser",)),
     ("demo", ("demo",)),
     ("cli", ("cli",)),
 ]

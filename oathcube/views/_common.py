@@ -25,6 +25,7 @@ __all__ = [
     "Classes",
     "station_range",
     "classes_of",
+    "class_values",
     "cadence",
     "prepared_mask",
 ]
@@ -144,8 +145,29 @@ def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:
             path=cube.location,
             expected=f"one of {', '.join(have) or '(none: run oathcube classify)'}",
         )
-    pred_name, score_name, class_dim = prediction_names(model)
+    pred_name, score_name, _ = prediction_names(model)
     pred = ds[pred_name].values.astype(np.int64)
+    values, meanings = class_values(ds, model)
+    # Each frame's position in ``values`` (-1: a code the model does not have), found
+    # by a sorted search: a station-year holds millions of frames.
+    codes = np.asarray(values, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    at = np.minimum(np.searchsorted(codes[order], pred), len(codes) - 1)
+    column = np.where(codes[order][at] == pred, order[at], -1)
+    table = np.array([*meanings, "unclassified"], dtype=object)
+    names = table[np.where(column >= 0, column, len(meanings))]
+    scores = np.full(n, np.nan)
+    if score_name in ds:
+        raw = np.asarray(ds[score_name].values, dtype=np.float64)
+        if raw.ndim == 2:
+            ok = (column >= 0) & (column < raw.shape[1])
+            scores[ok] = raw[np.flatnonzero(ok), column[ok]]
+    return Classes(model, names, scores, tuple(meanings))
+
+
+def class_values(ds: xr.Dataset, model: str) -> tuple[list[int], list[str]]:
+    """The codes ``model``'s predictions hold in ``ds``, and the class each stands for."""
+    pred_name, _, class_dim = prediction_names(model)
     values = [int(v) for v in np.atleast_1d(ds[pred_name].attrs.get("flag_values", []))]
     meanings = str(ds[pred_name].attrs.get("flag_meanings", "")).split()
     if len(values) != len(meanings) or not values:
@@ -153,16 +175,7 @@ def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:
         meanings = [str(c) for c in ds[class_dim].values]
         target = CLASS6_NAMES if len(meanings) == len(CLASS6_NAMES) else CLASS2_NAMES
         values = [target.index(m) if m in target else i for i, m in enumerate(meanings)]
-    lookup = dict(zip(values, meanings, strict=True))
-    names = np.array([lookup.get(int(v), "unclassified") for v in pred], dtype=object)
-    scores = np.full(n, np.nan)
-    if score_name in ds:
-        raw = np.asarray(ds[score_name].values, dtype=np.float64)
-        column = {v: i for i, v in enumerate(values)}
-        for i, v in enumerate(pred):
-            if v in column and raw.ndim == 2 and column[v] < raw.shape[1]:
-                scores[i] = raw[i, column[v]]
-    return Classes(model, names, scores, tuple(meanings))
+    return values, meanings
 
 
 def cadence(times: np.ndarray) -> np.timedelta64:

@@ -53,6 +53,8 @@ __all__ = [
     "plot_nights",
     "write_nights",
     "coverage_notes",
+    "night_labels",
+    "station_longitude",
     "STATION_LONGITUDES",
     "NIGHT_SUFFIXES",
 ]
@@ -62,7 +64,14 @@ log = logging.getLogger(__name__)
 NIGHT_SUFFIXES = (".csv", ".nc", ".png")
 
 
-def _longitude(cube: Cube, station: str) -> float:
+def station_longitude(cube: Cube, station: str) -> float:
+    """The station's longitude (degrees east, -180..180): its skymap's, else its site's.
+
+    Raises
+    ------
+    OptionError
+        Neither a skymap nor a THEMIS site code gives it.
+    """
     have = station_skymaps(cube, station)
     if have:
         attrs = cube.group(have[-1]["group"]).attrs
@@ -74,6 +83,30 @@ def _longitude(cube: Cube, station: str) -> float:
         parameter="station",
         expected="a station with a skymap (oathcube ingest SKYMAP.sav) or a THEMIS site code",
     )
+
+
+def night_labels(times: np.ndarray, longitude: float) -> np.ndarray:
+    """The night of each UTC time: the local date on which its night starts.
+
+    That is the date of (local solar time - 12 h), local solar time being UTC +
+    ``longitude`` / 15 h, so a whole night, evening to morning, has one label.
+
+    Parameters
+    ----------
+    times
+        ``datetime64`` UTC times.
+    longitude
+        Degrees east.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``datetime64[D]``, one per time.
+    """
+    local = np.asarray(times, dtype="datetime64[ns]") + np.timedelta64(
+        int(round(longitude / 15.0 * 3600e9)), "ns"
+    )
+    return (local - np.timedelta64(12, "h")).astype("datetime64[D]")
 
 
 def night_statistics(
@@ -140,9 +173,7 @@ def night_statistics(
         if classes.model is not None:
             used.add(classes.model)
         times = ds["time"].values
-        lon = _longitude(opened, code)
-        local = times + np.timedelta64(int(round(lon / 15.0 * 3600e9)), "ns")
-        night = (local - np.timedelta64(12, "h")).astype("datetime64[D]")
+        night = night_labels(times, station_longitude(opened, code))
         six = len(classes.all_names) > 2
         frames.append(
             pd.DataFrame(
