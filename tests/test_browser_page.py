@@ -276,3 +276,77 @@ def test_a_session_of_clicks_leaves_the_cube_unchanged(
     page.click("[data-testid=similar-button]")
     page.wait_for_selector("[data-testid=hit]")
     assert _digest(cube) == before
+
+
+#: A page that renders browse.js's anywidget entry point with a stand-in for the
+#: notebook's widget model, whose messages go to the kernel side's own code
+#: (``oathcube.browser.widget.reply``, exposed to the page as ``window.kernel``).
+HARNESS = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="static/browse.css"></head><body><div id="app"></div>
+<script type="module">
+import widget from "./static/browse.js";
+const state = { station: "fsmi", night: "", time: "", error: "" };
+const listeners = [];
+window.saved = null;
+const model = {
+  get: (k) => state[k],
+  set: (k, v) => { state[k] = v; },
+  save_changes: () => { window.saved = { ...state }; },
+  on: (event, callback) => { if (event === "msg:custom") listeners.push(callback); },
+  send: async (content) => {
+    const { message, buffers } = await window.kernel(content);
+    const bytes = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+    const views = buffers.map((b) => new DataView(bytes(b).buffer));
+    for (const callback of listeners) callback(message, views);
+  },
+};
+widget.render({ model, el: document.getElementById("app") });
+</script></body></html>"""
+
+
+def test_the_notebook_widget_shows_the_same_page_over_its_messages(
+    served: tuple[str, Path, dict[str, str]], page: Any
+) -> None:
+    """browse.js as an anywidget: every view comes through the widget's messages,
+    answered by the kernel side's ``reply``; pictures arrive as buffers (blob: URLs),
+    the clicked frame is the cube's, downloads work without links, and the widget's
+    ``time`` follows the page."""
+    import base64
+
+    from oathcube.browser.answers import Browser
+    from oathcube.browser.widget import reply
+
+    url, cube, _ = served
+    times, names, scores = _station(cube)
+    kernel = Browser(cube)
+    views: list[str] = []
+
+    def answer(content: dict[str, Any]) -> dict[str, Any]:
+        views.append(content["view"])
+        message, buffers = reply(kernel, content)
+        return {"message": message, "buffers": [base64.b64encode(b).decode() for b in buffers]}
+
+    page.expose_function("kernel", answer)
+    page.route(url + "harness", lambda route: route.fulfill(body=HARNESS, content_type="text/html"))
+    page.goto(url + "harness")
+    _wait_frame(page, _utc(times[0]))
+    box = page.locator("[data-testid=keogram]").bounding_box()
+    page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 5)
+    span = (times[-1] + np.median(np.diff(times)) - times[0]).astype(np.int64)
+    row = int(np.argmin(np.abs(times - (times[0] + np.timedelta64(int(0.75 * span), "ns")))))
+    _wait_frame(page, _utc(times[row]))
+    assert _shown(page) == (_utc(times[row]), names[row], f"{scores[row]:.3f}")
+    assert page.get_attribute("[data-testid=frame-image]", "src").startswith("blob:")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.evaluate("window.saved.time") == _utc(times[row])
+    assert {"stations", "nights", "night", "frame", "frame.png"} <= set(views)
+    with page.expect_download() as download:
+        page.click("[data-testid=frame-png]")
+    assert download.value.suggested_filename.endswith(".png")
+    page.click("[data-testid=similar-button]")
+    page.wait_for_selector("[data-testid=hit]")
+    assert page.locator("[data-testid=hit]").count() == 12
+    assert page.inner_text("[data-testid=error]") == ""
+    assert page.errors == []

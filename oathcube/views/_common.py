@@ -24,6 +24,7 @@ __all__ = [
     "HIDDEN_SKY",
     "Classes",
     "station_range",
+    "station_rows",
     "classes_of",
     "class_values",
     "cadence",
@@ -85,10 +86,11 @@ def require_one_band(ds: xr.Dataset, cube: Cube, station: str, view: str) -> Non
         )
 
 
-def station_range(
+def station_rows(
     cube: Cube, station: str, start: Any = None, end: Any = None
-) -> tuple[xr.Dataset, np.datetime64 | None, np.datetime64 | None]:
-    """A station group's frames from ``start`` to ``end`` (inclusive), lazily loaded.
+) -> tuple[xr.Dataset, int, int]:
+    """A station group's whole frames (lazily loaded) and the rows from ``start`` to
+    ``end`` (inclusive): ``ds.isel(time=slice(lo, hi))`` is the range.
 
     Raises
     ------
@@ -115,7 +117,23 @@ def station_range(
             path=cube.where(station_group(station)),
             expected=f"a range within {times[0]} .. {times[-1]}",
         )
-    return ds.isel(time=slice(lo, hi)), t0, t1
+    return ds, lo, hi
+
+
+def station_range(
+    cube: Cube, station: str, start: Any = None, end: Any = None
+) -> tuple[xr.Dataset, np.datetime64 | None, np.datetime64 | None]:
+    """A station group's frames from ``start`` to ``end`` (inclusive), lazily loaded.
+
+    Raises
+    ------
+    OptionError
+        A bad time, or ``end`` before ``start``.
+    CubeError
+        No such station, no frames, or no frames in the range.
+    """
+    ds, lo, hi = station_rows(cube, station, start, end)
+    return ds.isel(time=slice(lo, hi)), parse_time(start, "start"), parse_time(end, "end")
 
 
 def classes_of(ds: xr.Dataset, cube: Cube, model: str | None = None) -> Classes:

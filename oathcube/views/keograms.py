@@ -32,7 +32,7 @@ from ._common import (
     classes_of,
     prepared_mask,
     require_one_band,
-    station_range,
+    station_rows,
 )
 from .figures import new_figure, save_figure
 from .skymaps import skymap_for
@@ -155,7 +155,8 @@ def keogram(
     """
     check_elevation(min_elevation)
     opened = Cube.open(cube, storage_options=storage_options)
-    ds, t0, _ = station_range(opened, station, start, end)
+    whole, lo, hi = station_rows(opened, station, start, end)
+    ds = whole.isel(time=slice(lo, hi))
     require_one_band(ds, opened, station, "keogram")
     times = ds["time"].values
     classes = classes_of(ds, opened, model)
@@ -222,9 +223,15 @@ def keogram(
         coords = {"y": ("y", rows.astype(np.int16)), "x": ("y", cols.astype(np.int16))}
         attrs.update(skymap="", note="no skymap: the centre column, row 0 = north edge")
         log.info("%s: no skymap, the keogram is the frames' centre column", station)
-    # One read of the frames; the meridian pixels are picked in memory.
-    pixels = ds["pixels"].values
-    values = pixels[:, rows, cols]
+    # The frames are read a stored chunk at a time and only the meridian kept, so a
+    # night of full frames never sits in memory at once (a browsed night, a long range).
+    pixels = whole["pixels"]
+    step = int((pixels.encoding.get("chunks") or (hi - lo,))[0]) or hi - lo
+    values = np.empty((hi - lo, len(rows)), dtype=pixels.dtype)
+    # Blocks on the stored chunks' boundaries: each chunk is read once.
+    edges = [lo, *range((lo // step + 1) * step, hi, step), hi]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        values[a - lo : b - lo] = pixels.isel(time=slice(a, b)).values[:, rows, cols]
     return xr.DataArray(
         values,
         dims=("time", dim),
