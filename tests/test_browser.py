@@ -35,7 +35,7 @@ from starlette.testclient import TestClient
 import oathcube
 from oathcube import classify, compute_features, ingest, train
 from oathcube.archive.skymap import ideal_skymap
-from oathcube.browser.answers import MAX_VALUE, ROUTES, Answer, Browser
+from oathcube.browser.answers import AUTO_BINS, FREQS, MAX_VALUE, ROUTES, Answer, Browser
 from oathcube.browser.app import make_app, serve
 from oathcube.browser.widget import reply
 from oathcube.cli import app
@@ -198,8 +198,13 @@ def test_night_equals_the_cube(
     cube, browser = (demo_cube, demo) if which == "demo" else (two, both)
     times, labels, classes = _station_truth(cube, code)
     mine = labels == np.datetime64(night)
-    for freq in ("10min", "1min"):
+    for freq in ("10min", "1min", "auto"):
         d = _ok(browser, "night", station=code, night=night, freq=freq)
+        if freq == "auto":  # the narrowest width of at most AUTO_BINS bins
+            span = (times[mine][-1] - times[mine][0]) / np.timedelta64(1, "s")
+            fits = [f for f in FREQS[1:] if span / pd.Timedelta(f).total_seconds() <= AUTO_BINS]
+            assert d["freq"] == fits[0]
+            freq = d["freq"]
         assert d["times"] == [_ms(t) for t in times[mine]]
         assert d["model"] == MODEL and d["freq"] == freq and d["cadence_ms"] == 3000
         assert d["classes"] == list(classes.all_names)
@@ -391,7 +396,7 @@ BAD: list[tuple[str, dict[str, str], int, tuple[str, ...]]] = [
     ("similar", {"station": "fsmi", "time": T, "k": "1000"}, 400, ("k 1000", "1..60")),
     ("similar", {"station": "fsmi", "time": T, "k": "2.5"}, 400, ("k '2.5'",)),
     ("night", {"station": "fsmi", "night": NIGHT, "freq": "7min"}, 400,
-     ("freq '7min'", "10min, 1min")),
+     ("freq '7min'", "auto, 1min")),
     ("timeline.csv", {"station": "fsmi", "night": NIGHT, "freq": "1D"}, 400, ("freq '1D'",)),
     ("frame.png", {"station": "fsmi", "time": T, "size": "8"}, 400, ("size 8", "16..1024")),
     ("frame.png", {"station": "fsmi", "time": T, "size": "2000"}, 400, ("size 2000",)),

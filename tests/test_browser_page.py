@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,29 +60,13 @@ def _digest(root: Path) -> dict[str, str]:
 def served(demo_cube: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     """The app on a free loopback port, in a thread of this process; the cube's files'
     digests taken before the first request."""
-    import uvicorn
-
     from oathcube.browser.answers import Browser
-    from oathcube.browser.app import make_app
+    from oathcube.browser.app import running
 
     _require_browser()
     before = _digest(demo_cube)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(make_app(Browser(demo_cube)), log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", demo_cube, before
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with running(Browser(demo_cube)) as url:
+        yield url, demo_cube, before
 
 
 @pytest.fixture(scope="module")

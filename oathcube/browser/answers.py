@@ -39,17 +39,19 @@ from ..errors import CubeError, FeatureError, ModelError, OathcubeError, OptionE
 from ..times import parse_time
 from ..views._common import cadence, class_values, classes_of
 from ..views.figures import class_color
-from ..views.keograms import keogram
+from ..views.keograms import keogram_rows
 from ..views.movies import movie
 from ..views.nights import night_labels, night_statistics, station_longitude
-from ..views.timelines import timeline
+from ..views.timelines import class_bins
 
 __all__ = ["Answer", "Browser", "BrowseError", "ROUTES", "OPENING", "FREQS", "MAX_MOVIE_FRAMES"]
 
 log = logging.getLogger(__name__)
 
-#: The timeline bin widths a request may ask for (the first is the default).
-FREQS: tuple[str, ...] = ("10min", "1min", "2min", "5min", "15min", "30min", "1h")
+#: The timeline bin widths a request may ask for; ``auto`` (the default) is the
+#: narrowest that gives a night at most :data:`AUTO_BINS` bins.
+FREQS: tuple[str, ...] = ("auto", "1min", "2min", "5min", "10min", "15min", "30min", "1h")
+AUTO_BINS = 96
 
 #: Frames a movie download may hold: a movie of a chosen range, not of a station-year.
 MAX_MOVIE_FRAMES = 3_000
@@ -65,6 +67,9 @@ MAX_VALUE = 64
 
 #: What a page or a widget may be asked to open on.
 OPENING: tuple[str, ...] = ("station", "night", "time")
+
+#: Stored pixel chunks kept decoded for frames and thumbnails (about 32 MB each).
+CACHED_CHUNKS = 2
 
 #: Frames before and after the shown one, as thumbnails.
 NEIGHBOURS = 3
@@ -158,10 +163,14 @@ class _Station:
     model: str | None
     nights: np.ndarray  # datetime64[D], one per night, ascending
     bounds: np.ndarray  # rows: night i holds rows bounds[i] .. bounds[i + 1]
-    codes: np.ndarray | None  # predicted class code of every frame (-1: unclassified)
     class_codes: tuple[int, ...]
     class_names: tuple[str, ...]
+    step: np.timedelta64  # the station's cadence (median frame spacing)
+    bins: tuple[list[str], list[int]] | None  # timeline classes and their codes
     stats: pd.DataFrame | None = field(default=None)
+    # The predicted class code of every frame (-1: unclassified), read when first needed
+    # (a class filter, a timeline): listing stations reads no predictions.
+    all_codes: np.ndarray | None = field(default=None)
 
 
 class Browser:
@@ -210,6 +219,8 @@ class Browser:
             )
         self._stations: dict[str, _Station] = {}
         self._lock = threading.Lock()
+        self._chunks: dict[tuple[str, int], np.ndarray] = {}
+        self._chunk_lock = threading.Lock()
 
     # -- the one entry point of the page and the widget -----------------------------
 
@@ -348,9 +359,8 @@ class Browser:
         count = None
         if klass is not None:
             code = self._class_code(st, klass)
-            assert st.codes is not None
             # Frames of the class per night, from the predictions alone.
-            hits = np.add.reduceat((st.codes == code).astype(np.int64), st.bounds[:-1])
+            hits = np.add.reduceat((self._codes(st) == code).astype(np.int64), st.bounds[:-1])
             count = hits
             keep &= hits > 0
         stats = self._stats(st)
@@ -392,38 +402,47 @@ class Browser:
             "model": st.model,
             "first": _utc(times[0]),
             "last": _utc(times[-1]),
-            "cadence_ms": int(cadence(st.times) / np.timedelta64(1, "ms")),
+            "cadence_ms": int(st.step / np.timedelta64(1, "ms")),
             "times": _ms(times),
             "classes": list(st.class_names),
             "colors": [class_color(c, i) for i, c in enumerate(st.class_names)],
             "class": [_class_index(st, n) for n in names],
             "score": [round(float(s), 4) for s in scores],
-            "freq": freq,
-            "timeline": self._timeline(st, times, freq),
+            "freq": _resolved(freq, times),
+            "timeline": self._timeline(st, lo, hi, freq),
         }
-        out.update(self._keogram(st, times))
+        out.update(self._keogram(st, lo, hi))
         return out
 
-    def _timeline(self, st: _Station, times: np.ndarray, freq: str) -> dict[str, Any] | None:
-        if st.model is None:
+    def _timeline(self, st: _Station, lo: int, hi: int, freq: str) -> dict[str, Any] | None:
+        t = self._bins(st, lo, hi, freq)
+        if t is None:
             return None
-        try:
-            t = timeline(
-                self.cube, st.code, freq=freq, model=st.model, start=times[0], end=times[-1]
-            )
-        except CubeError:
-            return None  # no classified frame that night: no bars, said in the page
         return {
             "start": _ms(t["time"].values),
-            "step_ms": int(pd.Timedelta(freq).total_seconds() * 1000),
+            "step_ms": int(pd.Timedelta(t.attrs["freq"]).total_seconds() * 1000),
             "classes": [str(c) for c in t["class"].values],
             "fraction": np.nan_to_num(t["fraction"].values.T, nan=0.0).round(4).tolist(),
             "n_frames": t["n_frames"].values.tolist(),
         }
 
-    def _keogram(self, st: _Station, times: np.ndarray) -> dict[str, Any]:
+    def _bins(self, st: _Station, lo: int, hi: int, freq: str) -> xr.Dataset | None:
+        """timeline()'s bins over rows ``lo .. hi``, from the predictions read at open
+        (None: no classified frame there)."""
+        if st.model is None or st.bins is None:
+            return None
+        freq = _resolved(freq, st.times[lo:hi])
+        codes = self._codes(st)[lo:hi]
+        pred = xr.DataArray(codes, dims="time", coords={"time": st.times[lo:hi]})
+        pred = pred[pred >= 0]
+        if pred.size == 0:
+            return None
+        attrs = {"station": st.code, "model": st.model, "freq": freq, "cube": self.cube.location}
+        return class_bins(pred, *st.bins, freq, attrs)
+
+    def _keogram(self, st: _Station, lo: int, hi: int) -> dict[str, Any]:
         try:
-            keo = keogram(self.cube, st.code, start=times[0], end=times[-1], model=st.model)
+            keo = keogram_rows(self.cube, st.code, st.ds, lo, hi, model=st.model)
         except (CubeError, OptionError) as err:
             return {"keogram": None, "keogram_note": str(err)}
         image = np.ascontiguousarray(keo.values.T)  # rows: latitude (or image row), north first
@@ -477,7 +496,7 @@ class Browser:
 
         st = self._station(station)
         i = self._row(st, time)
-        pixels = np.asarray(st.ds["pixels"].isel(time=i).values)
+        pixels = self._frame_pixels(st, i)
         if "band" in st.ds["pixels"].dims:
             pixels = np.moveaxis(pixels, st.ds["pixels"].dims.index("band") - 1, -1)
         image = Image.fromarray(_as_uint8(pixels))
@@ -488,6 +507,25 @@ class Browser:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         return buf.getvalue()
+
+    def _frame_pixels(self, st: _Station, row: int) -> np.ndarray:
+        """One frame's pixels, through a cache of the last :data:`CACHED_CHUNKS` stored
+        chunks: a click shows a frame and its neighbours, which mostly share a chunk
+        that would otherwise be read and decoded once per picture."""
+        pixels = st.ds["pixels"]
+        size = int((pixels.encoding.get("chunks") or (1,))[0]) or 1
+        key = (st.code, row // size)
+        with self._chunk_lock:
+            block = self._chunks.get(key)
+            if block is None:
+                a = key[1] * size
+                block = np.asarray(pixels.isel(time=slice(a, a + size)).values)
+                self._chunks[key] = block
+                while len(self._chunks) > CACHED_CHUNKS:
+                    self._chunks.pop(next(iter(self._chunks)))
+            else:
+                self._chunks[key] = self._chunks.pop(key)  # most recently used last
+        return block[row - key[1] * size]
 
     def _frame_png(self, a: dict[str, str]) -> Answer:
         size = _int(a, "size", 0, 16, MAX_SIZE) if "size" in a else None
@@ -519,7 +557,7 @@ class Browser:
             k=k,
             klass=klass,
             model=st.model if klass is not None else None,
-            scheduler="synchronous",
+            scheduler="threads",
         )
         hits = []
         for row in table.to_dict("records"):
@@ -555,13 +593,15 @@ class Browser:
         lo, hi = self._night_rows(st, night)
         if st.model is None:
             raise BrowseError(404, f"station {station} has no predictions: no timeline")
-        t = timeline(
-            self.cube, station, freq=freq, model=st.model, start=st.times[lo], end=st.times[hi - 1]
-        )
+        t = self._bins(st, lo, hi, freq)
+        if t is None:
+            raise BrowseError(404, f"no classified frames of {station} on the night of {night}")
         return t[["count", "fraction"]].to_dataframe().to_csv().encode()
 
     def _timeline_csv(self, a: dict[str, str]) -> Answer:
-        freq = _freq(a.get("freq"))
+        st = self._station(a["station"])
+        lo, hi = self._night_rows(st, a["night"])
+        freq = _resolved(_freq(a.get("freq")), st.times[lo:hi])
         body = self.timeline_csv(a["station"], a["night"], freq)
         return Answer(200, "text/csv", body, f"timeline_{a['station']}_{a['night']}_{freq}.csv")
 
@@ -626,13 +666,16 @@ class Browser:
             model = models[0]
         if model is not None and model not in models:
             model = None  # this station is not classified by the model asked for
-        codes: np.ndarray | None = None
         class_codes: tuple[int, ...] = ()
         class_names: tuple[str, ...] = ()
+        bins: tuple[list[str], list[int]] | None = None
         if model is not None:
-            codes = np.asarray(ds[prediction_names(model)[0]].values, dtype=np.int64)
+            pred_name, _, class_dim = prediction_names(model)
             values, meanings = class_values(ds, model)
             class_codes, class_names = tuple(values), tuple(meanings)
+            # What timeline() bins by, read once: the stored model's class codes.
+            index = self.cube.model(model)["class_index"].values
+            bins = ([str(c) for c in ds[class_dim].values], [int(c) for c in index])
         labels = night_labels(times, station_longitude(self.cube, code))
         starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
         st = _Station(
@@ -642,13 +685,22 @@ class Browser:
             model=model,
             nights=labels[starts],
             bounds=np.r_[starts, times.size],
-            codes=codes,
             class_codes=class_codes,
             class_names=class_names,
+            step=cadence(times),
+            bins=bins,
         )
         with self._lock:
             self._stations[code] = st
         return st
+
+    def _codes(self, st: _Station) -> np.ndarray:
+        """Every frame's predicted class code, read once per station."""
+        assert st.model is not None
+        if st.all_codes is None:
+            pred = st.ds[prediction_names(st.model)[0]].values
+            st.all_codes = np.asarray(pred, dtype=np.int64)
+        return st.all_codes
 
     def _stats(self, st: _Station) -> pd.DataFrame | None:
         if st.model is None:
@@ -676,7 +728,7 @@ class Browser:
         i = int(np.searchsorted(st.times, t))
         near = [j for j in (i - 1, i) if 0 <= j < st.times.size]
         j = min(near, key=lambda r: abs(st.times[r] - t))
-        step = cadence(st.times)
+        step = st.step
         if abs(st.times[j] - t) > step:
             raise BrowseError(404, f"no frame of {st.code} within {_seconds(step)} of {_utc(t)}")
         return j
@@ -780,6 +832,18 @@ def _freq(value: str | None) -> str:
     if value not in FREQS:
         raise BrowseError(400, f"freq {value!r}: one of {', '.join(FREQS)}")
     return value
+
+
+def _resolved(freq: str, times: np.ndarray) -> str:
+    """``auto``: the narrowest bin width of :data:`FREQS` that gives at most
+    :data:`AUTO_BINS` bins over ``times``; any other width as it is."""
+    if freq != "auto":
+        return freq
+    span = (times[-1] - times[0]) / np.timedelta64(1, "s")
+    for width in FREQS[1:]:
+        if span / pd.Timedelta(width).total_seconds() <= AUTO_BINS:
+            return width
+    return FREQS[-1]
 
 
 def _date(value: str | None, name: str) -> np.datetime64 | None:

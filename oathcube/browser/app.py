@@ -17,15 +17,17 @@ not Panel or Streamlit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 from ..errors import OptionError
 from .answers import Answer, Browser
 
-__all__ = ["make_app", "serve", "page_html", "STATIC", "check_host"]
+__all__ = ["make_app", "serve", "running", "page_html", "STATIC", "check_host"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,37 @@ def check_host(host: str) -> str:
             host,
         )
     return host
+
+
+@contextlib.contextmanager
+def running(browser: Browser, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """The app served in a thread of this process while the block runs; yields its URL.
+
+    For scripts and tests that drive the page (a screenshot, a browser test); the
+    command line uses :func:`serve`.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind((check_host(host), port))
+    server = uvicorn.Server(uvicorn.Config(make_app(browser), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the browse app did not start")
+            time.sleep(0.02)
+        yield f"http://{host}:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def serve(

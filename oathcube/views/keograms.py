@@ -37,7 +37,14 @@ from ._common import (
 from .figures import new_figure, save_figure
 from .skymaps import skymap_for
 
-__all__ = ["keogram", "meridian_pixels", "plot_keogram", "write_keogram", "KEOGRAM_SUFFIXES"]
+__all__ = [
+    "keogram_rows",
+    "keogram",
+    "meridian_pixels",
+    "plot_keogram",
+    "write_keogram",
+    "KEOGRAM_SUFFIXES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,35 @@ def keogram(
     check_elevation(min_elevation)
     opened = Cube.open(cube, storage_options=storage_options)
     whole, lo, hi = station_rows(opened, station, start, end)
+    return keogram_rows(
+        opened,
+        station,
+        whole,
+        lo,
+        hi,
+        min_elevation=min_elevation,
+        altitude=altitude,
+        skymap=skymap,
+        model=model,
+    )
+
+
+def keogram_rows(
+    opened: Cube,
+    station: str,
+    whole: xr.Dataset,
+    lo: int,
+    hi: int,
+    *,
+    min_elevation: float = 10.0,
+    altitude: float = 110.0,
+    skymap: str | None = None,
+    model: str | None = None,
+) -> xr.DataArray:
+    """:func:`keogram` of rows ``lo .. hi`` of a station group already open (``whole``,
+    as :func:`~oathcube.views._common.station_rows` gives it): what a caller that keeps
+    the group open (``oathcube browse``) asks, without opening it again."""
+    check_elevation(min_elevation)
     ds = whole.isel(time=slice(lo, hi))
     require_one_band(ds, opened, station, "keogram")
     times = ds["time"].values

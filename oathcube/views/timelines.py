@@ -38,6 +38,7 @@ __all__ = [
     "sample_frames",
     "station_series",
     "plot_timeline",
+    "class_bins",
     "write_timeline",
     "TIMELINE_SUFFIXES",
 ]
@@ -137,6 +138,35 @@ def timeline(
         )
     classes = [str(c) for c in ds[class_dim].values]
     codes = [int(c) for c in cube.model(name)["class_index"].values]
+    return class_bins(
+        pred,
+        classes,
+        codes,
+        freq,
+        {"station": station, "model": name, "freq": freq, "cube": cube.location},
+    )
+
+
+def class_bins(
+    pred: xr.DataArray,
+    classes: list[str],
+    codes: list[int],
+    freq: str,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """What :func:`timeline` returns, from classified frames' codes already read.
+
+    Parameters
+    ----------
+    pred
+        ``(time,)`` predicted class codes, unclassified frames (-1) left out.
+    classes, codes
+        The model's class names and the code of each (its ``class_index``).
+    freq
+        Bin width, a pandas frequency.
+    attrs
+        The result's attributes.
+    """
     one_hot = xr.concat([(pred == c).astype(np.int32) for c in codes], dim="class")
     one_hot = one_hot.assign_coords({"class": classes}).transpose("time", "class")
     # Empty bins come back as NaN from resample: they hold zero frames.
@@ -148,7 +178,7 @@ def timeline(
             "fraction": (count / n_frames.where(n_frames > 0)).astype(np.float32),
             "n_frames": n_frames.astype(np.int32),
         },
-        attrs={"station": station, "model": name, "freq": freq, "cube": cube.location},
+        attrs=attrs,
     )
     out["count"].attrs = {"long_name": "frames classified as each class"}
     out["fraction"].attrs = {"long_name": "fraction of the bin's frames in each class"}

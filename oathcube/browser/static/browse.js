@@ -125,8 +125,9 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
   ui.slider = el("input", { type: "range", class: "oc-slider", min: 0, max: 0, value: 0, "data-testid": "slider" });
   ui.note = el("div", { class: "oc-note", "data-testid": "note" });
   ui.freq = el("select", { "data-testid": "freq", onchange: () => s.night && openNight(s.night, s.row) });
-  for (const f of ["10min", "1min", "2min", "5min", "15min", "30min", "1h"]) ui.freq.append(el("option", { value: f }, f));
+  for (const f of ["auto", "1min", "2min", "5min", "10min", "15min", "30min", "1h"]) ui.freq.append(el("option", { value: f }, f));
   ui.csv = el("a", { "data-testid": "timeline-csv", download: "" }, "timeline CSV");
+  ui.freqNote = el("span", { class: "oc-note", "data-testid": "freq-note" });
   ui.movieStart = el("input", { type: "text", "data-testid": "movie-start", title: "UTC start" });
   ui.movieEnd = el("input", { type: "text", "data-testid": "movie-end", title: "UTC end" });
   ui.movieFormat = el("select", { "data-testid": "movie-format" }, el("option", { value: "gif" }, "GIF"), el("option", { value: "mp4" }, "MP4"));
@@ -169,7 +170,7 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
       el("div", { class: "oc-night" },
         ui.title, ui.legend, ui.plot, ui.slider, ui.note,
         el("div", { class: "oc-downloads" },
-          el("label", {}, "bins", ui.freq), ui.csv),
+          el("label", {}, "bins", ui.freq), ui.freqNote, ui.csv),
         el("div", { class: "oc-downloads" },
           el("span", {}, "movie from"), ui.movieStart, el("span", {}, "to"), ui.movieEnd, ui.movieFormat, ui.movie)),
       ui.framePanel = el("div", { class: "oc-frame", "data-testid": "frame-panel" },
@@ -297,6 +298,7 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
     if (d.keogram_note) notes.push(`keogram: ${d.keogram_note}`);
     if (d.keogram_axis) notes.push(`keogram ${d.keogram_axis.axis} ${fmtAxis(d.keogram_axis.top)} (top) to ${fmtAxis(d.keogram_axis.bottom)} (bottom)`);
     ui.note.textContent = notes.join("; ");
+    ui.freqNote.textContent = d.timeline ? `(${d.freq} bins)` : "";
     link(ui.csv, "timeline.csv", { station: d.station, night, freq: d.freq }, `timeline_${d.station}_${night}.csv`);
     await draw();
     if (mine !== s.nav) return;
