@@ -965,3 +965,31 @@ def test_routes_are_the_ones_the_page_uses() -> None:
     assert set(ROUTES) == {
         "stations", "nights", "night", "frame", "frame.png", "similar", "timeline.csv", "movie"
     }  # fmt: skip
+
+
+def test_serving_leaves_the_process_logging_alone(demo: Browser) -> None:
+    """uvicorn's own logging set-up (dictConfig) closes every handler of the process (a
+    notebook's, a test runner's); the app is served without it, so none is closed."""
+    import logging
+
+    from oathcube.browser.app import running
+
+    class Kept(logging.Handler):
+        closed = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+        def close(self) -> None:
+            Kept.closed = True
+            super().close()
+
+    handler = Kept()
+    logging.getLogger("someone.else").addHandler(handler)
+    try:
+        with running(demo) as url:
+            with urllib.request.urlopen(url + "api/stations", timeout=30) as r:
+                assert r.status == 200
+        assert not Kept.closed
+    finally:
+        logging.getLogger("someone.else").removeHandler(handler)

@@ -274,6 +274,7 @@ const model = {
   set: (k, v) => { state[k] = v; },
   save_changes: () => { window.saved = { ...state }; },
   on: (event, callback) => { if (event === "msg:custom") listeners.push(callback); },
+  off: (event, callback) => { listeners.splice(listeners.indexOf(callback) >>> 0, 1); },
   send: async (content) => {
     const { message, buffers } = await window.kernel(content);
     const bytes = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
@@ -282,7 +283,9 @@ const model = {
   },
 };
 widget.render({ model, el: document.getElementById("app") });
-</script></body></html>"""
+window.second = () => widget.render({ model, el: document.getElementById("app2") });
+window.listeners = () => listeners.length;
+</script><div id="app2"></div></body></html>"""
 
 
 def test_the_notebook_widget_shows_the_same_page_over_its_messages(
@@ -329,5 +332,15 @@ def test_the_notebook_widget_shows_the_same_page_over_its_messages(
     page.click("[data-testid=similar-button]")
     page.wait_for_selector("[data-testid=hit]")
     assert page.locator("[data-testid=hit]").count() == 12
-    assert page.inner_text("[data-testid=error]") == ""
+    # A second view of the same widget (a notebook may show it twice): both get their
+    # own answers over the shared messages; closing one leaves the other's.
+    # (A function that page.evaluate's expression returns would be called: kept aside.)
+    page.evaluate("window.closeSecond = window.second(); 0")
+    page.wait_for_selector("#app2 [data-testid=frame-panel][data-shown]")
+    assert page.inner_text("#app2 [data-testid=frame-time]") == _utc(times[row])  # where #app is
+    assert page.inner_text("#app [data-testid=frame-time]") == _utc(times[row])
+    assert page.evaluate("window.listeners()") == 2
+    page.evaluate("window.closeSecond()")
+    assert page.evaluate("window.listeners()") == 1
+    assert page.inner_text("#app [data-testid=error]") == ""
     assert page.errors == []

@@ -134,6 +134,18 @@ def check_host(host: str) -> str:
     return host
 
 
+def _config(browser: Browser) -> Any:
+    """uvicorn's settings for the app: no access log, and logging left as it is.
+
+    uvicorn's own logging set-up (``dictConfig``) would close every handler the process
+    has (a notebook's, a test runner's); with ``log_config=None`` its messages go to the
+    ``uvicorn`` loggers, warnings and errors shown as Python shows any.
+    """
+    import uvicorn
+
+    return uvicorn.Config(make_app(browser), log_config=None, access_log=False)
+
+
 @contextlib.contextmanager
 def running(browser: Browser, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """The app served in a thread of this process while the block runs; yields its URL.
@@ -149,7 +161,7 @@ def running(browser: Browser, *, host: str = "127.0.0.1", port: int = 0) -> Iter
 
     sock = socket.socket()
     sock.bind((check_host(host), port))
-    server = uvicorn.Server(uvicorn.Config(make_app(browser), log_level="warning"))
+    server = uvicorn.Server(_config(browser))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -213,5 +225,4 @@ def serve(
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(make_app(browser), log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(_config(browser)).run(sockets=[sock])

@@ -38,21 +38,26 @@ export function httpTransport(base) {
 }
 
 export function widgetTransport(model) {
+  // Replies reach every view of the widget (a notebook may show it twice): each view
+  // numbers its requests under a tag of its own and takes only its replies.
+  const tag = Math.random().toString(36).slice(2);
   let next = 0;
   const waiting = new Map();
-  model.on("msg:custom", (msg, buffers) => {
+  const onReply = (msg, buffers) => {
     const w = waiting.get(msg.id);
     if (!w) return;
     waiting.delete(msg.id);
     if (msg.status !== 200) w.reject(new BrowseError(msg.status, msg.error));
     else w.resolve({ msg, buffers });
-  });
+  };
+  model.on("msg:custom", onReply);
   const call = (view, params) => new Promise((resolve, reject) => {
-    const id = ++next;
+    const id = `${tag}:${++next}`;
     waiting.set(id, { resolve, reject });
     model.send({ id, view, params });
   });
   return {
+    close() { model.off("msg:custom", onReply); },
     async json(view, params) { return (await call(view, params)).msg.json; },
     async url(view, params) {
       const { msg, buffers } = await call(view, params);
@@ -449,9 +454,11 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
     await showRow(nearest(s.data.times, Date.parse(h.time)), true);
   }
 
-  window.addEventListener("resize", () => s.data && draw());
+  const onResize = () => s.data && draw();
+  window.addEventListener("resize", onResize);
   start();
-  return { state: s, openStation, openNight, showRow, findSimilar };
+  const close = () => window.removeEventListener("resize", onResize);
+  return { state: s, openStation, openNight, showRow, findSimilar, close };
 }
 
 // anywidget's entry point: the same page, talking to the kernel.
@@ -462,6 +469,8 @@ export default {
       for (const [k, v] of Object.entries(st)) model.set(k, v);
       model.save_changes();
     };
-    mount(root, widgetTransport(model), initial, model.get("error") || null, onState);
+    const transport = widgetTransport(model);
+    const page = mount(root, transport, initial, model.get("error") || null, onState);
+    return () => { page.close(); transport.close(); }; // anywidget calls this when the view goes
   },
 };
