@@ -286,6 +286,14 @@ def by_array(keys: list[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def mean_gets(logged: list[Any], count: int) -> dict[str, float]:
+    """Store gets per array, averaged over ``count`` logged views (keys last in each)."""
+    total = Counter[str]()
+    for *_, keys in logged:
+        total.update(by_array(keys))
+    return {a: round(v / count, 1) for a, v in total.items()}
+
+
 def spanned(lo: int, hi: int, chunk: int) -> set[int]:
     return set(range(lo // chunk, (hi - 1) // chunk + 1))
 
@@ -541,12 +549,7 @@ def measure(args: argparse.Namespace) -> int:
         f"   nights that read no chunk outside their rows, of any time-indexed array: "
         f"{len(only)} of {count} {verdict(len(only) == count)}"
     )
-    mean = Counter[str]()
-    for *_, keys in night_log:
-        mean.update(by_array(keys))
-    print(
-        "   gets per night, mean, every array:", {a: round(v / count, 1) for a, v in mean.items()}
-    )
+    print("   gets per night, mean, every array:", mean_gets(night_log, count))
 
     clicks_checked = [
         (when, check(max(0, row - 3), min(times.size, row + 4), keys))
@@ -561,12 +564,7 @@ def measure(args: argparse.Namespace) -> int:
         f"   clicks that read no chunk outside their frames' rows: {len(ok)} of {count} "
         f"{verdict(len(ok) == count)}"
     )
-    mean = Counter[str]()
-    for *_, keys in click_log:
-        mean.update(by_array(keys))
-    print(
-        "   gets per click, mean, every array:", {a: round(v / count, 1) for a, v in mean.items()}
-    )
+    print("   gets per click, mean, every array:", mean_gets(click_log, count))
 
     if args.profile:
         seen = set(picks.tolist())

@@ -21,17 +21,7 @@ import tempfile
 from pathlib import Path
 
 from oathcube.browser.answers import Browser
-from oathcube.browser.app import running
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from oathcube.browser.app import CHROMIUM_ARGS, running
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     query = "&".join(f"{k}={v}" for k, v in (("station", a.station), ("night", a.night)) if v)
     with running(Browser(a.cube)) as url, sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=a.chromium, args=ARGS)
+        chromium = p.chromium.launch(executable_path=a.chromium, args=list(CHROMIUM_ARGS))
         page = chromium.new_page(viewport={"width": a.width, "height": 900})
         page.goto(url + ("?" + query if query else ""))
         page.wait_for_selector("[data-testid=frame-panel][data-shown]")

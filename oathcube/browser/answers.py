@@ -75,13 +75,16 @@ CACHED_CHUNKS = 2
 NEIGHBOURS = 3
 
 
-class BrowseError(Exception):
-    """A request that cannot be answered: its HTTP status and one line saying why."""
+class BrowseError(OptionError):
+    """A request that cannot be answered: its HTTP status and one line saying why.
+
+    An :class:`~oathcube.errors.OptionError` (a ``ValueError``), as every bad value is,
+    for Python callers of :class:`Browser`'s methods.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -796,26 +799,31 @@ def _checked_params(route: str, spec: Route, params: Mapping[str, str]) -> dict[
 
 
 def _int(a: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    if name not in a:
-        return default
-    try:
-        value = int(a[name])
-    except ValueError:
-        raise BrowseError(400, f"{name} {a[name]!r}: an integer {lo}..{hi}") from None
-    if not lo <= value <= hi:
-        raise BrowseError(400, f"{name} {value}: an integer {lo}..{hi}")
-    return value
+    return int(_number(a, name, default, lo, hi, int, "an integer"))
 
 
 def _float(a: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    return float(_number(a, name, default, lo, hi, float, "a number"))
+
+
+def _number(
+    a: Mapping[str, str],
+    name: str,
+    default: float,
+    lo: float,
+    hi: float,
+    kind: Callable[[str], float],
+    what: str,
+) -> float:
+    """Parameter ``name`` as ``kind`` within ``lo .. hi`` (``default`` when absent)."""
     if name not in a:
         return default
     try:
-        value = float(a[name])
+        value = kind(a[name])
     except ValueError:
-        raise BrowseError(400, f"{name} {a[name]!r}: a number {lo}..{hi}") from None
-    if not lo <= value <= hi:
-        raise BrowseError(400, f"{name} {value:g}: a number {lo}..{hi}")
+        raise BrowseError(400, f"{name} {a[name]!r}: {what} {lo}..{hi}") from None
+    if not (lo <= value <= hi and math.isfinite(value)):
+        raise BrowseError(400, f"{name} {value:g}: {what} {lo}..{hi}")
     return value
 
 

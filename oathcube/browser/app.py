@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import OptionError
 from .answers import Answer, Browser
 
-__all__ = ["make_app", "serve", "running", "page_html", "STATIC", "check_host"]
+__all__ = ["make_app", "serve", "running", "page_html", "STATIC", "CHROMIUM_ARGS", "check_host"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,19 @@ STATIC: dict[str, str] = {
     "browse.js": "text/javascript; charset=utf-8",
     "browse.css": "text/css; charset=utf-8",
 }
+
+#: How a headless chromium opens the page where the network is closed (the browser
+#: tests, scripts/browse_screenshot.py): without the background-networking flags it
+#: tries Google's hosts at start, many at a time.
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 #: The answers' media types that are text (sent with a charset).
 _TEXT = ("application/json", "text/csv")
