@@ -435,7 +435,7 @@ class Browser:
         if st.model is None or st.bins is None:
             return None
         freq = _resolved(freq, st.times[lo:hi])
-        codes = self._codes(st)[lo:hi]
+        codes = self._codes(st, lo, hi)
         pred = xr.DataArray(codes, dims="time", coords={"time": st.times[lo:hi]})
         pred = pred[pred >= 0]
         if pred.size == 0:
@@ -697,13 +697,17 @@ class Browser:
             self._stations[code] = st
         return st
 
-    def _codes(self, st: _Station) -> np.ndarray:
-        """Every frame's predicted class code, read once per station."""
+    def _codes(self, st: _Station, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """The predicted class codes of rows ``lo .. hi``: read alone (a night reads its
+        own rows), or sliced from every frame's once those were read (a class filter
+        reads them all, once per station)."""
         assert st.model is not None
-        if st.all_codes is None:
-            pred = st.ds[prediction_names(st.model)[0]].values
-            st.all_codes = np.asarray(pred, dtype=np.int64)
-        return st.all_codes
+        pred = st.ds[prediction_names(st.model)[0]]
+        if st.all_codes is None and (lo, hi) == (0, None):
+            st.all_codes = np.asarray(pred.values, dtype=np.int64)
+        if st.all_codes is not None:
+            return st.all_codes[lo:hi]
+        return np.asarray(pred.isel(time=slice(lo, hi)).values, dtype=np.int64)
 
     def _stats(self, st: _Station) -> pd.DataFrame | None:
         if st.model is None:

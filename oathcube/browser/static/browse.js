@@ -170,7 +170,7 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
       el("label", {}, "with class", ui.klass)),
     ui.error,
     el("div", { class: "oc-main" },
-      el("div", { class: "oc-nights", "data-testid": "nights" },
+      ui.nightsBox = el("div", { class: "oc-nights", "data-testid": "nights" },
         el("table", {}, el("thead", {}, ui.nightsHead), ui.nightsBody)),
       el("div", { class: "oc-night" },
         ui.title, ui.legend, ui.plot, ui.slider, ui.note,
@@ -182,7 +182,7 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
         ui.frameImg,
         el("div", { class: "oc-info" },
           el("div", {}, "UTC ", ui.frameTime), el("div", {}, "class ", ui.frameClass, " score ", ui.frameScore),
-          el("div", {}, ui.framePng)),
+          el("div", { class: "oc-note" }, "north up, east left, as the cube stores it; ", ui.framePng)),
         ui.neighbours,
         el("div", { class: "oc-downloads" }, ui.similarButton, el("label", {}, "k", ui.k), el("label", {}, "class", ui.simClass)),
         ui.similarNote, ui.hits))));
@@ -290,7 +290,11 @@ export function mount(root, transport, initial = {}, error = null, onState = nul
     busy(false);
     s.data = data;
     s.night = night;
-    for (const tr of ui.nightsBody.querySelectorAll("tr")) tr.classList.toggle("oc-current", tr.dataset.night === night);
+    for (const tr of ui.nightsBody.querySelectorAll("tr")) {
+      tr.classList.toggle("oc-current", tr.dataset.night === night);
+      // The picker scrolls (not the page) to the night shown, a year's list being long.
+      if (tr.dataset.night === night) ui.nightsBox.scrollTop = tr.offsetTop - ui.nightsBox.clientHeight / 2;
+    }
     const d = s.data;
     ui.title.textContent = `${d.station}, night of ${d.night} (${d.times.length.toLocaleString("en")} frames, ${d.first.slice(11, 16)}–${d.last.slice(11, 16)} UTC)${d.model ? ", model " + d.model : ", not classified"}`;
     ui.legend.innerHTML = "";
