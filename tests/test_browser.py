@@ -993,3 +993,25 @@ def test_serving_leaves_the_process_logging_alone(demo: Browser) -> None:
         assert not Kept.closed
     finally:
         logging.getLogger("someone.else").removeHandler(handler)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_server_quietly(demo_cube: Path) -> None:
+    """Ctrl-C (SIGINT) is how a server stops: exit 0 and "stopped", not the message of
+    an interrupted write ("Rerun the command to resume")."""
+    import signal
+
+    proc = _browse(str(demo_cube), "--port", "0")
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 90)
+        assert ready and "read-only" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "oathcube browse: stopped" in out
+    assert "Rerun" not in err and "Traceback" not in err

@@ -238,4 +238,8 @@ def serve(
         import webbrowser
 
         webbrowser.open(url)
-    uvicorn.Server(_config(browser)).run(sockets=[sock])
+    try:
+        uvicorn.Server(_config(browser)).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a server is stopped: it has nothing to resume or keep
+    print("oathcube browse: stopped", flush=True)

@@ -123,15 +123,8 @@ def station_rows(
 def station_range(
     cube: Cube, station: str, start: Any = None, end: Any = None
 ) -> tuple[xr.Dataset, np.datetime64 | None, np.datetime64 | None]:
-    """A station group's frames from ``start`` to ``end`` (inclusive), lazily loaded.
-
-    Raises
-    ------
-    OptionError
-        A bad time, or ``end`` before ``start``.
-    CubeError
-        No such station, no frames, or no frames in the range.
-    """
+    """A station group's frames from ``start`` to ``end`` (inclusive), lazily loaded,
+    and the two times parsed; it raises as :func:`station_rows` does."""
     ds, lo, hi = station_rows(cube, station, start, end)
     return ds.isel(time=slice(lo, hi)), parse_time(start, "start"), parse_time(end, "end")
 
