@@ -1083,11 +1083,16 @@ def browse(
     from .browser.app import check_host, serve
 
     check_host(host)
-    browser = Browser(cube, model=model)
-    status, error = browser.opening({"station": station or "", "night": night or ""})
-    if status != 200:
-        raise OptionError(str(error), parameter="station/night")
-    serve(browser, host=host, port=port, open_browser=open_browser, station=station, night=night)
+    try:
+        browser = Browser(cube, model=model)
+        status, error = browser.opening({"station": station or "", "night": night or ""})
+        if status != 200:
+            raise OptionError(str(error), parameter="station/night")
+        serve(
+            browser, host=host, port=port, open_browser=open_browser, station=station, night=night
+        )
+    except KeyboardInterrupt:  # stopped before serving: nothing was written, nothing to resume
+        typer.echo("oathcube browse: stopped")
 
 
 @app.command()

@@ -948,7 +948,10 @@ def test_serve_says_the_port_it_bound(
     serve(demo, port=0, station="fsmi", night=NIGHT, open_browser=True)
     url = f"http://127.0.0.1:{served.port}/?station=fsmi&night={NIGHT}"
     assert served.port > 0 and served.opened == [url]
-    assert capsys.readouterr().out == f"oathcube browse: {url}  (read-only; Ctrl-C stops)\n"
+    assert capsys.readouterr().out.splitlines() == [
+        f"oathcube browse: {url}  (read-only; Ctrl-C stops)",
+        "oathcube browse: stopped",
+    ]
 
 
 def test_serve_listens_before_it_says_its_address(

@@ -233,13 +233,17 @@ def serve(
     opening = {k: v for k, v in (("station", station), ("night", night)) if v}
     if opening:
         url += "?" + urlencode(opening)
-    print(f"oathcube browse: {url}  (read-only; Ctrl-C stops)", flush=True)
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
+    # Ctrl-C is how a server is stopped, at any moment from here on (before uvicorn
+    # takes the signal too): it has nothing to resume or keep.
     try:
+        print(f"oathcube browse: {url}  (read-only; Ctrl-C stops)", flush=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
         uvicorn.Server(_config(browser)).run(sockets=[sock])
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how a server is stopped: it has nothing to resume or keep
+        pass
+    finally:
+        sock.close()
     print("oathcube browse: stopped", flush=True)
