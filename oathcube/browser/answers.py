@@ -430,7 +430,7 @@ class Browser:
         }
 
     def _bins(self, st: _Station, lo: int, hi: int, freq: str) -> xr.Dataset | None:
-        """timeline()'s bins over rows ``lo .. hi``, from the predictions read at open
+        """timeline()'s bins over rows ``lo .. hi``, from those rows of the predictions
         (None: no classified frame there)."""
         if st.model is None or st.bins is None:
             return None
