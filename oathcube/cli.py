@@ -1079,20 +1079,17 @@ def browse(
     ] = False,
 ) -> None:
     """A read-only page over the cube: nights, timeline, keogram, frames, similar skies."""
-    from .browser.answers import Browser
-    from .browser.app import check_host, serve
+    from .browser.app import serve_cube
 
-    check_host(host)
-    try:
-        browser = Browser(cube, model=model)
-        status, error = browser.opening({"station": station or "", "night": night or ""})
-        if status != 200:
-            raise OptionError(str(error), parameter="station/night")
-        serve(
-            browser, host=host, port=port, open_browser=open_browser, station=station, night=night
-        )
-    except KeyboardInterrupt:  # stopped before serving: nothing was written, nothing to resume
-        typer.echo("oathcube browse: stopped")
+    serve_cube(
+        cube,
+        station=station,
+        night=night,
+        model=model,
+        host=host,
+        port=port,
+        open_browser=open_browser,
+    )
 
 
 @app.command()

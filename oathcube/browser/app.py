@@ -24,10 +24,20 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+from ..cube.store import CubeLike
 from ..errors import OptionError
 from .answers import Answer, Browser
 
-__all__ = ["make_app", "serve", "running", "page_html", "STATIC", "CHROMIUM_ARGS", "check_host"]
+__all__ = [
+    "make_app",
+    "serve",
+    "serve_cube",
+    "running",
+    "page_html",
+    "STATIC",
+    "CHROMIUM_ARGS",
+    "check_host",
+]
 
 log = logging.getLogger(__name__)
 
@@ -247,3 +257,38 @@ def serve(
     finally:
         sock.close()
     print("oathcube browse: stopped", flush=True)
+
+
+def serve_cube(
+    cube: CubeLike,
+    *,
+    station: str | None = None,
+    night: str | None = None,
+    model: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+) -> None:
+    """``oathcube browse``: check everything, then serve the page on ``cube`` until Ctrl-C.
+
+    The host, the cube, the model and what the page opens on (``station``, ``night``)
+    are checked before anything listens; Ctrl-C at any moment stops it quietly.
+
+    Raises
+    ------
+    OptionError
+        A bad host or port, a port in use, an unknown station or a night with no frames.
+    CubeError, ModelError
+        The cube is not there or not complete; ``model`` names no stored model.
+    """
+    check_host(host)
+    try:
+        browser = Browser(cube, model=model)
+        status, error = browser.opening({"station": station or "", "night": night or ""})
+        if status != 200:
+            raise OptionError(str(error), parameter="station/night")
+        serve(
+            browser, host=host, port=port, open_browser=open_browser, station=station, night=night
+        )
+    except KeyboardInterrupt:  # stopped before serving: nothing was written, nothing to resume
+        print("oathcube browse: stopped", flush=True)
